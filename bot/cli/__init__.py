@@ -1,0 +1,36 @@
+"""The `bot` command: run the bot, run the scheduler, manage campaigns."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from bot.settings import SettingsError
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr, never a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot.cli import campaign, run
+
+    parser = argparse.ArgumentParser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run.register(commands)
+    campaign.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (CommandError, SettingsError) as exc:
+        print(f"bot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,130 @@
+"""Drafts: a send's email as it will go out, for its person, from its rep.
+
+Task messages in Slack and emails over SMTP both come from `draft_for`, so the rep
+sees exactly what will be sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.utils import formataddr
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from bot.core import rules
+from bot.core.templates import MissingFields, TemplateProblem, render
+from bot.store.models import Campaign, Enrollment, Person, Rep, Send, SendStatus, Step
+
+
+@dataclass(frozen=True)
+class Draft:
+    send_id: int
+    to: str  # "Name <address>"
+    to_email: str
+    sender: str  # "Name <address>"; the address may be empty when Slack has none
+    sender_email: str | None
+    subject: str
+    body: str  # this step's body (the rep's version where edited), without any quote
+    full_body: str  # what goes out: the body plus, for a thread step, the quoted previous email
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # template fields with no value
+    notice: str | None = None  # something the rep should be told (e.g. the thread target was skipped)
+
+
+def person_name(person: Person) -> str:
+    return " ".join(part for part in (person.first_name, person.last_name) if part)
+
+
+def rep_name(rep: Rep | None) -> str:
+    if rep is None:
+        return ""
+    return rep.name or " ".join(part for part in (rep.first_name, rep.last_name) if part)
+
+
+def template_values(person: Person, rep: Rep | None) -> dict[str, str | None]:
+    """The flat values a template may read: person fields, custom fields, `sender.*`."""
+    values: dict[str, str | None] = dict(person.fields or {})
+    values.update(
+        first_name=person.first_name,
+        last_name=person.last_name,
+        email=person.email,
+        company=person.company,
+        title=person.title,
+    )
+    if rep is not None:
+        values.update(
+            {
+                "sender.first_name": rep.first_name,
+                "sender.last_name": rep.last_name,
+                "sender.name": rep_name(rep),
+                "sender.email": rep.email,
+            }
+        )
+    return values
+
+
+def _fill(template: str | None, values: dict[str, str | None], missing: list[str]) -> str:
+    if not template:
+        return ""
+    try:
+        return render(template, values)
+    except MissingFields as exc:
+        missing.extend(exc.names)
+        return template
+    except TemplateProblem as exc:  # imported templates are checked; this is defence in depth
+        missing.append(str(exc))
+        return template
+
+
+def draft_for(session: Session, send: Send) -> Draft:
+    """The email of `send` as it will go out now (edited version first, then the step's)."""
+    enrollment = session.get(Enrollment, send.enrollment_id)
+    assert enrollment is not None
+    step = session.get(Step, send.step_id)
+    person = session.get(Person, enrollment.person_id)
+    campaign = session.get(Campaign, enrollment.campaign_id)
+    assert step is not None and person is not None and campaign is not None
+    rep = session.get(Rep, send.rep_id)
+    values = template_values(person, rep)
+    missing: list[str] = []
+
+    subject = send.subject if send.subject is not None else _fill(step.subject, values, missing)
+    body = send.body if send.body is not None else _fill(step.body, values, missing)
+    full_body, in_reply_to, references, notice = body, None, [], None
+
+    previous = session.get(Send, send.thread_of_id) if send.thread_of_id else None
+    if previous is not None and previous.status == SendStatus.SENT and previous.message_id:
+        if send.subject is None:
+            subject = rules.reply_subject(previous.subject or "")
+        in_reply_to = previous.message_id
+        references = rules.reply_references((previous.references or "").split(), previous.message_id)
+        assert previous.sent_at is not None
+        quoted = rules.Quoted(
+            body=previous.body or "",
+            sent_at=previous.sent_at,
+            sender=formataddr((rep_name(rep), (rep.email if rep else "") or "")),
+            zone=ZoneInfo(enrollment.zone),
+        )
+        full_body = rules.reply_body(body, quoted)
+    elif previous is not None:
+        previous_step = session.get(Step, previous.step_id)
+        if send.subject is None and previous_step is not None:
+            subject = _fill(previous_step.subject, values, missing)
+        notice = f"step {previous.position} was {previous.status}, so step {send.position} goes out as a new email"
+
+    return Draft(
+        send_id=send.id,  # type: ignore[arg-type]
+        to=formataddr((person_name(person), person.email)),
+        to_email=person.email,
+        sender=formataddr((rep_name(rep), (rep.email if rep else "") or "")),
+        sender_email=rep.email if rep else None,
+        subject=subject,
+        body=body,
+        full_body=full_body,
+        in_reply_to=in_reply_to,
+        references=references,
+        missing=sorted(set(missing)),
+        notice=notice,
+    )
