@@ -15,11 +15,12 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import campaign, run
+    from bot.cli import campaign, serve, worker
 
     parser = argparse.ArgumentParser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run.register(commands)
+    serve.register(commands)
+    worker.register(commands)
     campaign.register(commands)
     return parser
 

@@ -1,0 +1,9 @@
+"""`bot serve`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Adds the subcommand(s)."""
