@@ -54,3 +54,8 @@ class Notifier(Protocol):
 
     def digest(self, rep_id: str) -> bool:
         """Post the rep's daily digest; False when there was nothing to list."""
+
+
+class Deliverer(Protocol):
+    def deliver(self, send_ids: Sequence[int]) -> None:
+        """Deliver these sends now, whatever their due time; safe to call twice."""
