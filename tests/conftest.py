@@ -7,6 +7,7 @@ import os
 from typing import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -15,6 +16,12 @@ from bot.store.db import make_engine
 from tests.support.databases import POSTGRES_URL, PostgresSchema, SqliteTemplate
 
 postgres_ran = 0
+
+# CI explores the same examples every run (a failure there is reproducible); locally
+# each run explores new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from bot.settings import SettingsError
 
@@ -14,10 +14,17 @@ class CommandError(Exception):
     """A failure to report as one line on stderr, never a traceback."""
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr too (subcommands inherit the class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bot.cli import campaign, serve, worker
 
-    parser = argparse.ArgumentParser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
+    parser = Parser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
     worker.register(commands)
@@ -27,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic's per-run chatter would bury a command's one-line error on stderr.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -1,9 +1,196 @@
-"""`bot campaign import|export|list|preview`."""
+"""`bot campaign import|export|list|preview`: campaigns as YAML files, from a shell."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import functools
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from bot.cli import CommandError
+from bot.clock import SystemClock
+from bot.core.rules import Planned, RuleError
+from bot.services import campaigns
+from bot.services.campaign_file import CampaignSpec, dump_campaign, parse_campaign
+from bot.services.errors import ServiceError, UnknownCampaign
+from bot.settings import load_settings
+from bot.store.db import connect, session_scope
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Filled in by the campaign-file work."""
+    """Adds `bot campaign` and its four actions."""
+    parser = commands.add_parser("campaign", help="import, export, list and preview campaigns")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    command = actions.add_parser("import", help="create or update a campaign from a YAML file")
+    command.add_argument("file", metavar="FILE")
+    command.add_argument("--owner", required=True, metavar="SLACK_USER_ID", help="the rep who owns the campaign")
+    command.set_defaults(handler=import_command)
+
+    command = actions.add_parser("export", help="print a campaign as YAML")
+    command.add_argument("name", metavar="NAME")
+    command.set_defaults(handler=export_command)
+
+    command = actions.add_parser("list", help="list the campaigns")
+    command.set_defaults(handler=list_command)
+
+    command = actions.add_parser("preview", help="show when each step of a campaign would be due")
+    command.add_argument("campaign", metavar="FILE_OR_NAME", help="a campaign file, or the name of a stored campaign")
+    command.add_argument("--start", required=True, metavar="ISO8601", help="the launch moment, with its UTC offset")
+    command.add_argument("--send-at", metavar="ISO8601", help="the rep's chosen first send-at, with its UTC offset")
+    command.add_argument("--tz", metavar="ZONE", help="the person's own time zone (matters with send_in: recipient)")
+    command.add_argument("--format", choices=("json", "table"), default="json")
+    command.set_defaults(handler=preview_command)
+
+
+def one_line_errors(handler: Handler) -> Handler:
+    """Service and rule errors become a CommandError: one line on stderr, exit 1."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (ServiceError, RuleError) as exc:
+            raise CommandError(str(exc)) from None
+        except SQLAlchemyError as exc:
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise CommandError(f"database error: {cause}") from None
+
+    return run
+
+
+@contextmanager
+def database() -> Iterator[Session]:
+    """One session (one transaction) on the database the settings name."""
+    engine = connect(load_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def read_campaign_file(path: str) -> CampaignSpec:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot read it ({exc.strerror})") from None
+    return parse_campaign(text, source=path)
+
+
+@one_line_errors
+def import_command(args: argparse.Namespace) -> int:
+    spec = read_campaign_file(args.file)  # a bad file is refused before the database is opened
+    with database() as session:
+        result = campaigns.import_campaign(session, spec, args.owner, SystemClock().now())
+        print(result.message)
+    return 0
+
+
+@one_line_errors
+def export_command(args: argparse.Namespace) -> int:
+    with database() as session:
+        spec = campaigns.spec_of(session, campaigns.get_campaign(session, args.name))
+        sys.stdout.write(dump_campaign(spec))
+    return 0
+
+
+@one_line_errors
+def list_command(args: argparse.Namespace) -> int:
+    with database() as session:
+        rows = campaigns.list_campaigns(session)
+        if not rows:
+            print("no campaigns yet: add one with `bot campaign import FILE --owner SLACK_USER_ID`")
+            return 0
+        print(
+            table(
+                ("name", "owner", "version", "steps", "active"),
+                [(c.name, c.owner_id, str(c.version), str(c.steps), str(c.active)) for c in rows],
+            )
+        )
+    return 0
+
+
+@one_line_errors
+def preview_command(args: argparse.Namespace) -> int:
+    start = instant(args.start, "--start")
+    send_at = instant(args.send_at, "--send-at") if args.send_at is not None else None
+    spec = preview_spec(args.campaign)
+    planned = campaigns.preview(spec, start, send_at, args.tz)
+    zone = campaigns.preview_zone(spec, args.tz)
+    if args.format == "table":
+        print(
+            table(
+                ("step", "day", "send", "kind", "due", "thread of"),
+                [
+                    (
+                        str(p.position),
+                        str(p.step.day),
+                        p.step.send.value,
+                        p.step.kind.value,
+                        f"{p.due.astimezone(zone):%a %Y-%m-%d %H:%M %Z}",
+                        f"step {p.thread_of}" if p.thread_of else "",
+                    )
+                    for p in planned
+                ],
+            )
+        )
+    else:
+        print(json.dumps([preview_row(p, zone) for p in planned], indent=2))
+    return 0
+
+
+def preview_spec(file_or_name: str) -> CampaignSpec:
+    """A campaign file if there is one at that path, else the stored campaign of that name."""
+    if Path(file_or_name).is_file():
+        return read_campaign_file(file_or_name)
+    with database() as session:
+        try:
+            return campaigns.spec_of(session, campaigns.get_campaign(session, file_or_name))
+        except UnknownCampaign:
+            raise CommandError(f'"{file_or_name}" is neither a campaign file nor the name of a campaign') from None
+
+
+def preview_row(planned: Planned, zone: dt.tzinfo) -> dict[str, object]:
+    """One step of a preview as JSON: `due` carries the offset of the zone it is computed in."""
+    return {
+        "step": planned.position,
+        "day": planned.step.day,
+        "send": planned.step.send.value,
+        "kind": planned.step.kind.value,
+        "due": planned.due.astimezone(zone).isoformat(),
+        "thread_of": planned.thread_of,
+    }
+
+
+def instant(value: str, option: str) -> dt.datetime:
+    """An ISO 8601 date and time with a UTC offset (or Z); a naive one is refused."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(
+            f'{option} "{value}" is not an ISO 8601 date and time, like 2026-12-02T15:00:00+01:00'
+        ) from None
+    if parsed.utcoffset() is None:
+        raise CommandError(f'{option} "{value}" has no UTC offset: add one, like +01:00 or Z')
+    return parsed
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain columns, left-aligned, for a terminal."""
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (headers, *rows))
+    return "\n".join(lines)

@@ -7,6 +7,9 @@ been done so far; its outputs are due times. Everything else in the bot calls it
 Vocabulary: a *step* has a *day* (a position in the campaign, not a gap) and a *send
 option*. An *enrollment* is one person in one campaign; its *progress* is its day 1,
 how many days it has moved later (no catch-up, pauses) and the steps done so far.
+
+Where the spec is silent, the choice made here is listed in the README ("Rules where
+the spec is silent"); every rule, silent or not, has a test in tests/unit/core/.
 """
 
 from __future__ import annotations
@@ -184,6 +187,13 @@ def wall_time(day: dt.date, time: dt.time, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, time.replace(tzinfo=None), tzinfo=zone).replace(fold=0).astimezone(UTC)
 
 
+def utc(at: dt.datetime) -> dt.datetime:
+    """`at` as aware UTC; a time without a zone cannot be placed on anyone's clock."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise RuleError(f"{at.isoformat()} has no time zone")
+    return at.astimezone(UTC)
+
+
 def local_date(at: dt.datetime, zone: ZoneInfo) -> dt.date:
     return at.astimezone(zone).date()
 
@@ -211,14 +221,18 @@ def first_due(
     for `at_time`. A time the rep picks is honoured as picked, weekend or not.
     """
     step = steps[0]
+    launched_at = utc(launched_at)
     if send_at is not None:
         if step.send not in (SendOption.CHOOSE, SendOption.AT_TIME):
             raise RuleError(f"a send-at time applies only when the first step is choose or at_time, not {step.send}")
+        send_at = utc(send_at)
         if send_at < launched_at:
             raise RuleError("the send-at time is in the past")
         return send_at, local_date(send_at, calendar.zone)
     if step.send is SendOption.CHOOSE:
         raise RuleError("the first step is choose: a send-at date and time is required")
+    if step.send not in (SendOption.AT_TIME, SendOption.TASK):
+        raise RuleError(f"{step.send} is not allowed on the first step")
 
     launch_day = local_date(launched_at, calendar.zone)
     day_one = next_business_day(launch_day) if calendar.skip_weekends else launch_day
@@ -239,18 +253,20 @@ def next_due(
     previous step", and a time that has already passed means "due immediately".
     """
     step = steps[position - 1]
+    ready_at = utc(ready_at)
+    if step.send is SendOption.CHOOSE:
+        raise RuleError(f"step {position}: choose is allowed on the first step only")
+    day = day_date(progress, step.day, calendar)
     if step.send is SendOption.AT_TIME:
         assert step.time is not None
-        wanted = wall_time(day_date(progress, step.day, calendar), step.time, calendar.zone)
+        wanted = wall_time(day, step.time, calendar.zone)
     elif step.day == 1:
         wanted = ready_at  # day-1 tasks and same-time emails go right after the step before
     elif step.send is SendOption.TASK:
-        wanted = wall_time(day_date(progress, step.day, calendar), step.time or calendar.task_time, calendar.zone)
-    elif step.send in (SendOption.SAME_AS_PREVIOUS, SendOption.THREAD):
+        wanted = wall_time(day, step.time or calendar.task_time, calendar.zone)
+    else:  # same_as_previous and thread, on day 2 or later
         time = local_time(latest_earlier_day_email(steps, progress, step.day), calendar.zone)
-        wanted = wall_time(day_date(progress, step.day, calendar), time, calendar.zone)
-    else:
-        raise RuleError(f"step {position}: {step.send} is allowed on the first step only")
+        wanted = wall_time(day, time, calendar.zone)
     return max(wanted, ready_at)
 
 
@@ -301,6 +317,7 @@ def resume(
     On resume the remaining days move later by the days (business days with
     skip_weekends) the enrollment was paused; a due time that has passed is due now.
     """
+    due, resumed_at = utc(due), utc(resumed_at)
     moved = days_between(local_date(paused_at, calendar.zone), local_date(resumed_at, calendar.zone), calendar.skip_weekends)
     due_day = add_days(local_date(due, calendar.zone), moved, calendar.skip_weekends)
     return max(wall_time(due_day, local_time(due, calendar.zone), calendar.zone), resumed_at), moved

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Iterable, Mapping
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 PERSON_FIELDS = ("first_name", "last_name", "email", "company", "title")
@@ -41,20 +41,44 @@ def _parse(source: str) -> nodes.Template:
 
 
 @lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    _parse(source)  # a syntax error names its line
+    return _env.from_string(source)
+
+
+@lru_cache(maxsize=512)
 def fields_used(source: str) -> frozenset[str]:
-    """The names a template reads: `company`, `sender.email`, ..."""
+    """The names a template reads from its person and rep: `company`, `sender.email`, ...
+
+    Jinja's own analysis decides what a name is, so loop and `set` variables, macro
+    parameters and Jinja's globals (`range`, `loop`, ...) are not fields.
+    """
     tree = _parse(source)
-    assigned = {node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")}
-    used: set[str] = set()
-    sender_attributes = set()
-    for node in tree.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.name == "sender":
-            sender_attributes.add(id(node.node))
-            used.add(f"sender.{node.attr}")
-    for node in tree.find_all(nodes.Name):
-        if node.ctx == "load" and node.name not in assigned and id(node) not in sender_attributes:
-            used.add(node.name)
+    used = set(meta.find_undeclared_variables(tree))
+    if "sender" in used:
+        used.discard("sender")
+        used.update(_sender_fields(tree))
     return frozenset(used)
+
+
+def _sender_fields(tree: nodes.Template) -> set[str]:
+    """`sender.email` or `sender["email"]` for each read of the rep; bare `sender` otherwise."""
+    fields: set[str] = set()
+    read_by_name: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if not (isinstance(target, nodes.Name) and target.name == "sender" and target.ctx == "load"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            fields.add(f"sender.{node.attr}")
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            fields.add(f"sender.{node.arg.value}")
+        else:
+            continue
+        read_by_name.add(id(target))
+    if any(n.name == "sender" and n.ctx == "load" and id(n) not in read_by_name for n in tree.find_all(nodes.Name)):
+        fields.add("sender")  # the rep as a whole is not a field
+    return fields
 
 
 def allowed_fields(custom_fields: Iterable[str] = ()) -> frozenset[str]:
@@ -66,17 +90,25 @@ def unknown_fields(source: str, custom_fields: Iterable[str] = ()) -> list[str]:
     return sorted(fields_used(source) - allowed_fields(custom_fields))
 
 
-def render(source: str, values: Mapping[str, str | None]) -> str:
-    """Fill a template from flat values (`company`, `sender.email`); refuse empty ones."""
-    missing = [name for name in fields_used(source) if not values.get(name)]
+def _blank(value: object) -> bool:
+    return value is None or not str(value).strip()
+
+
+def render(source: str, values: Mapping[str, object]) -> str:
+    """Fill a template from flat values (`company`, `sender.email`).
+
+    A field without a value (missing, empty or only spaces) raises MissingFields
+    naming every such field, so nothing goes out half-filled.
+    """
+    missing = [name for name in fields_used(source) if _blank(values.get(name))]
     if missing:
         raise MissingFields(missing)
     context: dict[str, object] = {}
-    sender: dict[str, str | None] = {}
+    sender: dict[str, object] = {}
     for name, value in values.items():
         if name.startswith("sender."):
             sender[name.removeprefix("sender.")] = value
         else:
             context[name] = value
     context["sender"] = sender
-    return _env.from_string(source).render(context)
+    return _compiled(source).render(context)
