@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from email.utils import formataddr
 from zoneinfo import ZoneInfo
 
+from jinja2 import TemplateError
 from sqlmodel import Session
 
 from bot.core import rules
@@ -73,8 +74,10 @@ def _fill(template: str | None, values: dict[str, str | None], missing: list[str
     except MissingFields as exc:
         missing.extend(exc.names)
         return template
-    except TemplateProblem as exc:  # imported templates are checked; this is defence in depth
-        missing.append(str(exc))
+    except (TemplateProblem, TemplateError) as exc:
+        # Imported templates are checked; a template that still fails to render
+        # (e.g. the sandbox refusing an attribute) stops the send just the same.
+        missing.append(f"template error: {exc}")
         return template
 
 
