@@ -1,0 +1,517 @@
+"""Enrollments: adding people to a campaign, and removing, pausing and resuming one.
+
+Adding is one bulk operation whatever the number of people: a few statements, each
+over all of them (SQLAlchemy Core INSERT ... RETURNING fed by arrays, see
+`_insert_from_arrays`), never one round trip per person. Only the first step of each
+enrollment is planned; `progress.complete` plans the rest. The caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Literal, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError
+from sqlalchemy import Dialect, Table, any_, bindparam, cast, func, true, update
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Session, col, select
+
+from bot.core import rules
+from bot.services import progress
+from bot.services.errors import EnrollmentError
+from bot.services.people import Invalid, PersonInput, normalize_email
+from bot.store.models import (
+    ACTIVE_STATUSES,
+    Campaign,
+    Enrollment,
+    EnrollmentStatus,
+    Person,
+    Send,
+    SendStatus,
+)
+
+Outcome = Literal["added", "already_active", "invalid"]
+
+# A paused send remembers whether it was a task already posted to its rep.
+PAUSED_QUEUED = "paused while queued"
+PAUSED_PLANNED = "paused"
+# Ending an enrollment cancels these; a send being handed to the mail server is left alone.
+CANCELLABLE = (SendStatus.PLANNED, SendStatus.QUEUED, SendStatus.PAUSED)
+# Fields of a person that an add fills in when the stored person has them blank.
+PERSON_FIELDS = ("first_name", "last_name", "company", "title", "timezone")
+
+PERSON: Table = Person.__table__  # type: ignore[attr-defined]
+ENROLLMENT: Table = Enrollment.__table__  # type: ignore[attr-defined]
+SEND: Table = Send.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class AddLine:
+    """What happened to one entry of an add."""
+
+    email_or_text: str
+    outcome: Outcome
+    reason: str = ""
+
+
+@dataclass
+class AddResult:
+    lines: list[AddLine] = field(default_factory=list)
+    send_ids: list[int] = field(default_factory=list)  # the first sends planned
+
+    def _with(self, outcome: Outcome) -> list[AddLine]:
+        return [line for line in self.lines if line.outcome == outcome]
+
+    @property
+    def added(self) -> list[AddLine]:
+        return self._with("added")
+
+    @property
+    def already_active(self) -> list[AddLine]:
+        return self._with("already_active")
+
+    @property
+    def invalid(self) -> list[AddLine]:
+        return self._with("invalid")
+
+
+def first_step_option(session: Session, campaign: Campaign) -> rules.SendOption:
+    """The send option of the campaign's first step (`choose` needs a send-at time)."""
+    return rules.SendOption(_steps(session, campaign)[0].send)
+
+
+def add_people(
+    session: Session,
+    campaign: Campaign,
+    rep_id: str,
+    people: Sequence[PersonInput],
+    *,
+    now: dt.datetime,
+    send_at: dt.datetime | None = None,
+    invalid: Sequence[Invalid] = (),
+) -> AddResult:
+    """Enroll `people` (normalized addresses, see people.parse_people) as `rep_id`, launched at `now`.
+
+    Raises rules.RuleError, having changed nothing, when the launch breaks a rule
+    (the first step is choose and there is no send-at time, a send-at in the past ...).
+    """
+    steps = _steps(session, campaign)
+    ruled = progress.rule_steps(steps)
+    plans = _Plans(campaign, ruled, now, send_at)
+    plans.check()  # a launch error refuses the whole add before anything is written
+
+    unique = _unique(people)
+    stored = _stored_people(session, list(unique))
+    zones: dict[str, str] = {}
+    bad_zone: dict[str, str] = {}
+    for email, person in unique.items():
+        timezone = (stored[email]["timezone"] if email in stored else None) or person.timezone
+        zone = plans.zone_for(timezone)
+        if zone is None:
+            bad_zone[email] = f"“{timezone}” is not a known time zone."
+        else:
+            zones[email] = zone
+    wanted = {email: person for email, person in unique.items() if email in zones}
+
+    _fill_blanks(session, wanted, stored)
+    person_ids = {email: row["id"] for email, row in stored.items()}
+    person_ids.update(_insert_people(session, [p for e, p in wanted.items() if e not in stored], now))
+    active = _active_people(session, campaign, [person_ids[email] for email in wanted])
+
+    launch = _launch(campaign, rep_id, plans, now)
+    rows = [
+        {"person_id": person_ids[email], "zone": zones[email], "day_one": plans.first(zones[email])[1]}
+        for email in wanted
+        if person_ids[email] not in active
+    ]
+    # A concurrent add of the same person loses on uq_enrollment_active and skips the row.
+    inserted = _insert(session, ENROLLMENT, rows, launch, ENROLLMENT.c.id, ENROLLMENT.c.person_id, conflict="enrollment")
+    enrollment_ids = {person_id: enrollment_id for enrollment_id, person_id in inserted}
+    send_ids = _plan_first_sends(session, steps[0], rows, launch, enrollment_ids, plans)
+
+    result = AddResult(send_ids=send_ids)
+    for email in unique:
+        person_id = person_ids.get(email)
+        if email in bad_zone:
+            result.lines.append(AddLine(email, "invalid", bad_zone[email]))
+        elif person_id in enrollment_ids:
+            result.lines.append(AddLine(email, "added"))
+        else:
+            status = active.get(person_id, EnrollmentStatus.ACTIVE)  # type: ignore[arg-type]
+            reason = f"{email} is already {status} in campaign “{campaign.name}”."
+            result.lines.append(AddLine(email, "already_active", reason))
+    result.lines += [AddLine(entry.text, "invalid", entry.reason) for entry in invalid]
+    return result
+
+
+def find_active(session: Session, campaign: Campaign, email: str) -> Enrollment | None:
+    """The person's active or paused enrollment in the campaign, if any."""
+    try:
+        address = normalize_email(email)
+    except EmailNotValidError:
+        return None
+    return session.exec(
+        select(Enrollment)
+        .join(Person, col(Person.id) == col(Enrollment.person_id))
+        .where(
+            Enrollment.campaign_id == campaign.id,
+            Person.email == address,
+            col(Enrollment.status).in_(ACTIVE_STATUSES),
+        )
+    ).first()
+
+
+def remove(session: Session, campaign: Campaign, email: str, *, rep_id: str, now: dt.datetime) -> Enrollment:
+    """End the person's enrollment (status "removed"); its planned sends are cancelled."""
+    enrollment, _ = _enrollment_to_change(session, campaign, email, rep_id, "remove")
+    end_enrollment(session, enrollment, EnrollmentStatus.REMOVED, f"removed by rep {rep_id}", now)
+    return enrollment
+
+
+def pause(session: Session, campaign: Campaign, email: str, *, rep_id: str, now: dt.datetime) -> Enrollment:
+    """Hold the person's enrollment: what it had planned waits until `resume`."""
+    enrollment, address = _enrollment_to_change(session, campaign, email, rep_id, "pause")
+    if enrollment.status == EnrollmentStatus.PAUSED:
+        raise EnrollmentError(f"{address} is already paused in campaign “{campaign.name}”.")
+    enrollment.status = EnrollmentStatus.PAUSED
+    enrollment.paused_at = now
+    for send in _sends(session, enrollment, (SendStatus.PLANNED, SendStatus.QUEUED)):
+        send.reason = PAUSED_QUEUED if send.status == SendStatus.QUEUED else PAUSED_PLANNED
+        send.status = SendStatus.PAUSED
+        send.updated_at = now
+        session.add(send)
+    session.add(enrollment)
+    session.flush()
+    return enrollment
+
+
+def resume(session: Session, campaign: Campaign, email: str, *, rep_id: str, now: dt.datetime) -> Enrollment:
+    """Go on with a paused enrollment: the remaining days move later by the paused days."""
+    enrollment, address = _enrollment_to_change(session, campaign, email, rep_id, "resume")
+    if enrollment.status != EnrollmentStatus.PAUSED:
+        raise EnrollmentError(f"{address} is not paused in campaign “{campaign.name}”.")
+    assert enrollment.paused_at is not None
+    calendar = progress.calendar_of(campaign, enrollment.zone)
+    _, moved = rules.resume(calendar, enrollment.paused_at, enrollment.paused_at, now)
+    held = _sends(session, enrollment, (SendStatus.PAUSED,))
+    for send in held:
+        send.due_at, _ = rules.resume(calendar, send.due_at, enrollment.paused_at, now)
+        send.status = SendStatus.QUEUED if send.reason == PAUSED_QUEUED else SendStatus.PLANNED
+        send.reason = None
+        send.updated_at = now
+        session.add(send)
+    enrollment.shift_days += moved
+    enrollment.status = EnrollmentStatus.ACTIVE
+    enrollment.paused_at = None
+    session.add(enrollment)
+    if not held:
+        _plan_after_pause(session, enrollment)
+    session.flush()
+    return enrollment
+
+
+def end_enrollment(
+    session: Session, enrollment: Enrollment, status: str, reason: str, now: dt.datetime
+) -> list[int]:
+    """End an active or paused enrollment with `status`; cancel what it had planned.
+
+    Each cancelled send keeps `reason`. Returns the cancelled sends' ids (a posted task
+    may need its Slack message updated). An enrollment that already ended is left as is.
+    """
+    if enrollment.status not in ACTIVE_STATUSES:
+        return []
+    enrollment.status = status
+    enrollment.ended_at = now
+    enrollment.end_reason = reason
+    session.add(enrollment)
+    cancelled = _sends(session, enrollment, CANCELLABLE)
+    for send in cancelled:
+        send.status = SendStatus.CANCELLED
+        send.reason = reason
+        send.lease_until = None
+        send.updated_at = now
+        session.add(send)
+    session.flush()
+    return [send.id for send in cancelled if send.id is not None]
+
+
+# --- planning the first step -----------------------------------------------------
+
+
+class _Plans:
+    """The first step's due time and day 1 for each zone people are in (rules.first_due)."""
+
+    def __init__(self, campaign: Campaign, steps: list[rules.Step], now: dt.datetime, send_at: dt.datetime | None):
+        self.campaign = campaign
+        self.steps = steps
+        self.now = now
+        self.send_at = send_at
+        self.send_in = rules.SendIn(campaign.send_in)
+        self.by_zone: dict[str, tuple[dt.datetime, dt.date]] = {}
+        self.known: dict[str, bool] = {}
+
+    def check(self) -> None:
+        self.first(self.campaign.timezone)
+
+    def zone_for(self, person_zone: str | None) -> str | None:
+        """The zone a person's wall-clock times are in; None if their own zone is unknown."""
+        if person_zone and not self._known(person_zone):
+            return None
+        return rules.zone_for(self.campaign.timezone, self.send_in, person_zone).key
+
+    def first(self, zone: str) -> tuple[dt.datetime, dt.date]:
+        if zone not in self.by_zone:
+            calendar = progress.calendar_of(self.campaign, zone)
+            self.by_zone[zone] = rules.first_due(self.steps, calendar, self.now, self.send_at)
+        return self.by_zone[zone]
+
+    def _known(self, zone: str) -> bool:
+        if zone not in self.known:
+            try:
+                ZoneInfo(zone)
+                self.known[zone] = True
+            except (ZoneInfoNotFoundError, ValueError):
+                self.known[zone] = False
+        return self.known[zone]
+
+
+def _launch(campaign: Campaign, rep_id: str, plans: _Plans, now: dt.datetime) -> dict[str, Any]:
+    """What every enrollment of one add has in common."""
+    return dict(
+        campaign_id=campaign.id,
+        version=campaign.version,
+        rep_id=rep_id,
+        status=EnrollmentStatus.ACTIVE.value,
+        launched_at=now,
+        send_at=plans.send_at,
+        shift_days=0,
+        position=1,
+        created_at=now,
+    )
+
+
+def _plan_first_sends(
+    session: Session,
+    step: Any,
+    rows: list[dict[str, Any]],
+    launch: dict[str, Any],
+    enrollment_ids: dict[int, int],
+    plans: _Plans,
+) -> list[int]:
+    """Insert the first send of each new enrollment, as `progress.new_send` shapes it.
+
+    new_send builds the send of the first enrollment (an ORM object per person would
+    cost more than the insert); the others differ only in enrollment and due time.
+    """
+    new = [(enrollment_ids[row["person_id"]], row) for row in rows if row["person_id"] in enrollment_ids]
+    if not new:
+        return []
+    first_id, first_row = new[0]
+    first = progress.new_send(Enrollment(id=first_id, **launch, **first_row), step, plans.first(first_row["zone"])[0])
+    per_send = ("id", "enrollment_id", "due_at")
+    now = launch["created_at"]
+    same = {c.name: getattr(first, c.name) for c in SEND.c if c.name not in per_send} | {"created_at": now, "updated_at": now}
+    sends = [{"enrollment_id": enrollment_id, "due_at": plans.first(row["zone"])[0]} for enrollment_id, row in new]
+    return [send_id for (send_id,) in _insert(session, SEND, sends, same, SEND.c.id)]
+
+
+# --- people ------------------------------------------------------------------------
+
+
+def _unique(people: Iterable[PersonInput]) -> dict[str, PersonInput]:
+    """One entry per address; a repeated address adds what the first one left blank."""
+    unique: dict[str, PersonInput] = {}
+    for person in people:
+        first = unique.get(person.email)
+        unique[person.email] = person if first is None else _merged(first, person)
+    return unique
+
+
+def _merged(first: PersonInput, later: PersonInput) -> PersonInput:
+    blanks = {name: getattr(later, name) for name in PERSON_FIELDS if not getattr(first, name)}
+    return replace(first, **blanks, fields={**later.fields, **first.fields})
+
+
+def _stored_people(session: Session, emails: list[str]) -> dict[str, dict[str, Any]]:
+    columns = [PERSON.c.id, PERSON.c.email, PERSON.c.fields, *(PERSON.c[name] for name in PERSON_FIELDS)]
+    query = core_select(*columns).where(_in(session, PERSON.c.email, emails))
+    return {row["email"]: dict(row) for row in session.execute(query).mappings()}
+
+
+def _fill_blanks(session: Session, people: dict[str, PersonInput], stored: dict[str, dict[str, Any]]) -> None:
+    """Stored people keep their data; what they have blank is filled from this add."""
+    updates = []
+    for email, row in stored.items():
+        person = people.get(email)
+        if person is None:
+            continue
+        filled = {name: row[name] or getattr(person, name) for name in PERSON_FIELDS}
+        fields = {**person.fields, **(row["fields"] or {})}
+        if any(filled[name] != row[name] for name in PERSON_FIELDS) or fields != row["fields"]:
+            updates.append({"person_id": row["id"], "fields": fields, **filled})
+    if updates:
+        statement = update(PERSON).where(PERSON.c.id == bindparam("person_id"))
+        session.execute(statement.values({name: bindparam(name) for name in (*PERSON_FIELDS, "fields")}), updates)
+
+
+def _insert_people(session: Session, people: list[PersonInput], now: dt.datetime) -> dict[str, int]:
+    rows = [
+        dict(
+            email=person.email,
+            first_name=person.first_name,
+            last_name=person.last_name,
+            company=person.company,
+            title=person.title,
+            timezone=person.timezone,
+            fields=person.fields,
+        )
+        for person in people
+    ]
+    inserted = _insert(session, PERSON, rows, {"created_at": now}, PERSON.c.id, PERSON.c.email, conflict="person")
+    ids = {email: person_id for person_id, email in inserted}
+    # Someone else added a few of them in the meantime: use their rows.
+    missing = [row["email"] for row in rows if row["email"] not in ids]
+    ids.update({email: row["id"] for email, row in _stored_people(session, missing).items()})
+    return ids
+
+
+def _active_people(session: Session, campaign: Campaign, person_ids: list[int]) -> dict[int, str]:
+    """person id -> status, for those already active or paused in the campaign."""
+    query = core_select(ENROLLMENT.c.person_id, ENROLLMENT.c.status).where(
+        ENROLLMENT.c.campaign_id == campaign.id,
+        ENROLLMENT.c.status.in_(ACTIVE_STATUSES),
+        _in(session, ENROLLMENT.c.person_id, person_ids),
+    )
+    return {person_id: status for person_id, status in session.execute(query)}
+
+
+# --- bulk inserts --------------------------------------------------------------------
+
+
+def _insert(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    same: dict[str, Any],
+    *returning: Any,
+    conflict: str | None = None,
+) -> list[Any]:
+    """Insert `rows` (all with the same keys), each with the values `same`; return `returning`
+    for the rows inserted.
+
+    conflict="person": skip people whose address is stored meanwhile; "enrollment":
+    skip people who became active in the campaign meanwhile (uq_enrollment_active).
+    """
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect
+    statement = _insert_from_arrays(table, rows, same, dialect)
+    if conflict == "person":
+        statement = statement.on_conflict_do_nothing(index_elements=[PERSON.c.email])
+    elif conflict == "enrollment":
+        index = next(index for index in ENROLLMENT.indexes if index.name == "uq_enrollment_active")
+        statement = statement.on_conflict_do_nothing(
+            index_elements=list(index.columns), index_where=index.dialect_kwargs[f"{dialect.name}_where"]
+        )
+    return session.execute(statement.returning(*returning)).all()
+
+
+def _insert_from_arrays(table: Table, rows: list[dict[str, Any]], same: dict[str, Any], dialect: Dialect) -> Any:
+    """INSERT ... SELECT over the rows sent as arrays: one statement, a handful of values.
+
+    Multi-row VALUES (SQLAlchemy's insertmanyvalues) binds one value per row and column,
+    each converted in Python and, with psycopg, each placeholder parsed on the client:
+    for 10,000 people that was most of the time (seconds on PostgreSQL). Here the values
+    every row shares (the campaign, the launch time ...) are bound once and each other
+    column as one array: PostgreSQL `unnest(array, ...)`, SQLite `json_each`.
+    """
+    varying = list(rows[0])
+    columns = [[row[name] for row in rows] for name in varying]
+    if dialect.name == "postgresql":
+        arrays = [bindparam(None, values, type_=ARRAY(table.c[name].type)) for name, values in zip(varying, columns)]
+        unnest = func.unnest(*arrays).table_valued(*varying).render_derived()
+        read = [cast(unnest.c[name], table.c[name].type) for name in varying]
+        insert: Any = postgresql.insert
+    else:
+        converted = [_bound(table.c[name].type, dialect, values) for name, values in zip(varying, columns)]
+        each = func.json_each(bindparam(None, json.dumps(list(zip(*converted))))).table_valued("value")
+        read = [func.json_extract(each.c.value, f"$[{index}]") for index in range(len(varying))]
+        insert = sqlite.insert
+    shared = [bindparam(None, value, type_=table.c[name].type) for name, value in same.items()]
+    # SQLite reads `FROM x ON CONFLICT` as a join unless the SELECT has a WHERE.
+    select_rows = core_select(*read, *shared).where(true())
+    return insert(table).from_select([*varying, *same], select_rows)
+
+
+def _bound(type_: Any, dialect: Dialect, values: list[Any]) -> list[Any]:
+    """Values as the column type would bind them (an instant as SQLite stores it ...)."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    return [process(value) for value in values] if process else values
+
+
+def _in(session: Session, column: Any, values: list[Any]) -> Any:
+    """`column IN values` with the values bound as one array, whatever their number."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(core_select(func.json_each(bindparam(None, json.dumps(values))).table_valued("value").c.value))
+
+
+# --- one enrollment ----------------------------------------------------------------
+
+
+def _steps(session: Session, campaign: Campaign) -> list[Any]:
+    assert campaign.id is not None
+    return progress.steps_of(session, campaign.id, campaign.version)
+
+
+def _enrollment_to_change(
+    session: Session, campaign: Campaign, email: str, rep_id: str, verb: str
+) -> tuple[Enrollment, str]:
+    """The person's enrollment and normalized address, if `rep_id` may `verb` them."""
+    try:
+        address = normalize_email(email)
+    except EmailNotValidError as error:
+        raise EnrollmentError(f"“{email}” is not a valid email address: {error}") from None
+    enrollment = find_active(session, campaign, address)
+    if enrollment is None:
+        raise EnrollmentError(f"{address} is not in campaign “{campaign.name}”.")
+    if rep_id not in (enrollment.rep_id, campaign.owner_id):
+        raise EnrollmentError(
+            f"Only the rep who added {address} or the owner of campaign “{campaign.name}” can {verb} them."
+        )
+    return enrollment, address
+
+
+def _sends(session: Session, enrollment: Enrollment, statuses: Sequence[str]) -> list[Send]:
+    return list(
+        session.exec(
+            select(Send)
+            .where(Send.enrollment_id == enrollment.id, col(Send.status).in_(statuses))
+            .order_by(col(Send.position))
+        )
+    )
+
+
+def _plan_after_pause(session: Session, enrollment: Enrollment) -> None:
+    """A send that was being handed to the mail server at pause time finished meanwhile:
+    progress.complete planned nothing after it then, so plan the next step now."""
+    finished = [SendStatus.SENT, SendStatus.SKIPPED, SendStatus.CANCELLED]
+    still_open = session.exec(
+        select(Send.id).where(Send.enrollment_id == enrollment.id, col(Send.status).not_in(finished))
+    ).first()
+    if still_open is not None:
+        return  # still sending, failed or uncertain: its own completion plans the next step
+    last = session.exec(
+        select(Send)
+        .where(Send.enrollment_id == enrollment.id, Send.position == enrollment.position)
+        .where(col(Send.status).in_([SendStatus.SENT, SendStatus.SKIPPED]))
+    ).first()
+    if last is not None:
+        done_at = last.sent_at or last.done_at
+        assert done_at is not None
+        progress.complete(session, last, sent=last.status == SendStatus.SENT, at=done_at)
