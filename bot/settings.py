@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     port: int = 3000
     host: str = "0.0.0.0"
     scheduler_interval: float = 5.0
+    # How long a worker holds the sends it claimed; one that dies is taken over after it.
+    scheduler_lease_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -1,9 +1,89 @@
-"""`bot worker` and `bot tick`."""
+"""`bot worker` (the scheduler loop alone) and `bot tick` (one pass, then exit)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import logging
+import signal
+import threading
+
+from sqlalchemy import Engine
+
+from bot.clock import Clock, FixedClock, SystemClock
+from bot.delivery.ports import Notifier
+from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler
+from bot.settings import Settings, load_settings
+from bot.store.db import connect
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Adds the subcommand(s)."""
+    """Adds `bot worker` and `bot tick`."""
+    worker = commands.add_parser(
+        "worker",
+        help="run the scheduler alone: deliver due emails, post due tasks and digests (until SIGTERM)",
+        description="Runs the scheduler loop until SIGTERM or Ctrl-C, finishing the email in flight. "
+        "Run several on PostgreSQL for more throughput; on SQLite run one.",
+    )
+    worker.set_defaults(handler=run_worker)
+    tick = commands.add_parser(
+        "tick",
+        help="one scheduler pass, then exit",
+        description="Delivers everything due by now (or by --now), posts due tasks and digests, prints what it did.",
+    )
+    tick.add_argument(
+        "--now", type=instant, metavar="ISO8601", help="treat this as the current time, e.g. 2026-12-02T09:00:00+01:00"
+    )
+    tick.set_defaults(handler=run_tick)
+
+
+def instant(text: str) -> dt.datetime:
+    """An ISO 8601 time with its offset (or Z); a time without one is refused, not guessed."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time like 2026-12-02T09:00:00+01:00") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone offset: add one, e.g. {text}+00:00 or {text}Z")
+    return value
+
+
+def notifier_for(settings: Settings, engine: Engine, clock: Clock) -> Notifier:
+    """Slack when SLACK_BOT_TOKEN is set; else a notifier that only logs."""
+    if not settings.slack_bot_token:
+        log.warning("SLACK_BOT_TOKEN is not set: reps will not be told in Slack (logging instead)")
+        return LoggingNotifier()
+    from bot.slack.client import make_client
+    from bot.slack.notifier import SlackNotifier
+
+    return SlackNotifier(engine, make_client(settings), clock, settings)
+
+
+def scheduler_for(settings: Settings, clock: Clock) -> Scheduler:
+    engine = connect(settings.database_url)
+    return build_scheduler(settings, engine, notifier_for(settings, engine, clock), clock)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    scheduler = scheduler_for(settings, SystemClock())
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("%s: stopping after the email in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    scheduler.run(stop)
+    return 0
+
+
+def run_tick(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    clock: Clock = FixedClock(args.now) if args.now else SystemClock()
+    result = scheduler_for(settings, clock).tick()
+    print(result)
+    return 0

@@ -1,0 +1,482 @@
+"""The scheduler: claims due sends, delivers them, plans next steps, posts digests.
+
+One `tick()` is one pass. It runs in `bot serve` (a background thread), alone in
+`bot worker` (as many replicas as wanted on PostgreSQL) and once in `bot tick`.
+The queue (bot/services/queue.py) makes it safe: a send is leased to one worker,
+stored as `sending` with its Message-ID before the server sees it, and marked
+`sent` with the enrollment's next step planned in one transaction after the
+server's 250.
+
+Commits are per chunk of CHUNK emails, not per email, and two threads share the
+work: one drafts emails and records outcomes, the other marks a chunk `sending`
+and hands its emails over one by one, so SMTP round trips overlap database work.
+If a worker is killed, at most two chunks (the one being handed over and one not
+yet recorded) are left `sending`; they become uncertain for their reps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import queue as queue_module
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.clock import Clock, SystemClock
+from bot.delivery.mail import NotSendable, Outgoing, email_for
+from bot.delivery.ports import DeliveryError, MailTransport, Notifier
+from bot.delivery.transports import transport_for
+from bot.services import digest, queue
+from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+CHUNK = 10  # emails marked `sending` per commit; a killed worker leaves at most two chunks uncertain
+DIGEST_EVERY = dt.timedelta(minutes=1)  # cron's resolution
+
+
+@dataclass
+class TickResult:
+    """What a pass did."""
+
+    sent: int = 0
+    tasks: int = 0  # tasks posted to their reps (due task steps, and emails that became tasks)
+    failed: int = 0
+    uncertain: int = 0
+    retried: int = 0  # temporary failures planned again for later
+    digests: int = 0
+
+    def add(self, other: TickResult) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def idle(self) -> bool:
+        return not any(vars(self).values())
+
+    def __str__(self) -> str:
+        text = f"sent {_count(self.sent, 'email')}, queued {_count(self.tasks, 'task')}, {self.failed} failed"
+        extras = [f"{self.uncertain} uncertain", f"{self.retried} to retry", f"{_count(self.digests, 'digest')} posted"]
+        return ", ".join([text, *(extra for extra, n in zip(extras, (self.uncertain, self.retried, self.digests)) if n)])
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+@dataclass
+class _Batch:
+    """Work done in a batch whose notifications go out after its commits."""
+
+    result: TickResult = field(default_factory=TickResult)
+    sent_ids: list[int] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
+class _Ready:
+    """An email ready to hand over: the delivering session's send, its message, what to store."""
+
+    send: Send
+    outgoing: Outgoing
+    handing: queue.Handing
+
+
+@dataclass
+class _Outcome:
+    ready: _Ready
+    at: dt.datetime
+    marked_at: dt.datetime | None = None  # None: never marked `sending` (stopping before its chunk)
+    skipped: bool = False  # no longer this worker's to send
+    handed: bool = False  # given to the server (then `error` says how that went)
+    error: DeliveryError | None = None
+
+
+class _HandOver(threading.Thread):
+    """Marks chunks of emails `sending` (one commit each), then hands them over one by one."""
+
+    def __init__(self, scheduler: Scheduler, stop: threading.Event) -> None:
+        super().__init__(name=f"hand-over {scheduler.worker_id}", daemon=True)
+        self.scheduler = scheduler
+        self.stop = stop
+        self.abort = threading.Event()  # the delivering thread failed: hand nothing more
+        # At most two chunks handed over and not yet recorded: if the worker is killed,
+        # at most that many emails are left `sending` (and become uncertain).
+        self.unrecorded = threading.Semaphore(2)
+        self.inbox: queue_module.SimpleQueue[list[_Ready] | None] = queue_module.SimpleQueue()
+        self.outbox: queue_module.SimpleQueue[list[_Outcome] | BaseException | None] = queue_module.SimpleQueue()
+
+    def finished(self, *, wait: bool = False) -> list[_Outcome] | None:
+        """The outcomes of the next chunk done (None when none is ready, or all are done)."""
+        try:
+            item = self.outbox.get(block=wait)
+        except queue_module.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def run(self) -> None:
+        scheduler = self.scheduler
+        try:
+            with Session(scheduler.engine, expire_on_commit=False) as session:
+                while (chunk := self.inbox.get()) is not None:
+                    self.outbox.put(self._hand(session, chunk))
+        except BaseException as exc:  # the delivering thread re-raises it
+            self.outbox.put(exc)
+        else:
+            self.outbox.put(None)
+
+    def recorded(self) -> None:
+        """The delivering thread stored a chunk's outcomes: room for one more chunk."""
+        self.unrecorded.release()
+
+    def _hand(self, session: Session, chunk: list[_Ready]) -> list[_Outcome]:
+        scheduler = self.scheduler
+        while not self.unrecorded.acquire(timeout=0.1):
+            if self.abort.is_set():
+                break
+        now = scheduler.clock.now()
+        if self.stop.is_set() or self.abort.is_set():
+            return [_Outcome(ready, now) for ready in chunk]
+        mine = queue.mark_sending(session, [ready.handing for ready in chunk], scheduler.worker_id, now, lease=scheduler.lease)
+        session.commit()  # the crash contract: `sending` and the Message-IDs are stored before the server sees them
+        outcomes = []
+        for ready in chunk:
+            outcome = _Outcome(ready, now, marked_at=now, skipped=ready.handing.send_id not in mine)
+            if not outcome.skipped and not (self.stop.is_set() or self.abort.is_set()):
+                outcome.handed = True
+                try:
+                    scheduler.transport.send(ready.outgoing.message)
+                except DeliveryError as error:
+                    outcome.error = error
+                outcome.at = scheduler.clock.now()
+            outcomes.append(outcome)
+        return outcomes
+
+
+class Scheduler:
+    """Delivers due sends; also the Deliverer behind the Slack app's Send button."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        transport: MailTransport,
+        notifier: Notifier,
+        settings: Settings,
+        worker_id: str | None = None,
+        *,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.transport = transport
+        self.notifier = notifier
+        self.settings = settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.batch_size = batch_size
+        self.lease = dt.timedelta(seconds=settings.scheduler_lease_seconds)
+        # Housekeeping (lost workers, digests) runs now and then, so an idle pass is one query.
+        self._next_recovery: dt.datetime | None = None
+        self._next_digests: dt.datetime | None = None
+        # One SMTP connection: the loop and the Send button take turns with it.
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- one pass ---------------------------------------------------------------------
+    def tick(self, stop: threading.Event | None = None) -> TickResult:
+        """One pass: recover lost sends, deliver everything due, post due tasks and digests."""
+        result = TickResult()
+        now = self.clock.now()
+        if self._next_recovery is None or now >= self._next_recovery:
+            result.uncertain += self._recover(now)
+            self._next_recovery = now + min(self.lease / 2, dt.timedelta(minutes=1))
+        try:
+            while stop is None or not stop.is_set():
+                with Session(self.engine, expire_on_commit=False) as session:
+                    ids = queue.claim_due(session, self.clock.now(), self.worker_id, limit=self.batch_size, lease=self.lease)
+                    session.commit()
+                if not ids:
+                    break
+                result.add(self._deliver_claimed(ids, stop))
+        finally:
+            self._close()
+        now = self.clock.now()
+        if self._next_digests is None or now >= self._next_digests:
+            result.digests += self._digests(now)
+            self._next_digests = now.replace(second=0, microsecond=0) + DIGEST_EVERY
+        return result
+
+    def deliver(self, send_ids: Sequence[int]) -> TickResult:
+        """Deliver these planned sends now, whatever their due time; a second call is a no-op."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            ids = queue.claim(session, send_ids, self.clock.now(), self.worker_id, lease=self.lease)
+            session.commit()
+        if not ids:
+            return TickResult()
+        try:
+            return self._deliver_claimed(ids, None)
+        finally:
+            self._close()
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Pass after pass, every SCHEDULER_INTERVAL seconds, until `stop` is set.
+
+        Stopping finishes the email in flight and gives the rest of the batch back.
+        """
+        log.info("scheduler %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                result = self.tick(stop)
+                if not result.idle:
+                    log.info("%s", result)
+            except Exception:  # a database or Slack outage must not end the loop
+                log.exception("scheduler pass failed; trying again in %ss", self.settings.scheduler_interval)
+            stop.wait(self.settings.scheduler_interval)
+        log.info("scheduler %s stopped", self.worker_id)
+
+    def start(self) -> None:
+        """Run the loop in a background thread (for `bot serve`)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the background loop after the email in flight."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # --- delivering a claimed batch ---------------------------------------------------
+    def _deliver_claimed(self, ids: Sequence[int], stop: threading.Event | None) -> TickResult:
+        """Deliver claimed sends: this thread drafts and records, a second one hands over.
+
+        The hand-over thread marks each chunk of emails `sending` (one commit) just
+        before giving them to the server; meanwhile this thread prepares the next
+        chunk and records the outcomes of the last one (sent and the next step
+        planned, in one transaction), so SMTP round trips overlap database work.
+        """
+        batch = _Batch()
+        stop = stop or threading.Event()
+        with self._lock, Session(self.engine, expire_on_commit=False) as session:
+            sends = _load(session, ids)
+            hand_over = _HandOver(self, stop)
+            hand_over.start()
+            try:
+                chunk: list[_Ready] = []
+                for index, send in enumerate(sends):
+                    if stop.is_set():
+                        queue.release(session, [s.id for s in sends[index:]], self.worker_id)  # type: ignore[misc]
+                        break
+                    ready = self._prepare(session, send, batch)
+                    if ready is not None:
+                        chunk.append(ready)
+                    if len(chunk) == CHUNK:
+                        self._pass_on(session, hand_over, chunk, batch)
+                        chunk = []
+                    while (outcomes := hand_over.finished()) is not None:
+                        self._record(session, outcomes, batch)
+                        hand_over.recorded()
+                self._pass_on(session, hand_over, chunk, batch)
+                hand_over.inbox.put(None)
+                while (outcomes := hand_over.finished(wait=True)) is not None:
+                    self._record(session, outcomes, batch)
+                    hand_over.recorded()
+            finally:
+                hand_over.abort.set()
+                hand_over.inbox.put(None)
+                hand_over.join()
+        self._notify(batch)
+        if batch.sent_ids:
+            self._safely(self.notifier.email_sent, list(batch.sent_ids))
+        return batch.result
+
+    def _prepare(self, session: Session, send: Send, batch: _Batch) -> _Ready | None:
+        """An email ready to hand over; a task or an email that cannot go out is dealt with here."""
+        now = self.clock.now()
+        if send.kind == "task":
+            if queue.mark_queued(session, send, self.worker_id, now):
+                batch.result.tasks += 1
+                batch.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+            return None
+        try:
+            outgoing = email_for(session, send, now)
+        except NotSendable as problem:
+            self._not_sendable(session, send, now, problem, batch)
+            return None
+        except Exception as exc:  # one broken send must not hold up the rest of the queue
+            log.exception("send %s: the email could not be built", send.id)
+            self._not_sendable(session, send, now, NotSendable(f"the email could not be built: {exc}", task=False), batch)
+            return None
+        draft = outgoing.draft
+        handing = queue.Handing(
+            send.id, outgoing.message_id, draft.subject, draft.body, draft.in_reply_to, " ".join(draft.references) or None  # type: ignore[arg-type]
+        )
+        return _Ready(send, outgoing, handing)
+
+    def _pass_on(self, session: Session, hand_over: _HandOver, chunk: list[_Ready], batch: _Batch) -> None:
+        # Commit first: on SQLite an open transaction would hold the hand-over thread's write.
+        session.commit()
+        self._notify(batch)
+        if chunk:
+            hand_over.inbox.put(chunk)
+
+    def _record(self, session: Session, outcomes: list[_Outcome], batch: _Batch) -> None:
+        """Store what the server said about a chunk, in one transaction; then tell reps."""
+        delivered: list[tuple[Send, dt.datetime]] = []
+        # One flush for the chunk: each progress.complete() would otherwise flush the last.
+        with session.no_autoflush:
+            for outcome in outcomes:
+                send, now = outcome.ready.send, outcome.at
+                if outcome.marked_at is None:
+                    queue.release(session, [send.id], self.worker_id)  # type: ignore[list-item]
+                    continue
+                if outcome.skipped:
+                    continue  # another worker has it, or its enrollment ended meanwhile
+                queue.handed(send, outcome.ready.handing, outcome.marked_at, self.lease)
+                error = outcome.error
+                if not outcome.handed:
+                    queue.not_handed(session, send, self.worker_id, now)
+                elif error is None:
+                    delivered.append((send, now))
+                    if notice := outcome.ready.outgoing.draft.notice:
+                        batch.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
+                elif error.uncertain:
+                    queue.mark_uncertain(session, send, self.worker_id, now, error.reason)
+                    batch.result.uncertain += 1
+                    batch.after_commit.append(lambda id=send.id: self.notifier.send_uncertain(id))
+                elif error.retry and not queue.retry_later(session, send, self.worker_id, now, error.reason):
+                    batch.result.retried += 1
+                else:
+                    if not error.retry:
+                        queue.mark_failed(session, send, self.worker_id, now, error.reason)
+                    batch.result.failed += 1
+                    batch.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+            sent = queue.mark_sent(session, delivered, self.worker_id)
+        session.commit()
+        batch.result.sent += len(sent)
+        batch.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
+        self._notify(batch)
+
+    def _close(self) -> None:
+        with self._lock:
+            self.transport.close()
+
+    def _not_sendable(self, session: Session, send: Send, now: dt.datetime, problem: NotSendable, batch: _Batch) -> None:
+        if problem.task:
+            if queue.make_task(session, send, self.worker_id, now, problem.reason):
+                batch.result.tasks += 1
+                batch.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+        elif queue.mark_failed(session, send, self.worker_id, now, problem.reason):
+            batch.result.failed += 1
+            batch.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+
+    def _notify(self, batch: _Batch) -> None:
+        calls, batch.after_commit = batch.after_commit, []
+        for call in calls:
+            self._safely(call)
+
+    def _safely(self, call: Callable[..., object], *args: object) -> None:
+        # A Slack outage must not undo or repeat a delivery: the send's state is stored.
+        try:
+            call(*args)
+        except Exception:
+            log.exception("telling a rep failed")
+
+    # --- housekeeping -----------------------------------------------------------------
+    def _recover(self, now: dt.datetime) -> int:
+        with Session(self.engine, expire_on_commit=False) as session:
+            lost = queue.recover_lost(session, now)
+            session.commit()
+        for send_id in lost:
+            log.warning("send %s was in flight when its worker stopped: uncertain", send_id)
+            self._safely(self.notifier.send_uncertain, send_id)
+        return len(lost)
+
+    def _digests(self, now: dt.datetime) -> int:
+        posted = 0
+        with Session(self.engine, expire_on_commit=False) as session:
+            due = digest.due_digests(session, now, self.settings.digest_cron)
+            session.rollback()
+            for item in due:
+                claimed = digest.claim_digest(session, item.rep_id, item.local_date, now)
+                session.commit()
+                if not claimed or not item.listable:
+                    continue  # another worker has it, or there is nothing to list today
+                try:
+                    shown = self.notifier.digest(item.rep_id)
+                except Exception:
+                    log.exception("posting the digest of %s failed", item.rep_id)
+                    continue
+                if shown:
+                    digest.record_posted(session, item.rep_id, item.local_date, self.clock.now())
+                    session.commit()
+                    posted += 1
+        return posted
+
+
+def _load(session: Session, ids: Sequence[int]) -> list[Send]:
+    """The claimed sends in due order, with everything their drafts read in the session."""
+    sends = list(session.exec(select(Send).where(col(Send.id).in_(ids)).order_by(col(Send.due_at), col(Send.id))))
+    enrollments = _by_id(session, Enrollment, {s.enrollment_id for s in sends})
+    loaded = [
+        *enrollments,
+        *_by_id(session, Step, {s.step_id for s in sends}),
+        *_by_id(session, Send, {s.thread_of_id for s in sends if s.thread_of_id}),
+        *_by_id(session, Person, {e.person_id for e in enrollments}),
+        *_by_id(session, Campaign, {e.campaign_id for e in enrollments}),
+        *session.exec(select(Rep).where(col(Rep.slack_user_id).in_({s.rep_id for s in sends}))),
+    ]
+    # The session only holds objects weakly: keep them for the batch, so that
+    # draft_for's and progress's session.get() find them without a query.
+    session.info["batch"] = loaded
+    return sends
+
+
+def _by_id(session: Session, model: type, ids: set[int]) -> list:  # type: ignore[type-arg]
+    if not ids:
+        return []
+    return list(session.exec(select(model).where(col(model.id).in_(ids))))  # type: ignore[attr-defined]
+
+
+class LoggingNotifier:
+    """Tells reps nothing, but logs what it would have said (without email bodies)."""
+
+    def task_due(self, send_id: int) -> None:
+        log.info("task %s is due for its rep", send_id)
+
+    def send_failed(self, send_id: int) -> None:
+        log.warning("send %s failed; its enrollment waits for the rep", send_id)
+
+    def send_uncertain(self, send_id: int) -> None:
+        log.warning("send %s may or may not have gone out; its enrollment waits for the rep", send_id)
+
+    def send_notice(self, send_id: int, text: str) -> None:
+        log.info("send %s: %s", send_id, text)
+
+    def email_sent(self, send_ids: Sequence[int]) -> None:
+        log.debug("%d emails sent", len(send_ids))
+
+    def digest(self, rep_id: str) -> bool:
+        log.info("the digest of %s is due (no Slack token: not posted)", rep_id)
+        return False
+
+
+def build_scheduler(settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None) -> Scheduler:
+    """A scheduler delivering over SMTP_URL, or into ./outbox/ without it (no notifier: logs only)."""
+    return Scheduler(engine, clock or SystemClock(), transport_for(settings), notifier or LoggingNotifier(), settings)

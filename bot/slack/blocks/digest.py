@@ -1,0 +1,40 @@
+"""The daily digest: one direct message with the rep's tasks and today's emails."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import Block, DividerBlock, HeaderBlock
+
+from bot.services.agenda import Agenda
+from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, Message, capped_lines, section
+from bot.slack.blocks.home import plural
+from bot.slack.blocks.tasks import DraftOf, email_line, items
+
+DIGEST_TASKS = 15  # two blocks each: well under a message's 50
+DIGEST_EMAILS = 30
+
+
+def summary(agenda: Agenda) -> str:
+    overdue = f" ({agenda.overdue} overdue)" if agenda.overdue else ""
+    return f"{plural(len(agenda.tasks), 'task')} waiting{overdue}, {plural(len(agenda.scheduled_today), 'email')} going out today"
+
+
+def digest_message(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> Message:
+    """Queued and overdue tasks with their buttons, then today's planned emails."""
+    day = now.astimezone(zone)
+    blocks: list[Block] = [
+        HeaderBlock(text=f"Your day, {day:%A} {day.day} {day:%B}"),
+        section(summary(agenda)),
+    ]
+    if agenda.tasks:
+        blocks.append(DividerBlock())
+        blocks += items(agenda.tasks, draft_of, zone, now, limit=DIGEST_TASKS, more="and {n} more tasks: see the Home tab")
+    if agenda.scheduled_today:
+        lines = [email_line(e, draft_of, zone) for e in agenda.scheduled_today[:DIGEST_EMAILS]]
+        if len(agenda.scheduled_today) > DIGEST_EMAILS:
+            lines.append(f"and {len(agenda.scheduled_today) - DIGEST_EMAILS} more emails")
+        blocks += [DividerBlock(), section("*Going out today*\n" + capped_lines(lines, more_text="and {n} more emails"))]
+    assert len(blocks) <= MAX_MESSAGE_BLOCKS
+    return Message(text=f"Your day: {summary(agenda)}", blocks=blocks)

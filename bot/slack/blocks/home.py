@@ -1,0 +1,71 @@
+"""The App Home tab, the rep's command center: tasks, today's emails, active campaigns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import Block, DividerBlock, HeaderBlock
+from slack_sdk.models.views import View
+
+from bot.services.agenda import Agenda
+from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, Message, capped_lines, context, escape, section
+from bot.slack.blocks.tasks import DraftOf, email_line, items
+
+# Each task takes two blocks: 30 tasks leave room for everything else under 100.
+HOME_TASKS = 30
+HOME_EMAILS = 40  # lines of one text block
+HOME_CAMPAIGNS = 40
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def home_view(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> View:
+    """The Home tab: queued tasks (overdue first) with their buttons, today's emails, campaigns."""
+    blocks: list[Block] = [HeaderBlock(text="Your email tasks")]
+    if agenda.tasks:
+        overdue = f", {agenda.overdue} overdue" if agenda.overdue else ""
+        blocks.append(context(f"{plural(len(agenda.tasks), 'task')} waiting for you{overdue}"))
+        blocks += items(agenda.tasks, draft_of, zone, now, limit=HOME_TASKS, more="and {n} more tasks")
+    else:
+        blocks.append(section(":tada: Nothing waiting for you. New tasks show up here and in your messages from me."))
+
+    blocks += [DividerBlock(), HeaderBlock(text="Going out today")]
+    if agenda.scheduled_today:
+        lines = [email_line(e, draft_of, zone) for e in agenda.scheduled_today[:HOME_EMAILS]]
+        lines += [f"and {len(agenda.scheduled_today) - HOME_EMAILS} more emails"] if len(agenda.scheduled_today) > HOME_EMAILS else []
+        blocks.append(section(capped_lines(lines, more_text="and {n} more emails")))
+    else:
+        blocks.append(context("No emails planned for the rest of today."))
+
+    blocks += [DividerBlock(), HeaderBlock(text="Your active campaigns")]
+    if agenda.campaigns:
+        lines = [
+            f"*“{escape(c.name)}”*: {plural(c.active, 'person', 'people')} active, {plural(c.queued, 'task')} queued"
+            for c in agenda.campaigns[:HOME_CAMPAIGNS]
+        ]
+        if len(agenda.campaigns) > HOME_CAMPAIGNS:
+            lines.append(f"and {len(agenda.campaigns) - HOME_CAMPAIGNS} more campaigns")
+        blocks.append(section(capped_lines(lines, more_text="and {n} more campaigns")))
+    else:
+        blocks.append(context("No active campaigns. Add people with `/campaign add NAME PEOPLE`."))
+    blocks.append(context(f"Updated {now.astimezone(zone):%a %d %b %H:%M} ({zone.key})"))
+    assert len(blocks) <= MAX_VIEW_BLOCKS
+    return View(type="home", blocks=blocks)
+
+
+LIST_TASKS = 20  # `/tasks`: two blocks each, under a message's 50
+
+
+def tasks_message(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> Message:
+    """`/tasks`: the rep's queued tasks, oldest first, each with its buttons."""
+    if not agenda.tasks:
+        return Message(text="No email tasks are waiting for you.", blocks=[section(":tada: No email tasks are waiting for you.")])
+    overdue = f", {agenda.overdue} overdue" if agenda.overdue else ""
+    title = f"{plural(len(agenda.tasks), 'task')} waiting for you{overdue}"
+    blocks: list[Block] = [section(f"*{title}*")]
+    blocks += items(agenda.tasks, draft_of, zone, now, limit=LIST_TASKS, more="and {n} more tasks: see the Home tab")
+    assert len(blocks) <= MAX_MESSAGE_BLOCKS
+    return Message(text=f"Your email tasks: {title}", blocks=blocks)

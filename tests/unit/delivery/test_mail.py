@@ -1,0 +1,121 @@
+"""Emails as they go over the wire: headers, encodings, threading, HTML, CRLF."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.message import EmailMessage
+
+import pytest
+from sqlmodel import Session
+
+from bot.clock import FixedClock
+from bot.delivery.mail import NotSendable, email_for, envelope, wire_bytes
+from bot.services import progress
+from tests.support.due_emails import due_email
+from tests.support.factories import make_campaign, make_rep
+
+
+def parsed(message: EmailMessage) -> EmailMessage:
+    """The message as a receiving mail client reads it."""
+    return email.message_from_bytes(wire_bytes(message), policy=email.policy.default)  # type: ignore[return-value]
+
+
+def text_of(message: EmailMessage, kind: str) -> str:
+    """A part's text as a mail client shows it (line ends as the platform's)."""
+    return message.get_body((kind,)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+
+
+def test_an_email_comes_from_its_rep_to_its_person_with_an_id_in_the_reps_domain(session: Session, clock: FixedClock):
+    send = due_email(session, clock.now(), "pat@buyer.example", first_name="Pat", last_name="Buyer")
+
+    outgoing = email_for(session, send, clock.now())
+    received = parsed(outgoing.message)
+
+    assert received["From"].addresses[0].display_name == "Rita Rep"
+    assert received["From"].addresses[0].addr_spec == "rita@seller.example"
+    assert str(received["To"]) == "Pat Buyer <pat@buyer.example>"
+    assert received["Subject"] == "Hello Pat"
+    assert received["Date"].datetime == clock.now()
+    assert received["Message-ID"] == outgoing.message_id
+    assert outgoing.message_id.endswith("@seller.example>")
+    assert envelope(outgoing.message) == ("rita@seller.example", ["pat@buyer.example"])
+
+
+def test_non_ascii_names_and_subjects_are_encoded_and_read_back_intact(session: Session, clock: FixedClock):
+    make_rep(session, name="Åsa Öberg, Säljare", email="asa@seller.example")
+    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hej {{ first_name }} – ett förslag som är långt nog för att behöva vikas på flera rader", "body": "Hej!"}])
+    send = due_email(session, clock.now(), "zoe@buyer.example", campaign=campaign, first_name="Zoë", last_name="Müller")
+
+    message = email_for(session, send, clock.now()).message
+    raw = wire_bytes(message)
+    received = parsed(message)
+
+    assert raw.isascii(), "headers and bodies are 7-bit on the wire"
+    assert b"=?utf-8?" in raw
+    assert received["From"].addresses[0].display_name == "Åsa Öberg, Säljare"
+    assert received["To"].addresses[0].display_name == "Zoë Müller"
+    assert received["Subject"] == "Hej Zoë – ett förslag som är långt nog för att behöva vikas på flera rader"
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")), "long headers are folded"
+
+
+def test_lines_end_in_crlf_on_the_wire(session: Session, clock: FixedClock):
+    send = due_email(session, clock.now())
+
+    raw = wire_bytes(email_for(session, send, clock.now()).message)
+
+    assert b"\r\n" in raw
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_plain_text_and_html_alternatives_with_the_text_escaped(session: Session, clock: FixedClock):
+    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "Hi {{ first_name }},\n\nis <b>this</b> & that for you?\nBest"}])
+    send = due_email(session, clock.now(), campaign=campaign, first_name="Pat")
+
+    received = parsed(email_for(session, send, clock.now()).message)
+
+    assert received.get_content_type() == "multipart/alternative"
+    assert text_of(received, "plain").rstrip() == "Hi Pat,\n\nis <b>this</b> & that for you?\nBest"
+    html = text_of(received, "html")
+    assert "<p>Hi Pat,</p>" in html
+    assert "is &lt;b&gt;this&lt;/b&gt; &amp; that for you?<br>\nBest" in html
+
+
+def test_a_thread_step_replies_to_the_email_before_it_quoting_it(session: Session, clock: FixedClock):
+    first = due_email(session, clock.now(), first_name="Pat")
+    first_message = email_for(session, first, clock.now())
+    first.message_id, first.subject, first.body = first_message.message_id, "Hello Pat", "Hi Pat"
+    follow_up = progress.complete(session, first, sent=True, at=clock.now())
+    session.commit()
+    assert follow_up is not None
+
+    received = parsed(email_for(session, follow_up, clock.advance(days=2)).message)
+
+    assert received["Subject"] == "Re: Hello Pat"
+    assert received["In-Reply-To"] == first_message.message_id
+    assert received["References"] == first_message.message_id
+    text = text_of(received, "plain")
+    assert text.startswith("Following up\n\nOn Wed, 02 Dec 2026 at 10:00, Rita Rep <rita@seller.example> wrote:\n> Hi Pat")
+    html = text_of(received, "html")
+    assert "<p>On Wed, 02 Dec 2026 at 10:00, Rita Rep &lt;rita@seller.example&gt; wrote:</p>" in html
+    assert "><p>Hi Pat</p></blockquote>" in html
+
+
+def test_an_email_missing_a_field_becomes_a_task_rather_than_going_out_half_filled(session: Session, clock: FixedClock):
+    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "How is {{ company }}?"}])
+    send = due_email(session, clock.now(), campaign=campaign, company="")
+
+    with pytest.raises(NotSendable) as problem:
+        email_for(session, send, clock.now())
+
+    assert problem.value.task and problem.value.reason == "no value for company"
+
+
+def test_a_rep_without_an_email_address_cannot_send(session: Session, clock: FixedClock):
+    make_rep(session, email=None)
+    send = due_email(session, clock.now())
+
+    with pytest.raises(NotSendable) as problem:
+        email_for(session, send, clock.now())
+
+    assert not problem.value.task and "no email address" in problem.value.reason

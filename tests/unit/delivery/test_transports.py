@@ -1,0 +1,147 @@
+"""Mail transports against a real SMTP server: what arrives, and how each failure is told apart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from pathlib import Path
+
+import pytest
+
+from bot.delivery.mail import compose
+from bot.delivery.ports import DeliveryError
+from bot.delivery.transports import OutboxTransport, SmtpTransport, transport_for
+from bot.services.drafts import Draft
+from bot.settings import load_settings
+from tests.support.smtp_sink import SilentServer, SmtpSink, refused_port
+
+NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def message(to: str = "pat@buyer.example", body: str = "Hi Pat,\n.\n.hidden line\nBest", n: int = 1):
+    draft = Draft(
+        send_id=n,
+        to=f"Pat Buyer <{to}>",
+        to_email=to,
+        sender="Rita Rep <rita@seller.example>",
+        sender_email="rita@seller.example",
+        subject="Hello Pat",
+        body=body,
+        full_body=body,
+    )
+    return compose(draft, message_id=f"<{n}.test@seller.example>", date=NOW)
+
+
+def test_emails_arrive_with_their_envelope_over_one_connection(sink: SmtpSink):
+    transport = SmtpTransport(sink.url)
+    transport.send(message(n=1))
+    transport.send(message("sam@buyer.example", n=2))
+    transport.close()
+
+    assert [(r.mail_from, r.rcpt_tos) for r in sink.messages] == [
+        ("rita@seller.example", ["pat@buyer.example"]),
+        ("rita@seller.example", ["sam@buyer.example"]),
+    ]
+    text = sink.messages[0].message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith("Hi Pat,\n.\n.hidden line\n"), "lines starting with a dot survive"
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again(sink: SmtpSink):
+    transport = SmtpTransport(sink.url)
+    transport.send(message(n=1))
+    transport._smtp.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]  # as a server timing out an idle client
+
+    transport.send(message(n=2))
+
+    assert sorted(sink.counts()) == ["<1.test@seller.example>", "<2.test@seller.example>"]
+
+
+def test_a_refused_connection_is_retried_later():
+    transport = SmtpTransport(f"smtp://127.0.0.1:{refused_port()}")
+
+    with pytest.raises(DeliveryError) as error:
+        transport.send(message())
+
+    assert error.value.retry and not error.value.uncertain
+    assert "connection refused" in error.value.reason
+
+
+def test_a_server_that_does_not_answer_in_time_is_retried_later():
+    with SilentServer() as server:
+        transport = SmtpTransport(f"smtp://127.0.0.1:{server.port}", timeout=0.2)
+        with pytest.raises(DeliveryError) as error:
+            transport.send(message())
+
+    assert error.value.retry and not error.value.uncertain
+    assert "timed out" in error.value.reason
+
+
+def test_a_4xx_reply_is_retried_later_and_the_connection_stays_usable(sink: SmtpSink):
+    sink.reply_to("busy@buyer.example", "451 4.2.1 Mailbox busy, try later")
+    transport = SmtpTransport(sink.url)
+
+    with pytest.raises(DeliveryError) as error:
+        transport.send(message("busy@buyer.example"))
+    transport.send(message(n=2))
+
+    assert error.value.retry and error.value.reason == "451 4.2.1 Mailbox busy, try later"
+    assert [r.rcpt_tos for r in sink.messages] == [["pat@buyer.example"]]
+
+
+def test_a_5xx_reply_fails_at_once(sink: SmtpSink):
+    sink.reply_to("gone@buyer.example", "550 5.1.1 No such user")
+
+    with pytest.raises(DeliveryError) as error:
+        SmtpTransport(sink.url).send(message("gone@buyer.example"))
+
+    assert not error.value.retry and not error.value.uncertain
+    assert error.value.reason == "550 5.1.1 No such user"
+
+
+def test_a_connection_dropped_after_the_body_is_uncertain(sink: SmtpSink):
+    sink.hang_up_after_data("pat@buyer.example")
+
+    with pytest.raises(DeliveryError) as error:
+        SmtpTransport(sink.url).send(message())
+
+    assert error.value.uncertain and not error.value.retry
+    assert "may or may not" in error.value.reason
+    assert len(sink.dropped) == 1
+
+
+def test_smtp_urls_name_tls_starttls_and_credentials_without_showing_the_password():
+    plain = SmtpTransport("smtp://mail.example.com")
+    tls = SmtpTransport("smtps://user%40example.com:p%40ss@mail.example.com")
+    starttls = SmtpTransport("smtp://u:secret@mail.example.com:587?starttls=true&timeout=7")
+
+    assert (plain.port, plain.tls, plain.starttls, plain.username) == (25, False, False, None)
+    assert (tls.port, tls.tls, tls.username, tls.password) == (465, True, "user@example.com", "p@ss")
+    assert (starttls.port, starttls.starttls, starttls.timeout) == (587, True, 7.0)
+    assert "secret" not in repr(starttls)
+
+
+def test_without_smtp_url_emails_are_written_to_the_outbox_folder(tmp_path: Path):
+    transport = transport_for(load_settings(smtp_url=None, outbox_dir=str(tmp_path / "outbox")))
+
+    transport.send(message())
+
+    [written] = list((tmp_path / "outbox").glob("*.eml"))
+    assert written.name == "1.test_seller.example.eml"
+    assert b"Subject: Hello Pat\r\n" in written.read_bytes()
+
+
+def test_with_smtp_url_emails_go_to_the_server(sink: SmtpSink):
+    transport = transport_for(load_settings(smtp_url=sink.url))
+    transport.send(message())
+
+    assert isinstance(transport, SmtpTransport) and len(sink.messages) == 1
+    transport.close()
+
+
+def test_an_unwritable_outbox_is_retried_later(tmp_path: Path):
+    (tmp_path / "outbox").write_text("a file, not a folder")
+
+    with pytest.raises(DeliveryError) as error:
+        OutboxTransport(tmp_path / "outbox").send(message())
+
+    assert error.value.retry
