@@ -60,6 +60,28 @@ class Outgoing:
     draft: Draft
     message: EmailMessage
     message_id: str
+    wire: Outbound
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """An email as it goes on the wire: its envelope and CRLF bytes.
+
+    Serialized once, by whoever prepares the email, so the thread that talks to the
+    mail server spends its time on the server.
+    """
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+    message_id: str
+
+
+def outbound(message: EmailMessage, sender: str | None = None, recipients: list[str] | None = None) -> Outbound:
+    """The wire form of a message; pass the envelope when it is known, to skip reparsing headers."""
+    if sender is None or recipients is None:
+        sender, recipients = envelope(message)
+    return Outbound(sender, recipients, wire_bytes(message), str(message.get("Message-ID", "")))
 
 
 def new_message_id(sender_email: str) -> str:
@@ -79,7 +101,8 @@ def email_for(session: Session, send: Send, now: dt.datetime) -> Outgoing:
     if not draft.sender_email:
         raise NotSendable("the rep has no email address in their Slack profile", task=False)
     message_id = send.message_id or new_message_id(draft.sender_email)
-    return Outgoing(draft, compose(draft, message_id=message_id, date=now), message_id)
+    message = compose(draft, message_id=message_id, date=now)
+    return Outgoing(draft, message, message_id, outbound(message, draft.sender_email, [draft.to_email]))
 
 
 def compose(draft: Draft, *, message_id: str, date: dt.datetime) -> EmailMessage:

@@ -7,8 +7,10 @@ that tells reps in Slack (bot/slack/notifier.py). Tests can pass recording fakes
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from bot.delivery.mail import Outbound
 
 
 class DeliveryError(Exception):
@@ -27,7 +29,7 @@ class DeliveryError(Exception):
 
 
 class MailTransport(Protocol):
-    def send(self, message: EmailMessage) -> None:
+    def send(self, email: Outbound) -> None:
         """Hand one email to the server; raise DeliveryError when it is not taken."""
 
     def close(self) -> None:

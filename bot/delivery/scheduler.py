@@ -156,7 +156,7 @@ class _HandOver(threading.Thread):
             if not outcome.skipped and not (self.stop.is_set() or self.abort.is_set()):
                 outcome.handed = True
                 try:
-                    scheduler.transport.send(ready.outgoing.message)
+                    scheduler.transport.send(ready.outgoing.wire)
                 except DeliveryError as error:
                     outcome.error = error
                 outcome.at = scheduler.clock.now()

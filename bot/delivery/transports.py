@@ -16,11 +16,10 @@ import re
 import smtplib
 import ssl
 import uuid
-from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from bot.delivery.mail import envelope, wire_bytes
+from bot.delivery.mail import Outbound
 from bot.delivery.ports import DeliveryError, MailTransport
 from bot.settings import Settings
 
@@ -50,10 +49,9 @@ class SmtpTransport:
     def __repr__(self) -> str:  # never shows the password
         return f"SmtpTransport({'smtps' if self.tls else 'smtp'}://{self.host}:{self.port})"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, email: Outbound) -> None:
         """Hand one email to the server, reusing the open connection."""
-        sender, recipients = envelope(message)
-        data = _dot_stuffed(wire_bytes(message))
+        sender, recipients, data = email.sender, email.recipients, _dot_stuffed(email.data)
         reused = self._smtp is not None
         try:
             self._transact(self._connection(), sender, recipients, data)
@@ -157,13 +155,13 @@ class OutboxTransport:
     def __init__(self, folder: str | Path = "outbox") -> None:
         self.folder = Path(folder)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, email: Outbound) -> None:
         """Write the email to `<folder>/<message-id>.eml` (the folder is made as needed)."""
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(message.get("Message-ID", "")).strip("<>")) or uuid.uuid4().hex
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", email.message_id.strip("<>")) or uuid.uuid4().hex
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             partial = self.folder / f".{name}.partial"
-            partial.write_bytes(wire_bytes(message))
+            partial.write_bytes(email.data)
             partial.replace(self.folder / f"{name}.eml")  # readers never see half a file
         except OSError as exc:
             raise DeliveryError(f"could not write to {self.folder}: {exc.strerror or exc}", retry=True) from None

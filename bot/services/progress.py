@@ -8,9 +8,11 @@ the enrollment.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from bot.core import rules
@@ -34,36 +36,49 @@ def rule_steps(steps: Sequence[Step]) -> list[rules.Step]:
     return [rules.Step(day=s.day, send=rules.SendOption(s.send), time=s.time) for s in steps]
 
 
+def _rule_steps_of(session: Session, campaign_id: int, version: int) -> list[rules.Step]:
+    memo: dict[tuple[int, int], list[rules.Step]] = session.info.setdefault("rule_steps", {})
+    key = (campaign_id, version)
+    if key not in memo:
+        memo[key] = rule_steps(steps_of(session, campaign_id, version))
+    return memo[key]
+
+
 def calendar_of(campaign: Campaign, zone: str) -> rules.Calendar:
     return rules.Calendar(zone=ZoneInfo(zone), skip_weekends=campaign.skip_weekends, task_time=campaign.task_time)
 
 
 def new_send(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Send | None = None) -> Send:
     """The planned send of `step` for an enrollment."""
+    return Send(**send_row(enrollment, step, due, thread_of))
+
+
+def send_row(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Send | None = None) -> dict[str, object]:
+    """The column values of a planned send (for bulk inserts, where building models costs too much)."""
     assert enrollment.id is not None and step.id is not None
-    return Send(
-        enrollment_id=enrollment.id,
-        step_id=step.id,
-        position=step.position,
-        rep_id=enrollment.rep_id,
-        kind=rules.Step(step.day, rules.SendOption(step.send)).kind,
-        status=SendStatus.PLANNED,
-        due_at=due,
-        thread_of_id=thread_of.id if thread_of is not None and step.send == rules.SendOption.THREAD else None,
-    )
+    stamp = dt.datetime.now(dt.timezone.utc)  # as the models' own default: when the row was written
+    return {
+        "enrollment_id": enrollment.id,
+        "step_id": step.id,
+        "position": step.position,
+        "rep_id": enrollment.rep_id,
+        "kind": rules.StepKind.TASK if step.send == rules.SendOption.TASK else rules.StepKind.EMAIL,
+        "status": SendStatus.PLANNED,
+        "due_at": due,
+        "attempts": 0,
+        "thread_of_id": thread_of.id if thread_of is not None and step.send == rules.SendOption.THREAD else None,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
 
 
-def done_steps(session: Session, enrollment_id: int, *, excluding: int | None = None) -> tuple[rules.Done, ...]:
-    """What an enrollment has done so far, in step order."""
-    query = select(Send.position, Send.status, Send.sent_at, Send.done_at).where(
-        Send.enrollment_id == enrollment_id, col(Send.status).in_([SendStatus.SENT, SendStatus.SKIPPED])
-    )
-    if excluding is not None:
-        query = query.where(Send.id != excluding)
-    return tuple(
-        rules.Done(position, sent_at or done_at, status == SendStatus.SENT)
-        for position, status, sent_at, done_at in session.exec(query.order_by(col(Send.position)))
-    )
+@dataclass(frozen=True)
+class Completion:
+    """A send that is done: sent (or skipped by the rep) at `at`."""
+
+    send: Send
+    at: dt.datetime
+    sent: bool = True
 
 
 def complete(session: Session, send: Send, *, sent: bool, at: dt.datetime) -> Send | None:
@@ -79,30 +94,72 @@ def complete(session: Session, send: Send, *, sent: bool, at: dt.datetime) -> Se
     send.lease_until = None
     send.updated_at = at
     session.add(send)
+    for enrollment, step, due, previous in _plan_next(session, [Completion(send, at, sent)]):
+        following = new_send(enrollment, step, due, thread_of=previous)
+        session.add(following)
+        return following
+    return None
 
-    enrollment = session.get(Enrollment, send.enrollment_id)
-    assert enrollment is not None and enrollment.day_one is not None
-    if enrollment.status != EnrollmentStatus.ACTIVE:
-        return None
-    campaign = session.get(Campaign, enrollment.campaign_id)
-    assert campaign is not None
-    steps = steps_of(session, campaign.id, enrollment.version)  # type: ignore[arg-type]
-    ruled = rule_steps(steps)
-    calendar = calendar_of(campaign, enrollment.zone)
 
-    before = rules.Progress(enrollment.day_one, enrollment.shift_days, done_steps(session, enrollment.id, excluding=send.id))  # type: ignore[arg-type]
-    progress = rules.record_done(ruled, calendar, before, rules.Done(send.position, at, sent))
-    enrollment.shift_days = progress.shift_days
-    session.add(enrollment)
+def complete_many(session: Session, completions: Sequence[Completion]) -> int:
+    """Plan the next step after each of these sends, already stored as done.
 
-    if send.position >= len(steps):
-        enrollment.status = EnrollmentStatus.FINISHED
-        enrollment.ended_at = at
-        enrollment.end_reason = "all steps done"
-        return None
-    position = send.position + 1
-    due = rules.next_due(ruled, calendar, position, progress, ready_at=at)
-    enrollment.position = position
-    following = new_send(enrollment, steps[position - 1], due, thread_of=send)
-    session.add(following)
-    return following
+    The scheduler records a batch of sent emails with one UPDATE; this plans what
+    follows them with one query and one bulk insert. Returns how many were planned.
+    """
+    rows = [send_row(enrollment, step, due, thread_of=previous) for enrollment, step, due, previous in _plan_next(session, completions)]
+    if rows:
+        session.execute(insert(Send), rows)
+    return len(rows)
+
+
+def _plan_next(session: Session, completions: Sequence[Completion]) -> list[tuple[Enrollment, Step, dt.datetime, Send]]:
+    """What follows each completed send: (enrollment, next step, due, the send before it).
+
+    Records the progress on each enrollment (shift, position) and finishes those
+    whose last step is done.
+    """
+    done = _done_by_enrollment(session, completions)
+    plans = []
+    for completion in completions:
+        send, at = completion.send, completion.at
+        enrollment = session.get(Enrollment, send.enrollment_id)
+        assert enrollment is not None and enrollment.day_one is not None
+        if enrollment.status != EnrollmentStatus.ACTIVE:
+            continue
+        campaign = session.get(Campaign, enrollment.campaign_id)
+        assert campaign is not None and campaign.id is not None
+        steps = steps_of(session, campaign.id, enrollment.version)
+        ruled = _rule_steps_of(session, campaign.id, enrollment.version)
+        calendar = calendar_of(campaign, enrollment.zone)
+
+        before = rules.Progress(enrollment.day_one, enrollment.shift_days, done.get(enrollment.id, ()))  # type: ignore[arg-type]
+        progress = rules.record_done(ruled, calendar, before, rules.Done(send.position, at, completion.sent))
+        enrollment.shift_days = progress.shift_days
+        session.add(enrollment)
+
+        if send.position >= len(steps):
+            enrollment.status = EnrollmentStatus.FINISHED
+            enrollment.ended_at = at
+            enrollment.end_reason = "all steps done"
+            continue
+        position = send.position + 1
+        enrollment.position = position
+        due = rules.next_due(ruled, calendar, position, progress, ready_at=at)
+        plans.append((enrollment, steps[position - 1], due, send))
+    return plans
+
+
+def _done_by_enrollment(session: Session, completions: Sequence[Completion]) -> dict[int, tuple[rules.Done, ...]]:
+    """The steps each enrollment had done before these completions, in step order (one query)."""
+    enrollment_ids = {c.send.enrollment_id for c in completions}
+    query = (
+        select(Send.enrollment_id, Send.position, Send.status, Send.sent_at, Send.done_at)
+        .where(col(Send.enrollment_id).in_(enrollment_ids), col(Send.status).in_([SendStatus.SENT, SendStatus.SKIPPED]))
+        .where(col(Send.id).not_in([c.send.id for c in completions]))
+        .order_by(col(Send.enrollment_id), col(Send.position))
+    )
+    done: dict[int, list[rules.Done]] = {}
+    for enrollment_id, position, status, sent_at, done_at in session.exec(query):
+        done.setdefault(enrollment_id, []).append(rules.Done(position, sent_at or done_at, status == SendStatus.SENT))
+    return {key: tuple(value) for key, value in done.items()}

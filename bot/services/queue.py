@@ -235,8 +235,7 @@ def mark_sent(session: Session, delivered: Sequence[tuple[Send, dt.datetime]], w
                 set_committed_value(send, name, value)
     else:  # some were taken over: find out which, one by one (those already updated match too)
         recorded = [(send, at) for send, at in delivered if _sent_one(session, send, worker_id, at)]
-    for send, at in recorded:
-        progress.complete(session, send, sent=True, at=at)
+    progress.complete_many(session, [progress.Completion(send, at) for send, at in recorded])
     return [send for send, _ in recorded]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.delivery.mail import compose
+from bot.delivery.mail import compose, outbound
 from bot.delivery.ports import DeliveryError
 from bot.delivery.transports import OutboxTransport, SmtpTransport, transport_for
 from bot.services.drafts import Draft
@@ -29,7 +29,7 @@ def message(to: str = "pat@buyer.example", body: str = "Hi Pat,\n.\n.hidden line
         body=body,
         full_body=body,
     )
-    return compose(draft, message_id=f"<{n}.test@seller.example>", date=NOW)
+    return outbound(compose(draft, message_id=f"<{n}.test@seller.example>", date=NOW))
 
 
 def test_emails_arrive_with_their_envelope_over_one_connection(sink: SmtpSink):
