@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +20,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from bot.clock import FixedClock
+from bot.delivery.mail import Outbound
 from bot.delivery.scheduler import Scheduler
 from bot.slack.blocks import tasks as blocks
 from bot.slack.context import Deps
@@ -370,12 +373,12 @@ class CountingTransport:
     """A MailTransport that keeps what it was handed."""
 
     def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
+        self.sent: list[EmailMessage] = []  # parsed back from the wire
         self._lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, email: Outbound) -> None:
         with self._lock:
-            self.sent.append(message)
+            self.sent.append(BytesParser(policy=policy.default).parsebytes(email.data))  # type: ignore[arg-type]
 
     def close(self) -> None:
         pass
