@@ -8,8 +8,9 @@ stored as `sending` with its Message-ID before the server sees it, and marked
 server's 250.
 
 Commits are per chunk of CHUNK emails, not per email, and two threads share the
-work: one drafts emails and records outcomes, the other marks a chunk `sending`
-and hands its emails over one by one, so SMTP round trips overlap database work.
+work: one drafts emails, marks each chunk `sending` and records outcomes (the only
+one to touch the database), the other hands the emails over one by one, so SMTP
+round trips overlap database work.
 If a worker is killed, at most two chunks (the one being handed over and one not
 yet recorded) are left `sending`; they become uncertain for their reps.
 """
@@ -89,29 +90,33 @@ class _Ready:
     send: Send
     outgoing: Outgoing
     handing: queue.Handing
+    marked_at: dt.datetime | None = None  # when it was marked `sending`
+    skipped: bool = False  # no longer this worker's to send (found when marking)
 
 
 @dataclass
 class _Outcome:
     ready: _Ready
     at: dt.datetime
-    marked_at: dt.datetime | None = None  # None: never marked `sending` (stopping before its chunk)
+    marked_at: dt.datetime | None = None
     skipped: bool = False  # no longer this worker's to send
     handed: bool = False  # given to the server (then `error` says how that went)
     error: DeliveryError | None = None
 
 
 class _HandOver(threading.Thread):
-    """Marks chunks of emails `sending` (one commit each), then hands them over one by one."""
+    """Hands chunks of emails, already marked `sending`, to the server one by one.
+
+    It never touches the database: on SQLite a second writer would only queue for
+    the write lock, and the delivering thread already holds the session.
+    """
 
     def __init__(self, scheduler: Scheduler, stop: threading.Event) -> None:
         super().__init__(name=f"hand-over {scheduler.worker_id}", daemon=True)
         self.scheduler = scheduler
         self.stop = stop
         self.abort = threading.Event()  # the delivering thread failed: hand nothing more
-        # At most two chunks handed over and not yet recorded: if the worker is killed,
-        # at most that many emails are left `sending` (and become uncertain).
-        self.unrecorded = threading.Semaphore(2)
+        self.in_flight = 0  # chunks marked `sending` whose outcomes are not recorded yet (delivering thread's count)
         self.inbox: queue_module.SimpleQueue[list[_Ready] | None] = queue_module.SimpleQueue()
         self.outbox: queue_module.SimpleQueue[list[_Outcome] | BaseException | None] = queue_module.SimpleQueue()
 
@@ -123,43 +128,31 @@ class _HandOver(threading.Thread):
             return None
         if isinstance(item, BaseException):
             raise item
+        if item is not None:
+            self.in_flight -= 1
         return item
 
     def run(self) -> None:
-        scheduler = self.scheduler
         try:
-            with Session(scheduler.engine, expire_on_commit=False) as session:
-                while (chunk := self.inbox.get()) is not None:
-                    self.outbox.put(self._hand(session, chunk))
+            while (chunk := self.inbox.get()) is not None:
+                self.outbox.put(self._hand(chunk))
         except BaseException as exc:  # the delivering thread re-raises it
             self.outbox.put(exc)
         else:
             self.outbox.put(None)
 
-    def recorded(self) -> None:
-        """The delivering thread stored a chunk's outcomes: room for one more chunk."""
-        self.unrecorded.release()
-
-    def _hand(self, session: Session, chunk: list[_Ready]) -> list[_Outcome]:
-        scheduler = self.scheduler
-        while not self.unrecorded.acquire(timeout=0.1):
-            if self.abort.is_set():
-                break
-        now = scheduler.clock.now()
-        if self.stop.is_set() or self.abort.is_set():
-            return [_Outcome(ready, now) for ready in chunk]
-        mine = queue.mark_sending(session, [ready.handing for ready in chunk], scheduler.worker_id, now, lease=scheduler.lease)
-        session.commit()  # the crash contract: `sending` and the Message-IDs are stored before the server sees them
+    def _hand(self, chunk: list[_Ready]) -> list[_Outcome]:
+        transport, clock = self.scheduler.transport, self.scheduler.clock
         outcomes = []
         for ready in chunk:
-            outcome = _Outcome(ready, now, marked_at=now, skipped=ready.handing.send_id not in mine)
+            outcome = _Outcome(ready, clock.now(), marked_at=ready.marked_at, skipped=ready.skipped)
             if not outcome.skipped and not (self.stop.is_set() or self.abort.is_set()):
                 outcome.handed = True
                 try:
-                    scheduler.transport.send(ready.outgoing.wire)
+                    transport.send(ready.outgoing.wire)
                 except DeliveryError as error:
                     outcome.error = error
-                outcome.at = scheduler.clock.now()
+                outcome.at = clock.now()
             outcomes.append(outcome)
         return outcomes
 
@@ -291,12 +284,10 @@ class Scheduler:
                         chunk = []
                     while (outcomes := hand_over.finished()) is not None:
                         self._record(session, outcomes, batch)
-                        hand_over.recorded()
                 self._pass_on(session, hand_over, chunk, batch)
                 hand_over.inbox.put(None)
                 while (outcomes := hand_over.finished(wait=True)) is not None:
                     self._record(session, outcomes, batch)
-                    hand_over.recorded()
             finally:
                 hand_over.abort.set()
                 hand_over.inbox.put(None)
@@ -330,24 +321,35 @@ class Scheduler:
         return _Ready(send, outgoing, handing)
 
     def _pass_on(self, session: Session, hand_over: _HandOver, chunk: list[_Ready], batch: _Batch) -> None:
-        # Commit first: on SQLite an open transaction would hold the hand-over thread's write.
+        """Mark a chunk `sending` (one commit: the crash contract) and give it to the hand-over thread.
+
+        At most two chunks are marked and not yet recorded: if the worker is killed,
+        no more than that are left `sending` (and become uncertain for their reps).
+        """
         session.commit()
         self._notify(batch)
-        if chunk:
-            hand_over.inbox.put(chunk)
+        if not chunk:
+            return
+        while hand_over.in_flight >= 2 and (outcomes := hand_over.finished(wait=True)) is not None:
+            self._record(session, outcomes, batch)
+        now = self.clock.now()
+        mine = queue.mark_sending(session, [ready.handing for ready in chunk], self.worker_id, now, lease=self.lease)
+        session.commit()
+        for ready in chunk:
+            ready.marked_at, ready.skipped = now, ready.handing.send_id not in mine
+        hand_over.in_flight += 1
+        hand_over.inbox.put(chunk)
 
     def _record(self, session: Session, outcomes: list[_Outcome], batch: _Batch) -> None:
         """Store what the server said about a chunk, in one transaction; then tell reps."""
         delivered: list[tuple[Send, dt.datetime]] = []
-        # One flush for the chunk: each progress.complete() would otherwise flush the last.
+        # One flush for the chunk, at commit.
         with session.no_autoflush:
             for outcome in outcomes:
                 send, now = outcome.ready.send, outcome.at
-                if outcome.marked_at is None:
-                    queue.release(session, [send.id], self.worker_id)  # type: ignore[list-item]
-                    continue
                 if outcome.skipped:
                     continue  # another worker has it, or its enrollment ended meanwhile
+                assert outcome.marked_at is not None  # every chunk is marked before it is handed over
                 queue.handed(send, outcome.ready.handing, outcome.marked_at, self.lease)
                 error = outcome.error
                 if not outcome.handed:

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
 from bot.core import rules
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Send, SendStatus, Step
+
+_SEND = Send.__table__  # type: ignore[attr-defined]
 
 
 def steps_of(session: Session, campaign_id: int, version: int) -> list[Step]:
@@ -109,7 +111,7 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
     """
     rows = [send_row(enrollment, step, due, thread_of=previous) for enrollment, step, due, previous in _plan_next(session, completions)]
     if rows:
-        session.execute(insert(Send), rows)
+        session.connection().execute(insert(_SEND), rows)
     return len(rows)
 
 
@@ -150,16 +152,28 @@ def _plan_next(session: Session, completions: Sequence[Completion]) -> list[tupl
     return plans
 
 
+# Built once: the scheduler asks this for every chunk of emails it records.
+_DONE_BEFORE = (
+    select(_SEND.c.enrollment_id, _SEND.c.position, _SEND.c.status, _SEND.c.sent_at, _SEND.c.done_at)
+    .where(
+        _SEND.c.enrollment_id.in_(bindparam("enrollment_ids", expanding=True)),
+        _SEND.c.status.in_([SendStatus.SENT.value, SendStatus.SKIPPED.value]),
+        _SEND.c.id.not_in(bindparam("send_ids", expanding=True)),
+    )
+    .order_by(_SEND.c.enrollment_id, _SEND.c.position)
+)
+
+
 def _done_by_enrollment(session: Session, completions: Sequence[Completion]) -> dict[int, tuple[rules.Done, ...]]:
     """The steps each enrollment had done before these completions, in step order (one query)."""
-    enrollment_ids = {c.send.enrollment_id for c in completions}
-    query = (
-        select(Send.enrollment_id, Send.position, Send.status, Send.sent_at, Send.done_at)
-        .where(col(Send.enrollment_id).in_(enrollment_ids), col(Send.status).in_([SendStatus.SENT, SendStatus.SKIPPED]))
-        .where(col(Send.id).not_in([c.send.id for c in completions]))
-        .order_by(col(Send.enrollment_id), col(Send.position))
+    rows = session.connection().execute(
+        _DONE_BEFORE,
+        {
+            "enrollment_ids": list({c.send.enrollment_id for c in completions}),
+            "send_ids": [c.send.id for c in completions],
+        },
     )
     done: dict[int, list[rules.Done]] = {}
-    for enrollment_id, position, status, sent_at, done_at in session.exec(query):
+    for enrollment_id, position, status, sent_at, done_at in rows:
         done.setdefault(enrollment_id, []).append(rules.Done(position, sent_at or done_at, status == SendStatus.SENT))
     return {key: tuple(value) for key, value in done.items()}
