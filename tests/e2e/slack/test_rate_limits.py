@@ -1,0 +1,40 @@
+"""Slack answers 429 to bursts of messages: posting slows down and retries, and nothing is dropped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from bot.clock import FixedClock
+from bot.delivery.scheduler import Scheduler
+from bot.delivery.transports import OutboxTransport
+from bot.slack.context import Deps
+from bot.slack.notifier import SlackNotifier
+from bot.store.models import Send
+from tests.support.factories import REP_ID, make_rep
+from tests.support.fake_slack import FakeSlack
+from tests.support.sends import make_task
+
+
+def test_a_burst_of_due_tasks_reaches_the_rep_once_each_through_429s(
+    session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, deps: Deps, tmp_path: Path
+) -> None:
+    make_rep(session)
+    for n in range(12):
+        make_task(session, due_at=clock.now(), email=f"person{n}@example.com", status="planned")
+    fake_slack.rate_limit("chat.postMessage", times=4, retry_after=0)
+
+    result = Scheduler(deps.engine, clock, OutboxTransport(tmp_path), notifier, deps.settings).tick()
+
+    assert result.tasks == 12
+    assert fake_slack.limited.count("chat.postMessage") == 4  # Slack did push back
+    # (10:00 in the rep's zone on a weekday: the day's digest goes out in the same pass.)
+    posted = [call for call in fake_slack.calls_to("chat.postMessage") if call["text"].startswith("Email task")]
+    assert len(posted) == 12 and all(call["channel"] == REP_ID for call in posted)
+    session.expire_all()
+    sends = session.exec(select(Send)).all()
+    assert {send.status for send in sends} == {"queued"}
+    # Every task message is on record, so its buttons can update it in place later.
+    assert len({(send.slack_channel, send.slack_ts) for send in sends}) == 12
+    assert all(send.slack_ts for send in sends)
