@@ -55,7 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         if args.socket:
             logger.info("connecting to Slack over Socket Mode")
-            serve_socket_mode(app, str(settings.slack_app_token))
+            _serve_socket_mode(app, str(settings.slack_app_token))
         else:
             _serve_http(app, settings, args)
     finally:
@@ -72,6 +72,13 @@ def _serve_http(app: Any, settings: Settings, args: argparse.Namespace) -> None:
     # One line a script (or a test that asked for port 0) can read the port from.
     print(f"bot: listening on http://{server.host}:{server.port}/slack/events", flush=True)
     server.serve_forever()
+
+
+def _serve_socket_mode(app: Any, app_token: str) -> None:
+    try:
+        serve_socket_mode(app, app_token)
+    except SlackApiError as exc:
+        raise CommandError(f"SLACK_APP_TOKEN was refused by Slack: {exc.response.get('error')}") from None
 
 
 def _check_token(client: Any) -> None:

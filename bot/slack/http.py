@@ -83,7 +83,18 @@ class HttpServer:
 
 
 def serve_socket_mode(app: App, app_token: str) -> None:
-    """Connect to Slack over Socket Mode (no public URL needed) and block."""
+    """Connect to Slack over Socket Mode (no public URL needed) and block.
+
+    Raises SlackApiError when Slack refuses the app token.
+    """
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    SocketModeHandler(app, app_token).start()
+    handler = SocketModeHandler(app, app_token)
+    handler.connect()
+    logger.info("connected to Slack over Socket Mode")
+    try:
+        threading.Event().wait()  # until SIGTERM or Ctrl-C
+    finally:
+        # Stop taking envelopes, then let listeners already acked finish their replies.
+        handler.close()
+        app.listener_runner.listener_executor.shutdown(wait=True)

@@ -4,7 +4,8 @@ The app's real WebClient reaches it through SLACK_API_URL. It records every call
 keeps posted messages (so chat.update can be checked), checks each call's required
 parameters against Slack's own OpenAPI description, checks blocks and views with
 slack_sdk's Block Kit models, can answer 429 with Retry-After, and serves
-response_url endpoints.
+response_url endpoints. `apps.connections.open` hands out `.socket_mode_url()` (see
+tests/support/fake_socket_mode.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ BOT_USER_ID = "U0BOT0001"
 TEAM_ID = "T0TEAM001"
 MAX_MESSAGE_BLOCKS = 50
 
+# Methods newer than the (2021) OpenAPI file, so their required parameters (but the
+# token) are written here by hand, from Slack's method pages.
+NEWER_METHODS: dict[str, frozenset[str]] = {"apps.connections.open": frozenset()}
+# Methods that take the app-level token (xapp-) and refuse bot and user tokens.
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+
 
 def shared_dir() -> Path:
     """../shared next to the repository, or SHARED_DIR."""
@@ -48,7 +55,7 @@ def required_params() -> dict[str, frozenset[str]]:
             if parameter.get("required") and parameter["name"] != "token"
         }
         methods[path.lstrip("/")] = frozenset(names)
-    return methods
+    return {**NEWER_METHODS, **methods}
 
 
 @dataclass
@@ -130,6 +137,7 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._changed = threading.Condition()
+        self.socket_mode_url: Callable[[], str] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
@@ -210,13 +218,16 @@ class FakeSlack:
         self.limited.append(method)
         return limit.retry_after
 
-    def _answer(self, method: str, params: dict[str, Any], authorized: bool) -> dict[str, Any]:
+    def _answer(self, method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
         if method not in required_params():
             self.problems.append(f"{method}: no such Web API method")
             return {"ok": False, "error": "unknown_method"}
-        if not authorized:
+        if not token:
             self.problems.append(f"{method}: no token")
             return {"ok": False, "error": "not_authed"}
+        if token.startswith("xapp-") != (method in APP_TOKEN_METHODS):
+            self.problems.append(f"{method}: called with a {token.split('-')[0]}- token")
+            return {"ok": False, "error": "not_allowed_token_type"}
         missing = sorted(name for name in required_params()[method] if params.get(name) in (None, ""))
         if missing:
             self.problems.append(f"{method}: missing required {', '.join(missing)}")
@@ -323,6 +334,12 @@ class FakeSlack:
         self.home[params["user_id"]] = {**view, "id": view_id}
         return {"ok": True, "view": self.home[params["user_id"]]}
 
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_mode_url is None:
+            self.problems.append("apps.connections.open: no fake Socket Mode server (FakeSocketMode.serve_for)")
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": self.socket_mode_url()}
+
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(params.get("user", ""))
         if user is None:
@@ -380,10 +397,9 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                     fake._respond(f"http://127.0.0.1:{fake.port}{parts.path}", params)
                     answer: dict[str, Any] | None = None
                 else:
-                    authorized = self.headers.get("Authorization", "").startswith("Bearer xox") or bool(
-                        params.get("token")
-                    )
-                    answer = fake._answer(method, params, authorized)
+                    bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    token = str(params.get("token") or bearer)
+                    answer = fake._answer(method, params, token)
                 fake._changed.notify_all()
             if answer is None:
                 self._send_text(200, "ok")

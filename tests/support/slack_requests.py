@@ -131,21 +131,13 @@ class SlackRequests:
         Slack escapes &, < and > in what was typed; pass `escaped=True` for text
         already in Slack's form (e.g. an address Slack turned into a mailto link).
         """
-        fields = {
-            "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": "fake",
-            "channel_id": channel_id,
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": "rita.rep",
-            "command": command,
-            "text": text if escaped else slack_escape(text),
-            "api_app_id": APP_ID,
-            "is_enterprise_install": "false",
-            "response_url": response_url or self._response_url(),
-            "trigger_id": f"{next(_ids)}.trigger",
-        }
+        fields = command_fields(
+            text if escaped else slack_escape(text),
+            command,
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url or self._response_url(),
+        )
         return self._form(fields, **options)
 
     def block_action(
@@ -205,6 +197,27 @@ class SlackRequests:
             "authorizations": [{"team_id": TEAM_ID, "user_id": "U0BOT0001", "is_bot": True}],
         }
         return self.post(json.dumps(body).encode(), "application/json", **options)
+
+
+def command_fields(
+    text: str, command: str = "/campaign", *, user_id: str = REP_ID, channel_id: str = CHANNEL_ID, response_url: str
+) -> dict[str, str]:
+    """A slash command's fields as Slack sends them (a form over HTTP, a payload over Socket Mode)."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": "fake",
+        "channel_id": channel_id,
+        "channel_name": "general",
+        "user_id": user_id,
+        "user_name": "rita.rep",
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": f"{next(_ids)}.trigger",
+    }
 
 
 def _interaction_payload(kind: str, user_id: str, **fields: Any) -> dict[str, Any]:
