@@ -8,7 +8,8 @@ In one run, against one aiosmtpd server in its own process:
   apscheduler  APScheduler 3, one date-trigger job per email (due now), a thread pool of 10,
                each job sending with smtplib on a connection of its own
   scheduler    `Scheduler.tick()` on SQLite (one worker), and on PostgreSQL with one and two
-               worker processes: claiming, drafting, the crash-safe bookkeeping, SMTP
+               worker processes: claiming, drafting, the crash-safe bookkeeping, SMTP;
+               each process tuned as `bot worker` tunes itself (favour_hand_over)
 Prints emails/second for each and the ratios. Goals: >= 0.6 of the ceiling, ahead of APScheduler.
 PostgreSQL runs when --postgres or TEST_DATABASE_URL names a database (a scratch schema
 is created and dropped).
@@ -34,7 +35,7 @@ from sqlmodel import Session, select  # noqa: E402
 
 from bot.clock import FixedClock  # noqa: E402
 from bot.delivery.mail import compose, envelope, new_message_id, wire_bytes  # noqa: E402
-from bot.delivery.scheduler import Scheduler  # noqa: E402
+from bot.delivery.scheduler import Scheduler, favour_hand_over  # noqa: E402
 from bot.delivery.transports import SmtpTransport  # noqa: E402
 from bot.services.drafts import draft_for  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
@@ -133,6 +134,7 @@ def apscheduler(port: int, messages: list) -> float:  # type: ignore[type-arg]
 
 
 def _worker(url: str, smtp_url: str, ready: mp.Barrier, results: mp.Queue) -> None:  # type: ignore[type-arg]
+    favour_hand_over()  # as `bot worker` does
     settings = load_settings(database_url=url, smtp_url=smtp_url)
     engine = make_engine(url)
     scheduler = Scheduler(engine, FixedClock(NOW), SmtpTransport(smtp_url), RecordingNotifier(), settings)

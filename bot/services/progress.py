@@ -8,17 +8,20 @@ the enrollment.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.core import rules
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Send, SendStatus, Step
 
 _SEND = Send.__table__  # type: ignore[attr-defined]
+_ENROLLMENT = Enrollment.__table__  # type: ignore[attr-defined]
 
 
 def steps_of(session: Session, campaign_id: int, version: int) -> list[Step]:
@@ -96,7 +99,12 @@ def complete(session: Session, send: Send, *, sent: bool, at: dt.datetime) -> Se
     send.lease_until = None
     send.updated_at = at
     session.add(send)
-    for enrollment, step, due, previous in _plan_next(session, [Completion(send, at, sent)]):
+    plans, changes = _plan_next(session, [Completion(send, at, sent)])
+    for enrollment, values in changes:
+        for name, value in values.items():
+            setattr(enrollment, name, value)
+        session.add(enrollment)
+    for enrollment, step, due, previous in plans:
         following = new_send(enrollment, step, due, thread_of=previous)
         session.add(following)
         return following
@@ -107,49 +115,80 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
     """Plan the next step after each of these sends, already stored as done.
 
     The scheduler records a batch of sent emails with one UPDATE; this plans what
-    follows them with one query and one bulk insert. Returns how many were planned.
+    follows them with one query, one bulk insert and one UPDATE per kind of
+    enrollment change (usually one). Returns how many were planned.
     """
-    rows = [send_row(enrollment, step, due, thread_of=previous) for enrollment, step, due, previous in _plan_next(session, completions)]
-    if rows:
-        session.connection().execute(insert(_SEND), rows)
-    return len(rows)
+    plans, changes = _plan_next(session, completions)
+    connection = session.connection()
+    by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for enrollment, values in changes:
+        by_columns.setdefault(tuple(values), []).append({"enrollment_id": enrollment.id, **values})
+        # The row is written below, not by the session: keep the session's copy up to date.
+        for name, value in values.items():
+            set_committed_value(enrollment, name, value)
+    for names, rows in by_columns.items():
+        connection.execute(_enrollment_update(names), rows)
+    if plans:
+        connection.execute(insert(_SEND), [send_row(enrollment, step, due, thread_of=previous) for enrollment, step, due, previous in plans])
+    return len(plans)
 
 
-def _plan_next(session: Session, completions: Sequence[Completion]) -> list[tuple[Enrollment, Step, dt.datetime, Send]]:
-    """What follows each completed send: (enrollment, next step, due, the send before it).
+@functools.cache
+def _enrollment_update(names: tuple[str, ...]) -> Any:
+    # Built once per set of columns: the scheduler records a chunk of emails with it.
+    return update(_ENROLLMENT).where(_ENROLLMENT.c.id == bindparam("enrollment_id")).values({name: bindparam(name) for name in names})
 
-    Records the progress on each enrollment (shift, position) and finishes those
-    whose last step is done.
+
+_Plan = tuple[Enrollment, Step, dt.datetime, Send]
+_Change = tuple[Enrollment, dict[str, Any]]
+
+
+def _plan_next(session: Session, completions: Sequence[Completion]) -> tuple[list[_Plan], list[_Change]]:
+    """What follows each completed send, and what changes on each enrollment.
+
+    Plans are (enrollment, next step, due, the send before it); changes are the
+    enrollment's progress (shift, position), or its end when its last step is done,
+    holding only the columns whose values change (as the session would write them).
+    The caller applies the changes.
     """
     done = _done_by_enrollment(session, completions)
-    plans = []
+    plans: list[_Plan] = []
+    changes: list[_Change] = []
+    calendars: dict[tuple[int, int, str], tuple[list[Step], list[rules.Step], rules.Calendar]] = {}
     for completion in completions:
         send, at = completion.send, completion.at
         enrollment = session.get(Enrollment, send.enrollment_id)
         assert enrollment is not None and enrollment.day_one is not None
         if enrollment.status != EnrollmentStatus.ACTIVE:
             continue
-        campaign = session.get(Campaign, enrollment.campaign_id)
-        assert campaign is not None and campaign.id is not None
-        steps = steps_of(session, campaign.id, enrollment.version)
-        ruled = _rule_steps_of(session, campaign.id, enrollment.version)
-        calendar = calendar_of(campaign, enrollment.zone)
+        key = (enrollment.campaign_id, enrollment.version, enrollment.zone)
+        if (known := calendars.get(key)) is None:
+            campaign = session.get(Campaign, enrollment.campaign_id)
+            assert campaign is not None and campaign.id is not None
+            known = calendars[key] = (
+                steps_of(session, campaign.id, enrollment.version),
+                _rule_steps_of(session, campaign.id, enrollment.version),
+                calendar_of(campaign, enrollment.zone),
+            )
+        steps, ruled, calendar = known
 
         before = rules.Progress(enrollment.day_one, enrollment.shift_days, done.get(enrollment.id, ()))  # type: ignore[arg-type]
         progress = rules.record_done(ruled, calendar, before, rules.Done(send.position, at, completion.sent))
-        enrollment.shift_days = progress.shift_days
-        session.add(enrollment)
-
+        values: dict[str, Any] = {}
+        if progress.shift_days != enrollment.shift_days:
+            values["shift_days"] = progress.shift_days
         if send.position >= len(steps):
-            enrollment.status = EnrollmentStatus.FINISHED
-            enrollment.ended_at = at
-            enrollment.end_reason = "all steps done"
+            values.update(status=EnrollmentStatus.FINISHED, ended_at=at, end_reason="all steps done")
+            changes.append((enrollment, values))
             continue
         position = send.position + 1
-        enrollment.position = position
+        if position != enrollment.position:
+            values["position"] = position
+        if values:
+            changes.append((enrollment, values))
         due = rules.next_due(ruled, calendar, position, progress, ready_at=at)
         plans.append((enrollment, steps[position - 1], due, send))
-    return plans
+    return plans, changes
 
 
 # Built once: the scheduler asks this for every chunk of emails it records.

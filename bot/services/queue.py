@@ -150,14 +150,8 @@ def mark_sending(
     connection = session.connection()
     moved = set(
         connection.execute(
-            update(SEND)
-            .where(
-                SEND.c.id.in_([email.send_id for email in emails]),
-                SEND.c.claimed_by == worker_id,
-                _status_is(SendStatus.PLANNED),
-            )
-            .values(status=SendStatus.SENDING.value, lease_until=now + lease, attempts=SEND.c.attempts + 1, updated_at=now)
-            .returning(SEND.c.id)
+            _SENDING,
+            {"send_ids": [email.send_id for email in emails], "worker_id": worker_id, "lease_until": now + lease, "now": now},
         ).scalars()
     )
     if moved:
@@ -179,6 +173,18 @@ def mark_sending(
     return moved
 
 
+# Prebuilt, as the other statements of the hot path: building the expression and its
+# cache key on every chunk costs more than SQLite's work.
+_SENDING = (
+    update(SEND)
+    .where(
+        SEND.c.id.in_(bindparam("send_ids", expanding=True)),
+        SEND.c.claimed_by == bindparam("worker_id"),
+        _status_is(SendStatus.PLANNED),
+    )
+    .values(status=SendStatus.SENDING.value, lease_until=bindparam("lease_until"), attempts=SEND.c.attempts + 1, updated_at=bindparam("now"))
+    .returning(SEND.c.id)
+)
 _HANDING = (
     update(SEND)
     .where(SEND.c.id == bindparam("send_id"))
@@ -223,6 +229,10 @@ def mark_sent(session: Session, delivered: Sequence[tuple[Send, dt.datetime]], w
     Returns the sends recorded as sent. A send this worker's lease no longer covers
     but that is still in flight or uncertain is recorded as sent all the same: the
     server's 250 is the best evidence there is. The caller commits.
+
+    The rows are written directly and the session's copies of the sends are left as
+    they were (refreshing them costs more than the UPDATE on the hot path): a caller
+    that reads them again must expire them first.
     """
     if not delivered:
         return []
@@ -230,9 +240,6 @@ def mark_sent(session: Session, delivered: Sequence[tuple[Send, dt.datetime]], w
     # Usually every one is still this worker's: one statement for the lot.
     if session.connection().execute(_SENT, rows).rowcount == len(rows):
         recorded = list(delivered)
-        for send, at in recorded:
-            for name, value in dict(status=SendStatus.SENT.value, sent_at=at, done_at=at, lease_until=None, reason=None, last_error=None, updated_at=at).items():
-                set_committed_value(send, name, value)
     else:  # some were taken over: find out which, one by one (those already updated match too)
         recorded = [(send, at) for send, at in delivered if _sent_one(session, send, worker_id, at)]
     progress.complete_many(session, [progress.Completion(send, at) for send, at in recorded])

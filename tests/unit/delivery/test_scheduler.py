@@ -6,14 +6,15 @@ import datetime as dt
 import threading
 from typing import Callable
 
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.clock import FixedClock
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import SmtpTransport
 from bot.services.queue import LOST_WORKER
-from bot.store.models import Send, SendStatus
-from tests.support.due_emails import due_email, reload
+from bot.store.models import Enrollment, EnrollmentStatus, Send, SendStatus
+from tests.support.due_emails import due_email, reload, seed_due_emails
 from tests.support.factories import make_campaign, make_rep
 from tests.support.notifier import RecordingNotifier
 from tests.support.smtp_sink import SilentServer, SmtpSink, refused_port
@@ -26,6 +27,14 @@ def sends_of(session: Session, send: Send) -> list[Send]:
     sends = list(session.exec(select(Send).where(Send.enrollment_id == send.enrollment_id).order_by(Send.position)))
     session.commit()
     return sends
+
+
+def progress_of(session: Session, send: Send) -> tuple[object, ...]:
+    """The send's enrollment as stored now: status, position, shift_days, ended_at, end_reason."""
+    columns = (Enrollment.status, Enrollment.position, Enrollment.shift_days, Enrollment.ended_at, Enrollment.end_reason)
+    row = session.exec(select(*columns).where(Enrollment.id == send.enrollment_id)).one()
+    session.commit()
+    return tuple(row)
 
 
 def test_a_due_email_is_sent_once_and_the_next_step_planned(
@@ -47,6 +56,33 @@ def test_a_due_email_is_sent_once_and_the_next_step_planned(
     assert follow_up.status == SendStatus.PLANNED and follow_up.due_at == clock.now() + dt.timedelta(days=2)
     assert reload(session, later).status == SendStatus.PLANNED
     assert notifier.told("email_sent") == [[send.id]]
+
+
+def test_the_enrollment_moves_on_with_each_email_and_finishes_after_the_last(
+    session: Session, clock: FixedClock, sink: SmtpSink, make_scheduler: MakeScheduler
+):
+    send = due_email(session, clock.now() - dt.timedelta(days=1))  # sent a day late: later days move a day
+    scheduler = make_scheduler()
+
+    scheduler.tick()
+    after_first = progress_of(session, send)
+    clock.advance(days=2)
+    scheduler.tick()
+
+    assert len(sink.messages) == 2
+    assert after_first == (EnrollmentStatus.ACTIVE, 2, 1, None, None)
+    assert progress_of(session, send) == (EnrollmentStatus.FINISHED, 2, 1, clock.now(), "all steps done")
+
+
+def test_reps_hear_of_sent_emails_every_hundred_not_only_when_a_big_batch_ends(
+    engine: Engine, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier, make_scheduler: MakeScheduler
+):
+    seed_due_emails(engine, 150, clock.now())
+
+    result = make_scheduler(batch_size=500).tick()
+
+    assert result.sent == 150 and len(sink.messages) == 150
+    assert [len(ids) for ids in notifier.told("email_sent")] == [100, 50]  # type: ignore[arg-type]
 
 
 def test_a_thread_step_goes_out_as_a_reply_on_its_day(
