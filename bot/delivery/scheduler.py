@@ -432,10 +432,14 @@ class Scheduler:
     def _recover(self, now: dt.datetime) -> int:
         with Session(self.engine, expire_on_commit=False) as session:
             lost = queue.recover_lost(session, now)
+            unposted = queue.unposted_tasks(session, now)
             session.commit()
         for send_id in lost:
             log.warning("send %s was in flight when its worker stopped: uncertain", send_id)
             self._safely(self.notifier.send_uncertain, send_id)
+        for send_id in unposted:
+            log.warning("task %s never reached its rep in Slack: posting it again", send_id)
+            self._safely(self.notifier.task_due, send_id)
         return len(lost)
 
     def _digests(self, now: dt.datetime) -> int:

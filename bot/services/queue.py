@@ -352,6 +352,25 @@ def mark_queued(session: Session, send: Send, worker_id: str, now: dt.datetime) 
     return _move(session, send, worker_id, [SendStatus.PLANNED], status=SendStatus.QUEUED.value, lease_until=None, updated_at=now)
 
 
+# Long enough that a post still retrying Slack's 429s is not made twice.
+UNPOSTED_GRACE = dt.timedelta(minutes=15)
+
+
+def unposted_tasks(session: Session, now: dt.datetime, *, grace: dt.timedelta = UNPOSTED_GRACE) -> list[int]:
+    """Queued tasks whose Slack message never got through (Slack refused it past every retry).
+
+    Each is claimed here (its clock starts again, so one worker posts it) and its id
+    returned, to post again: a rep never silently misses a task.
+    """
+    statement = (
+        update(SEND)
+        .where(_status_is(SendStatus.QUEUED), SEND.c.slack_ts.is_(None), SEND.c.updated_at < now - grace)
+        .values(updated_at=now)
+        .returning(SEND.c.id)
+    )
+    return list(session.execute(statement).scalars())
+
+
 def recover_lost(session: Session, now: dt.datetime) -> list[int]:
     """Emails in flight whose worker's lease ran out become uncertain; their ids (to tell reps)."""
     statement = (

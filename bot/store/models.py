@@ -168,6 +168,13 @@ class Send(SQLModel, table=True):
             postgresql_where=text("status = 'sending'"),
         ),
         Index("ix_send_rep_status", "rep_id", "status"),
+        # Queued tasks whose Slack message never got through, to post again.
+        Index(
+            "ix_send_unposted",
+            "updated_at",
+            sqlite_where=text("status = 'queued' AND slack_ts IS NULL"),
+            postgresql_where=text("status = 'queued' AND slack_ts IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

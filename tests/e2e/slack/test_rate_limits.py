@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -9,6 +10,7 @@ from sqlmodel import Session, select
 from bot.clock import FixedClock
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import OutboxTransport
+from bot.slack.client import RATE_LIMIT_RETRIES
 from bot.slack.context import Deps
 from bot.slack.notifier import SlackNotifier
 from bot.store.models import Send
@@ -38,3 +40,28 @@ def test_a_burst_of_due_tasks_reaches_the_rep_once_each_through_429s(
     # Every task message is on record, so its buttons can update it in place later.
     assert len({(send.slack_channel, send.slack_ts) for send in sends}) == 12
     assert all(send.slack_ts for send in sends)
+
+
+def test_a_task_slack_refused_past_every_retry_is_posted_again_later(
+    session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, deps: Deps, tmp_path: Path
+) -> None:
+    clock.set(dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.timezone.utc))  # 06:00 for the rep: before the digest
+    make_rep(session)
+    make_task(session, due_at=clock.now(), status="planned")
+    fake_slack.rate_limit("chat.postMessage", times=RATE_LIMIT_RETRIES + 1, retry_after=0)  # the first post, and every retry
+    scheduler = Scheduler(deps.engine, clock, OutboxTransport(tmp_path), notifier, deps.settings)
+
+    assert scheduler.tick().tasks == 1
+    assert fake_slack.calls_to("chat.postMessage") == []  # Slack never took it
+
+    clock.advance(minutes=5)
+    scheduler.tick()
+    assert fake_slack.calls_to("chat.postMessage") == []  # it may still be on its way: not twice
+
+    clock.advance(minutes=11)
+    scheduler.tick()
+    scheduler.tick()
+    posted = fake_slack.calls_to("chat.postMessage")
+    assert len(posted) == 1 and posted[0]["text"].startswith("Email task")
+    session.expire_all()
+    assert session.exec(select(Send)).one().slack_ts
