@@ -81,6 +81,17 @@ def _fill(template: str | None, values: dict[str, str | None], missing: list[str
         return template
 
 
+def _subject_of(session: Session, send: Send, values: dict[str, str | None], missing: list[str]) -> str:
+    """The subject `send` went out with, or would have (a skipped thread step: `Re:` its own previous)."""
+    if send.subject is not None:
+        return send.subject
+    step = session.get(Step, send.step_id)
+    if step is not None and step.subject:
+        return _fill(step.subject, values, missing)
+    earlier = session.get(Send, send.thread_of_id) if send.thread_of_id else None
+    return rules.reply_subject(_subject_of(session, earlier, values, missing)) if earlier is not None else ""
+
+
 def draft_for(session: Session, send: Send) -> Draft:
     """The email of `send` as it will go out now (edited version first, then the step's)."""
     enrollment = session.get(Enrollment, send.enrollment_id)
@@ -112,9 +123,8 @@ def draft_for(session: Session, send: Send) -> Draft:
         )
         full_body = rules.reply_body(body, quoted)
     elif previous is not None:
-        previous_step = session.get(Step, previous.step_id)
-        if send.subject is None and previous_step is not None:
-            subject = _fill(previous_step.subject, values, missing)
+        if send.subject is None:
+            subject = _subject_of(session, previous, values, missing)
         notice = f"step {previous.position} was {previous.status}, so step {send.position} goes out as a new email"
 
     return Draft(
