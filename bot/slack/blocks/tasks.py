@@ -46,7 +46,6 @@ SEND_AGAIN = "task_send_again"
 MARK_SENT = "task_mark_sent"
 OPEN_GMAIL = "task_open_gmail"
 OPEN_OUTLOOK = "task_open_outlook"
-BUTTONS = (SEND, EDIT, SCHEDULE, SKIP, SEND_AGAIN, MARK_SENT)
 LINKS = (OPEN_GMAIL, OPEN_OUTLOOK)
 
 EDIT_VIEW = "task_edit_view"
@@ -62,14 +61,6 @@ DraftOf = Callable[[Send], Draft]
 
 def block_prefix(send_id: int) -> str:
     return f"task-{send_id}-"
-
-
-def send_id_of(block_id: str | None) -> int | None:
-    """The send a block belongs to, from its block_id (None for other blocks)."""
-    if not block_id or not block_id.startswith("task-"):
-        return None
-    number = block_id.split("-")[1]
-    return int(number) if number.isdigit() else None
 
 
 # --- Words -----------------------------------------------------------------------
