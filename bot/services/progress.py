@@ -104,11 +104,12 @@ def complete(session: Session, send: Send, *, sent: bool, at: dt.datetime) -> Se
         for name, value in values.items():
             setattr(enrollment, name, value)
         session.add(enrollment)
-    for enrollment, step, due, previous in plans:
-        following = new_send(enrollment, step, due, thread_of=previous)
-        session.add(following)
-        return following
-    return None
+    if not plans:
+        return None
+    enrollment, step, due, previous = plans[0]  # one completion: at most one plan
+    following = new_send(enrollment, step, due, thread_of=previous)
+    session.add(following)
+    return following
 
 
 def complete_many(session: Session, completions: Sequence[Completion]) -> int:
