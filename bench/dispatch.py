@@ -35,7 +35,7 @@ from sqlmodel import Session, select  # noqa: E402
 
 from bot.clock import FixedClock  # noqa: E402
 from bot.delivery.mail import compose, envelope, new_message_id, wire_bytes  # noqa: E402
-from bot.delivery.scheduler import Scheduler, favour_hand_over  # noqa: E402
+from bot.delivery.scheduler import SENDER_PROCESS_FROM, Scheduler, favour_hand_over  # noqa: E402
 from bot.delivery.transports import SmtpTransport  # noqa: E402
 from bot.services.drafts import draft_for  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
@@ -137,7 +137,9 @@ def _worker(url: str, smtp_url: str, ready: mp.Barrier, results: mp.Queue) -> No
     favour_hand_over()  # as `bot worker` does
     settings = load_settings(database_url=url, smtp_url=smtp_url)
     engine = make_engine(url)
-    scheduler = Scheduler(engine, FixedClock(NOW), SmtpTransport(smtp_url), RecordingNotifier(), settings)
+    scheduler = Scheduler(  # as `bot worker` builds it
+        engine, FixedClock(NOW), SmtpTransport(smtp_url), RecordingNotifier(), settings, sender_process_from=SENDER_PROCESS_FROM
+    )
     ready.wait()
     results.put(scheduler.tick().sent)
     engine.dispose()
@@ -146,6 +148,10 @@ def _worker(url: str, smtp_url: str, ready: mp.Barrier, results: mp.Queue) -> No
 def scheduler_run(url: str, smtp_url: str, count: int, workers: int) -> float:
     engine = connect(url)
     seed_due_emails(engine, count, NOW, steps=STEPS)
+    with engine.begin() as connection:
+        # Fresh statistics for the query planner, as autovacuum keeps them on a live
+        # PostgreSQL database (without them it guesses sequential scans for a while).
+        connection.exec_driver_sql("ANALYZE")
     engine.dispose()
     ready = mp.Barrier(workers + 1)
     results: mp.Queue = mp.Queue()  # type: ignore[type-arg]

@@ -22,6 +22,7 @@ from email.utils import format_datetime, getaddresses, make_msgid
 
 from sqlmodel import Session
 
+from bot.delivery.ports import Outbound
 from bot.services.drafts import Draft, draft_for
 from bot.store.models import Send
 
@@ -61,20 +62,6 @@ class Outgoing:
     message: EmailMessage
     message_id: str
     wire: Outbound
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """An email as it goes on the wire: its envelope and CRLF bytes.
-
-    Serialized once, by whoever prepares the email, so the thread that talks to the
-    mail server spends its time on the server.
-    """
-
-    sender: str
-    recipients: list[str]
-    data: bytes
-    message_id: str
 
 
 def outbound(message: EmailMessage, sender: str | None = None, recipients: list[str] | None = None) -> Outbound:

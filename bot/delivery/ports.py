@@ -7,10 +7,22 @@ that tells reps in Slack (bot/slack/notifier.py). Tests can pass recording fakes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Protocol, Sequence
 
-if TYPE_CHECKING:
-    from bot.delivery.mail import Outbound
+
+@dataclass(frozen=True)
+class Outbound:
+    """An email as it goes on the wire: its envelope and CRLF bytes.
+
+    Serialized once, by whoever prepares the email, so whoever talks to the mail
+    server (a thread, or the sender process) spends its time on the server.
+    """
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+    message_id: str
 
 
 class DeliveryError(Exception):

@@ -7,16 +7,18 @@ stored as `sending` with its Message-ID before the server sees it, and marked
 `sent` with the enrollment's next step planned in one transaction after the
 server's 250.
 
-Commits are per chunk of CHUNK emails, not per email, and two threads share the
-work: one drafts emails, marks each chunk `sending` and records outcomes (the only
-one to touch the database), the other hands the emails over one by one, so SMTP
-round trips overlap database work.
+Commits are per chunk of CHUNK emails, not per email, and the work is shared: the
+delivering thread drafts emails, marks each chunk `sending` and records outcomes
+(it alone touches the database), while the emails are handed over one by one
+elsewhere, so SMTP round trips overlap database work: by a thread of this process
+for a few emails, by a sender process (bot/delivery/sender.py) for large batches.
 If a worker is killed, at most two chunks (the one being handed over and one not
 yet recorded) are left `sending`; they become uncertain for their reps.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import os
@@ -34,6 +36,7 @@ from sqlmodel import Session, col, select
 from bot.clock import Clock, SystemClock
 from bot.delivery.mail import NotSendable, Outgoing, email_for
 from bot.delivery.ports import DeliveryError, MailTransport, Notifier
+from bot.delivery.sender import Handed, SenderGone, SenderProcess, hand_chunk
 from bot.delivery.transports import transport_for
 from bot.services import digest, queue
 from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
@@ -48,6 +51,10 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 SENT_NOTICE_EVERY = 100  # sent emails per email_sent call: reps' messages and the feed are not held for a whole batch
 CHUNK = 10  # emails marked `sending` per commit; a killed worker leaves at most two chunks uncertain
+# Batches from this size on are handed over by a sender process. Starting one costs
+# about 65 ms, won back at about 0.2 ms an email (bench/dispatch.py); once started,
+# it serves the rest of the pass.
+SENDER_PROCESS_FROM = 300
 DIGEST_EVERY = dt.timedelta(minutes=1)  # cron's resolution
 # GIL switch interval for a process that is only the scheduler loop (`bot worker`).
 # The hand-over thread lets the GIL go at every socket call (a poll and a send or recv
@@ -123,57 +130,134 @@ class _Outcome:
     error: DeliveryError | None = None
 
 
-class _HandOver(threading.Thread):
-    """Hands chunks of emails, already marked `sending`, to the server one by one.
+class _HandOver:
+    """Hands chunks of emails, already marked `sending`, to the server; outcomes come back.
 
-    It never touches the database: on SQLite a second writer would only queue for
-    the write lock, and the delivering thread already holds the session.
+    Two ways, one contract: in a thread of this process (any transport; small
+    batches), or through the sender process (bot/delivery/sender.py; large batches).
+    Neither touches the database: the delivering thread records every outcome.
     """
 
     def __init__(self, scheduler: Scheduler, stop: threading.Event) -> None:
-        super().__init__(name=f"hand-over {scheduler.worker_id}", daemon=True)
         self.scheduler = scheduler
         self.stop = stop
-        self.abort = threading.Event()  # the delivering thread failed: hand nothing more
-        self.in_flight = 0  # chunks marked `sending` whose outcomes are not recorded yet (delivering thread's count)
-        self.inbox: queue_module.SimpleQueue[list[_Ready] | None] = queue_module.SimpleQueue()
-        self.outbox: queue_module.SimpleQueue[list[_Outcome] | BaseException | None] = queue_module.SimpleQueue()
+        self.in_flight = 0  # chunks handed on whose outcomes are not recorded yet
+        self.broken = False  # nothing more can be handed over (the sender process stopped)
+
+    def put(self, chunk: list[_Ready]) -> None:
+        """Hand on a chunk marked `sending` (each email is handed over unless skipped or stopping)."""
+        raise NotImplementedError
 
     def finished(self, *, wait: bool = False) -> list[_Outcome] | None:
-        """The outcomes of the next chunk done (None when none is ready, or all are done)."""
+        """The outcomes of a chunk done; None when none is ready (or `wait`: when none is left)."""
+        raise NotImplementedError
+
+    def close(self, *, abort: bool) -> None:
+        """Let go (`abort`: the delivering thread failed, hand nothing more over)."""
+
+    def _outcomes(self, chunk: list[_Ready], handed: Sequence[Handed]) -> list[_Outcome]:
+        # A chunk's outcomes are stamped when it is done: within milliseconds of each 250.
+        at = self.scheduler.clock.now()
+        return [
+            _Outcome(ready, at, marked_at=ready.marked_at, skipped=ready.skipped, handed=one.handed, error=one.error)
+            for ready, one in zip(chunk, handed)
+        ]
+
+
+class _ThreadHandOver(_HandOver):
+    """A thread of this process hands the emails over with the scheduler's own transport."""
+
+    def __init__(self, scheduler: Scheduler, stop: threading.Event) -> None:
+        super().__init__(scheduler, stop)
+        self.abort = threading.Event()  # the delivering thread failed: hand nothing more
+        self.inbox: queue_module.SimpleQueue[list[_Ready] | None] = queue_module.SimpleQueue()
+        self.outbox: queue_module.SimpleQueue[list[_Outcome] | BaseException] = queue_module.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name=f"hand-over {scheduler.worker_id}", daemon=True)
+        self.thread.start()
+
+    def put(self, chunk: list[_Ready]) -> None:
+        self.in_flight += 1
+        self.inbox.put(chunk)
+
+    def finished(self, *, wait: bool = False) -> list[_Outcome] | None:
+        if not self.in_flight:
+            return None
         try:
             item = self.outbox.get(block=wait)
         except queue_module.Empty:
             return None
         if isinstance(item, BaseException):
             raise item
-        if item is not None:
-            self.in_flight -= 1
+        self.in_flight -= 1
         return item
 
-    def run(self) -> None:
+    def close(self, *, abort: bool) -> None:
+        if abort:
+            self.abort.set()
+        self.inbox.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        go_on = lambda: not (self.stop.is_set() or self.abort.is_set())  # noqa: E731
         try:
             while (chunk := self.inbox.get()) is not None:
-                self.outbox.put(self._hand(chunk))
+                wires = [None if ready.skipped else ready.outgoing.wire for ready in chunk]
+                self.outbox.put(self._outcomes(chunk, hand_chunk(self.scheduler.transport, wires, go_on)))
         except BaseException as exc:  # the delivering thread re-raises it
             self.outbox.put(exc)
-        else:
-            self.outbox.put(None)
 
-    def _hand(self, chunk: list[_Ready]) -> list[_Outcome]:
-        transport, clock = self.scheduler.transport, self.scheduler.clock
-        outcomes = []
-        for ready in chunk:
-            outcome = _Outcome(ready, clock.now(), marked_at=ready.marked_at, skipped=ready.skipped)
-            if not outcome.skipped and not (self.stop.is_set() or self.abort.is_set()):
-                outcome.handed = True
-                try:
-                    transport.send(ready.outgoing.wire)
-                except DeliveryError as error:
-                    outcome.error = error
-                outcome.at = clock.now()
-            outcomes.append(outcome)
+
+class _ProcessHandOver(_HandOver):
+    """The sender process hands the emails over, on a core of its own."""
+
+    def __init__(self, scheduler: Scheduler, stop: threading.Event, sender: SenderProcess) -> None:
+        super().__init__(scheduler, stop)
+        self.sender = sender
+        self.pending: collections.deque[list[_Ready]] = collections.deque()  # with the sender, oldest first
+        self.kept: list[list[_Outcome]] = []  # chunks not given to the sender (stopping, or it stopped)
+
+    def put(self, chunk: list[_Ready]) -> None:
+        self.in_flight += 1
+        if not (self.stop.is_set() or self.broken):
+            try:
+                self.sender.submit([None if ready.skipped else ready.outgoing.wire for ready in chunk])
+                self.pending.append(chunk)
+                return
+            except SenderGone:
+                self._lost()
+        self.kept.append(self._outcomes(chunk, [Handed(False)] * len(chunk)))
+
+    def finished(self, *, wait: bool = False) -> list[_Outcome] | None:
+        if not self.in_flight:
+            return None
+        if self.kept:
+            outcomes = self.kept.pop()
+        else:
+            if not wait and not self.sender.ready():
+                return None
+            try:
+                handed = self.sender.outcome()
+            except SenderGone:
+                self._lost()
+                outcomes = self.kept.pop()
+            else:
+                outcomes = self._outcomes(self.pending.popleft(), handed)
+        self.in_flight -= 1
         return outcomes
+
+    def close(self, *, abort: bool) -> None:
+        if abort or self.broken:
+            self.scheduler._end_sender(now=True)
+
+    def _lost(self) -> None:
+        """The sender stopped: whatever it had may or may not have gone out."""
+        if not self.broken:
+            log.error("the sender process stopped with emails in hand: they are uncertain")
+        self.broken = True
+        lost = DeliveryError("the sender process stopped while it had this email: it may or may not have gone out", uncertain=True)
+        while self.pending:
+            chunk = self.pending.popleft()
+            self.kept.append(self._outcomes(chunk, [Handed(False) if ready.skipped else Handed(True, lost) for ready in chunk]))
 
 
 class Scheduler:
@@ -189,6 +273,7 @@ class Scheduler:
         worker_id: str | None = None,
         *,
         batch_size: int = BATCH_SIZE,
+        sender_process_from: int | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -197,6 +282,9 @@ class Scheduler:
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch_size = batch_size
+        # Batches of this many emails or more are handed over by a sender process (None: never).
+        self.sender_process_from = sender_process_from
+        self._sender: SenderProcess | None = None  # started for the first such batch of a pass
         self.lease = dt.timedelta(seconds=settings.scheduler_lease_seconds)
         # Housekeeping (lost workers, digests) runs now and then, so an idle pass is one query.
         self._next_recovery: dt.datetime | None = None
@@ -276,23 +364,23 @@ class Scheduler:
 
     # --- delivering a claimed batch ---------------------------------------------------
     def _deliver_claimed(self, ids: Sequence[int], stop: threading.Event | None) -> TickResult:
-        """Deliver claimed sends: this thread drafts and records, a second one hands over.
+        """Deliver claimed sends: this thread drafts and records, a hand-over gives them to the server.
 
-        The hand-over thread marks each chunk of emails `sending` (one commit) just
-        before giving them to the server; meanwhile this thread prepares the next
-        chunk and records the outcomes of the last one (sent and the next step
-        planned, in one transaction), so SMTP round trips overlap database work.
+        Each chunk of emails is marked `sending` (one commit) just before it is
+        handed on; while the server takes it, this thread prepares the next chunk
+        and records the outcomes of the last one (sent and the next step planned,
+        in one transaction), so SMTP round trips overlap database work.
         """
         batch = _Batch()
         stop = stop or threading.Event()
         with self._lock, Session(self.engine, expire_on_commit=False) as session:
             sends = _load(session, ids)
-            hand_over = _HandOver(self, stop)
-            hand_over.start()
+            hand_over = self._hand_over(len(sends), stop)
+            done = False
             try:
                 chunk: list[_Ready] = []
                 for index, send in enumerate(sends):
-                    if stop.is_set():
+                    if stop.is_set() or hand_over.broken:
                         queue.release(session, [s.id for s in sends[index:]], self.worker_id)  # type: ignore[misc]
                         break
                     ready = self._prepare(session, send, batch)
@@ -304,16 +392,32 @@ class Scheduler:
                     while (outcomes := hand_over.finished()) is not None:
                         self._record(session, outcomes, batch)
                 self._pass_on(session, hand_over, chunk, batch)
-                hand_over.inbox.put(None)
                 while (outcomes := hand_over.finished(wait=True)) is not None:
                     self._record(session, outcomes, batch)
+                done = True
             finally:
-                hand_over.abort.set()
-                hand_over.inbox.put(None)
-                hand_over.join()
+                hand_over.close(abort=not done)
         self._notify(batch)
         self._tell_sent(batch)
+        if hand_over.broken:
+            raise SenderGone("the sender process stopped in the middle of a batch; the rest of it is claimable again")
         return batch.result
+
+    def _hand_over(self, count: int, stop: threading.Event) -> _HandOver:
+        if self._sender is not None or (self.sender_process_from is not None and count >= self.sender_process_from):
+            if self._sender is None:
+                try:
+                    self._sender = SenderProcess(self.transport)
+                except (SenderGone, OSError) as exc:
+                    log.warning("could not start a sender process (%s): handing emails over in this one", exc)
+            if self._sender is not None:
+                return _ProcessHandOver(self, stop, self._sender)
+        return _ThreadHandOver(self, stop)
+
+    def _end_sender(self, *, now: bool = False) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.close(now=now)
 
     def _prepare(self, session: Session, send: Send, batch: _Batch) -> _Ready | None:
         """An email ready to hand over; a task or an email that cannot go out is dealt with here."""
@@ -355,8 +459,7 @@ class Scheduler:
         session.commit()
         for ready in chunk:
             ready.marked_at, ready.skipped = now, ready.handing.send_id not in mine
-        hand_over.in_flight += 1
-        hand_over.inbox.put(chunk)
+        hand_over.put(chunk)
 
     def _record(self, session: Session, outcomes: list[_Outcome], batch: _Batch) -> None:
         """Store what the server said about a chunk, in one transaction; then tell reps."""
@@ -406,6 +509,7 @@ class Scheduler:
     def _close(self) -> None:
         with self._lock:
             self.transport.close()
+            self._end_sender()
 
     def _not_sendable(self, session: Session, send: Send, now: dt.datetime, problem: NotSendable, batch: _Batch) -> None:
         if problem.task:
@@ -513,4 +617,11 @@ class LoggingNotifier:
 
 def build_scheduler(settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None) -> Scheduler:
     """A scheduler delivering over SMTP_URL, or into ./outbox/ without it (no notifier: logs only)."""
-    return Scheduler(engine, clock or SystemClock(), transport_for(settings), notifier or LoggingNotifier(), settings)
+    return Scheduler(
+        engine,
+        clock or SystemClock(),
+        transport_for(settings),
+        notifier or LoggingNotifier(),
+        settings,
+        sender_process_from=SENDER_PROCESS_FROM,
+    )

@@ -17,11 +17,14 @@ import smtplib
 import ssl
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from bot.delivery.mail import Outbound
-from bot.delivery.ports import DeliveryError, MailTransport
-from bot.settings import Settings
+# Light to import: the sender process (bot/delivery/sender.py) runs these transports.
+from bot.delivery.ports import DeliveryError, MailTransport, Outbound
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from bot.clock import FixedClock
-from bot.delivery.mail import Outbound
+from bot.delivery.ports import Outbound
 from bot.delivery.scheduler import Scheduler
 from bot.slack.blocks import tasks as blocks
 from bot.slack.context import Deps
