@@ -389,11 +389,10 @@ class Scheduler:
                     if len(chunk) == CHUNK:
                         self._pass_on(session, hand_over, chunk, batch)
                         chunk = []
-                    while (outcomes := hand_over.finished()) is not None:
-                        self._record(session, outcomes, batch)
                 self._pass_on(session, hand_over, chunk, batch)
                 while (outcomes := hand_over.finished(wait=True)) is not None:
                     self._record(session, outcomes, batch)
+                self._commit(session, batch)
                 done = True
             finally:
                 hand_over.close(abort=not done)
@@ -443,26 +442,33 @@ class Scheduler:
         return _Ready(send, outgoing, handing)
 
     def _pass_on(self, session: Session, hand_over: _HandOver, chunk: list[_Ready], batch: _Batch) -> None:
-        """Mark a chunk `sending` (one commit: the crash contract) and give it to the hand-over thread.
+        """Record the chunks done meanwhile, mark this one `sending`, commit, then hand it on.
 
-        At most two chunks are marked and not yet recorded: if the worker is killed,
-        no more than that are left `sending` (and become uncertain for their reps).
+        One commit for both: the mark is stored before the server sees an email (the
+        crash contract) and the records cost no transaction of their own. At most two
+        chunks are marked and not yet recorded: if the worker is killed, no more than
+        that are left `sending` (and become uncertain for their reps).
         """
-        session.commit()
-        self._notify(batch)
-        if not chunk:
-            return
-        while hand_over.in_flight >= 2 and (outcomes := hand_over.finished(wait=True)) is not None:
+        while (outcomes := hand_over.finished(wait=bool(chunk) and hand_over.in_flight >= 2)) is not None:
             self._record(session, outcomes, batch)
         now = self.clock.now()
         mine = queue.mark_sending(session, [ready.handing for ready in chunk], self.worker_id, now, lease=self.lease)
-        session.commit()
+        self._commit(session, batch)
+        if not chunk:
+            return
         for ready in chunk:
             ready.marked_at, ready.skipped = now, ready.handing.send_id not in mine
         hand_over.put(chunk)
 
+    def _commit(self, session: Session, batch: _Batch) -> None:
+        """Commit, then tell reps what the transaction settled."""
+        session.commit()
+        self._notify(batch)
+        if len(batch.sent_ids) >= SENT_NOTICE_EVERY:
+            self._tell_sent(batch)
+
     def _record(self, session: Session, outcomes: list[_Outcome], batch: _Batch) -> None:
-        """Store what the server said about a chunk, in one transaction; then tell reps."""
+        """Store what the server said about a chunk (the caller commits)."""
         delivered: list[tuple[Send, dt.datetime]] = []
         # One flush for the chunk, at commit.
         with session.no_autoflush:
@@ -494,12 +500,8 @@ class Scheduler:
                     batch.result.failed += 1
                     batch.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
-        session.commit()
         batch.result.sent += len(sent)
         batch.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
-        self._notify(batch)
-        if len(batch.sent_ids) >= SENT_NOTICE_EVERY:
-            self._tell_sent(batch)
 
     def _tell_sent(self, batch: _Batch) -> None:
         sent, batch.sent_ids = batch.sent_ids, []

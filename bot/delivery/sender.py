@@ -178,7 +178,9 @@ def main() -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     requests = sys.stdin.buffer
-    transport: MailTransport = _read(requests)
+    transport: MailTransport | None = _read(requests)
+    if transport is None:
+        return  # the scheduler went away before it said how to send
     try:
         _write(replies, HELLO)
         while not stopping and (emails := _read(requests)) is not None:

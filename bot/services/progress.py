@@ -121,12 +121,21 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
     """
     plans, changes = _plan_next(session, completions)
     connection = session.connection()
-    by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    # Enrollments given the same values (usually position 2) are written by one statement;
+    # the others by one executemany per set of columns.
+    alike: dict[tuple[tuple[str, Any], ...], list[int]] = {}
     for enrollment, values in changes:
-        by_columns.setdefault(tuple(values), []).append({"enrollment_id": enrollment.id, **values})
+        alike.setdefault(tuple(values.items()), []).append(enrollment.id)  # type: ignore[arg-type]
         # The row is written below, not by the session: keep the session's copy up to date.
         for name, value in values.items():
             set_committed_value(enrollment, name, value)
+    by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for items, enrollment_ids in alike.items():
+        values = dict(items)
+        if len(enrollment_ids) > 1:
+            connection.execute(_enrollments_update(tuple(values)), {"enrollment_ids": enrollment_ids, **values})
+        else:
+            by_columns.setdefault(tuple(values), []).append({"enrollment_id": enrollment_ids[0], **values})
     for names, rows in by_columns.items():
         connection.execute(_enrollment_update(names), rows)
     if plans:
@@ -138,6 +147,16 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
 def _enrollment_update(names: tuple[str, ...]) -> Any:
     # Built once per set of columns: the scheduler records a chunk of emails with it.
     return update(_ENROLLMENT).where(_ENROLLMENT.c.id == bindparam("enrollment_id")).values({name: bindparam(name) for name in names})
+
+
+@functools.cache
+def _enrollments_update(names: tuple[str, ...]) -> Any:
+    # The same, for many enrollments given the same values.
+    return (
+        update(_ENROLLMENT)
+        .where(_ENROLLMENT.c.id.in_(bindparam("enrollment_ids", expanding=True)))
+        .values({name: bindparam(name) for name in names})
+    )
 
 
 _Plan = tuple[Enrollment, Step, dt.datetime, Send]

@@ -147,48 +147,46 @@ def mark_sending(
     """
     if not emails:
         return set()
+    lease_until = now + lease
+    rows = [
+        {
+            "send_id": email.send_id,
+            "worker_id": worker_id,
+            "lease_until": lease_until,
+            "now": now,
+            "new_message_id": email.message_id,
+            "new_subject": email.subject,
+            "new_body": email.body,
+            "new_in_reply_to": email.in_reply_to,
+            "new_references": email.references,
+        }
+        for email in emails
+    ]
     connection = session.connection()
-    moved = set(
-        connection.execute(
-            _SENDING,
-            {"send_ids": [email.send_id for email in emails], "worker_id": worker_id, "lease_until": now + lease, "now": now},
-        ).scalars()
-    )
-    if moved:
-        connection.execute(
-            _HANDING,
-            [
-                {
-                    "send_id": email.send_id,
-                    "new_message_id": email.message_id,
-                    "new_subject": email.subject,
-                    "new_body": email.body,
-                    "new_in_reply_to": email.in_reply_to,
-                    "new_references": email.references,
-                }
-                for email in emails
-                if email.send_id in moved
-            ],
-        )
-    return moved
+    # Usually every one is still this worker's: one statement for the lot.
+    if connection.execute(_SENDING, rows).rowcount == len(rows):
+        return {email.send_id for email in emails}
+    # Some were not: the ones that moved are now in flight for this worker, with their Message-IDs.
+    message_ids = {email.send_id: email.message_id for email in emails}
+    in_flight = connection.execute(_IN_FLIGHT, {"send_ids": list(message_ids), "worker_id": worker_id})
+    return {send_id for send_id, message_id in in_flight if message_ids[send_id] == message_id}
 
 
 # Prebuilt, as the other statements of the hot path: building the expression and its
 # cache key on every chunk costs more than SQLite's work.
 _SENDING = (
     update(SEND)
-    .where(
-        SEND.c.id.in_(bindparam("send_ids", expanding=True)),
-        SEND.c.claimed_by == bindparam("worker_id"),
-        _status_is(SendStatus.PLANNED),
+    .where(SEND.c.id == bindparam("send_id"), SEND.c.claimed_by == bindparam("worker_id"), _status_is(SendStatus.PLANNED))
+    .values(
+        status=SendStatus.SENDING.value,
+        lease_until=bindparam("lease_until"),
+        attempts=SEND.c.attempts + 1,
+        updated_at=bindparam("now"),
+        **{name: bindparam(f"new_{name}") for name in ("message_id", "subject", "body", "in_reply_to", "references")},
     )
-    .values(status=SendStatus.SENDING.value, lease_until=bindparam("lease_until"), attempts=SEND.c.attempts + 1, updated_at=bindparam("now"))
-    .returning(SEND.c.id)
 )
-_HANDING = (
-    update(SEND)
-    .where(SEND.c.id == bindparam("send_id"))
-    .values({name: bindparam(f"new_{name}") for name in ("message_id", "subject", "body", "in_reply_to", "references")})
+_IN_FLIGHT = select(SEND.c.id, SEND.c.message_id).where(
+    SEND.c.id.in_(bindparam("send_ids", expanding=True)), SEND.c.claimed_by == bindparam("worker_id"), _status_is(SendStatus.SENDING)
 )
 
 
@@ -236,29 +234,56 @@ def mark_sent(session: Session, delivered: Sequence[tuple[Send, dt.datetime]], w
     """
     if not delivered:
         return []
-    rows = [{"send_id": send.id, "worker_id": worker_id, "at": at} for send, at in delivered]
-    # Usually every one is still this worker's: one statement for the lot.
-    if session.connection().execute(_SENT, rows).rowcount == len(rows):
-        recorded = list(delivered)
-    else:  # some were taken over: find out which, one by one (those already updated match too)
-        recorded = [(send, at) for send, at in delivered if _sent_one(session, send, worker_id, at)]
+    # Sends delivered at the same instant are written by one statement; the rest, one executemany.
+    by_time: dict[dt.datetime, list[tuple[Send, dt.datetime]]] = {}
+    for send, at in delivered:
+        by_time.setdefault(at, []).append((send, at))
+    connection = session.connection()
+    alone = [group[0] for group in by_time.values() if len(group) == 1]
+    kept: set[int] = set()
+    for at, group in by_time.items():
+        if len(group) > 1:
+            params = {"send_ids": [send.id for send, _ in group], "worker_id": worker_id, "at": at}
+            kept.update(_sent_ids(session, group, worker_id, connection.execute(_SENT_AT_ONCE, params).rowcount))
+    if alone:
+        rows = [{"send_id": send.id, "worker_id": worker_id, "at": at} for send, at in alone]
+        kept.update(_sent_ids(session, alone, worker_id, connection.execute(_SENT, rows).rowcount))
+    recorded = [(send, at) for send, at in delivered if send.id in kept]
     progress.complete_many(session, [progress.Completion(send, at) for send, at in recorded])
     return [send for send, _ in recorded]
 
 
+def _sent_ids(session: Session, written: list[tuple[Send, dt.datetime]], worker_id: str, rowcount: int) -> list[int]:
+    # Usually every one was still this worker's; if not, find out which, one by one
+    # (those already updated match too).
+    if rowcount == len(written):
+        return [send.id for send, _ in written]  # type: ignore[misc]
+    return [send.id for send, at in written if _sent_one(session, send, worker_id, at)]  # type: ignore[misc]
+
+
 _SENT_STATUSES = [literal_column(f"'{status.value}'") for status in (SendStatus.SENDING, SendStatus.UNCERTAIN)]
+_SENT_VALUES = dict(
+    status=SendStatus.SENT.value,
+    sent_at=bindparam("at"),
+    done_at=bindparam("at"),
+    lease_until=None,
+    reason=None,
+    last_error=None,
+    updated_at=bindparam("at"),
+)
 _SENT = (
     update(SEND)
     .where(SEND.c.id == bindparam("send_id"), SEND.c.claimed_by == bindparam("worker_id"), SEND.c.status.in_(_SENT_STATUSES))
-    .values(
-        status=SendStatus.SENT.value,
-        sent_at=bindparam("at"),
-        done_at=bindparam("at"),
-        lease_until=None,
-        reason=None,
-        last_error=None,
-        updated_at=bindparam("at"),
+    .values(_SENT_VALUES)
+)
+_SENT_AT_ONCE = (
+    update(SEND)
+    .where(
+        SEND.c.id.in_(bindparam("send_ids", expanding=True)),
+        SEND.c.claimed_by == bindparam("worker_id"),
+        SEND.c.status.in_(_SENT_STATUSES),
     )
+    .values(_SENT_VALUES)
 )
 
 

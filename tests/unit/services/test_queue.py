@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import Engine, event, text
-from sqlmodel import Session
+from sqlalchemy import Engine, event, text, update
+from sqlmodel import Session, select
 
 from bot.clock import FixedClock
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import OutboxTransport
 from bot.services import queue
 from bot.settings import load_settings
-from bot.store.models import Send, SendStatus
+from bot.store.models import Enrollment, Send, SendStatus
 from tests.support.due_emails import due_email, reload, seed_due_emails
 from tests.support.notifier import RecordingNotifier
 
@@ -64,6 +64,82 @@ def test_a_worker_whose_lease_was_taken_over_does_not_send(session: Session, clo
 
     assert (slow, fast) == (set(), {send.id})
     assert (reload(session, send).status, reload(session, send).message_id) == (SendStatus.SENDING, f"<{send.id}@seller.example>")
+
+
+def test_marking_a_chunk_sending_skips_the_send_another_worker_took_and_leaves_it_alone(session: Session, clock: FixedClock):
+    now = clock.now()
+    first, taken, last = (due_email(session, now, f"{name}@buyer.example") for name in ("a", "b", "c"))
+    queue.claim_due(session, now, "worker-1", limit=10, lease=LEASE)
+    queue.claim(session, [taken.id], now + LEASE * 2, "worker-2", lease=LEASE)  # type: ignore[list-item]
+    session.commit()
+
+    mine = queue.mark_sending(session, [handing(first), handing(taken), handing(last)], "worker-1", now, lease=LEASE)
+    session.commit()
+
+    assert mine == {first.id, last.id}
+    for send in (first, last):
+        stored = reload(session, send)
+        assert (stored.status, stored.message_id, stored.attempts, stored.lease_until) == (
+            SendStatus.SENDING, f"<{send.id}@seller.example>", 1, now + LEASE
+        )
+    stored = reload(session, taken)
+    assert (stored.status, stored.claimed_by, stored.message_id, stored.subject, stored.attempts) == (
+        SendStatus.PLANNED, "worker-2", None, None, 0
+    )
+
+
+def in_flight(session: Session, sends: list[Send], worker_id: str, now: dt.datetime) -> list[Send]:
+    """These sends claimed by the worker and marked `sending`, as the scheduler leaves them before the server answers."""
+    queue.claim(session, [send.id for send in sends], now, worker_id, lease=LEASE)  # type: ignore[misc]
+    queue.mark_sending(session, [handing(send) for send in sends], worker_id, now, lease=LEASE)
+    session.commit()
+    return [reload(session, send) for send in sends]
+
+
+def next_step(session: Session, send: Send) -> Send | None:
+    return session.exec(select(Send).where(Send.enrollment_id == send.enrollment_id, Send.position == send.position + 1)).first()
+
+
+def test_emails_delivered_at_different_times_are_each_recorded_sent_at_their_own_time(session: Session, clock: FixedClock):
+    now = clock.now()
+    sends = in_flight(session, [due_email(session, now, f"{name}@buyer.example") for name in ("a", "b", "c")], "worker-1", now)
+    early, late = now + dt.timedelta(seconds=1), now + dt.timedelta(seconds=2)
+
+    recorded = queue.mark_sent(session, [(sends[0], early), (sends[1], late), (sends[2], early)], "worker-1")
+    session.commit()
+
+    assert [send.id for send in recorded] == [send.id for send in sends]
+    stored = [reload(session, send) for send in sends]
+    assert [(s.status, s.sent_at, s.done_at, s.updated_at, s.lease_until) for s in stored] == [
+        (SendStatus.SENT, at, at, at, None) for at in (early, late, early)
+    ]
+    assert all(next_step(session, send) is not None for send in sends)
+    assert [session.get(Enrollment, send.enrollment_id).position for send in sends] == [2, 2, 2]  # type: ignore[union-attr]
+
+
+def test_a_send_another_worker_took_is_not_recorded_sent_but_one_whose_lease_ran_out_is(session: Session, clock: FixedClock):
+    now = clock.now()
+    [lost] = in_flight(session, [due_email(session, now - LEASE * 2, "lost@buyer.example")], "worker-1", now - LEASE * 2)
+    emails = [due_email(session, now, f"{name}@buyer.example") for name in ("a", "b", "c")]
+    ours, taken, taken_too = in_flight(session, emails, "worker-1", now)
+    assert queue.recover_lost(session, now) == [lost.id]  # still this worker's, uncertain
+    session.execute(update(Send).where(Send.id.in_([taken.id, taken_too.id])).values(claimed_by="worker-2"))  # type: ignore[union-attr]
+    session.commit()
+    first, second, third = (now + dt.timedelta(seconds=n) for n in (1, 2, 3))
+
+    recorded = queue.mark_sent(session, [(ours, first), (taken, first), (lost, second), (taken_too, third)], "worker-1")
+    session.commit()
+
+    assert [send.id for send in recorded] == [ours.id, lost.id]
+    assert [(reload(session, s).status, reload(session, s).sent_at) for s in (ours, lost)] == [
+        (SendStatus.SENT, first),
+        (SendStatus.SENT, second),
+    ]
+    assert all(next_step(session, send) is not None for send in (ours, lost))
+    for send in (taken, taken_too):
+        stored = reload(session, send)
+        assert (stored.status, stored.claimed_by, stored.sent_at) == (SendStatus.SENDING, "worker-2", None)
+        assert next_step(session, send) is None, "the worker that has it plans the next step when its server answers"
 
 
 def test_send_now_claims_a_planned_send_whatever_its_due_time_but_only_once(session: Session, clock: FixedClock):
