@@ -12,7 +12,7 @@ from sqlmodel import Session
 from bot.clock import FixedClock
 from bot.delivery.mail import outbound
 from bot.delivery.ports import Outbound
-from bot.delivery.scheduler import Scheduler
+from bot.delivery.scheduler import CHUNK, Scheduler
 from bot.delivery.sender import Handed, SenderGone, SenderProcess
 from bot.delivery.transports import SmtpTransport
 from bot.settings import load_settings
@@ -83,14 +83,15 @@ def test_a_transport_that_cannot_go_to_another_process_is_refused_and_emails_go_
 def test_a_sender_that_dies_mid_batch_leaves_its_emails_uncertain_and_the_rest_for_the_next_pass(
     engine: Engine, session: Session, clock: FixedClock
 ):
-    people = [f"person{i:02}@buyer.example" for i in range(60)]
+    people = [f"person{i:03}@buyer.example" for i in range(4 * CHUNK)]
+    fatal = CHUNK + 4  # the fifth email of the second chunk
     sends = [due_email(session, clock.now(), email) for email in people]
     session.commit()
     notifier = RecordingNotifier()
 
     with SmtpSink() as sink:
         with pytest.raises(SenderGone):
-            scheduler(engine, clock, notifier, DyingTransport(sink.url, fatal=people[14])).tick()
+            scheduler(engine, clock, notifier, DyingTransport(sink.url, fatal=people[fatal])).tick()
         first_pass = {r.rcpt_tos[0] for r in sink.messages}
         stored = [reload(session, send) for send in sends]
         after_death = {email: (send.id, send.status, send.claimed_by, send.reason) for email, send in zip(people, stored)}
@@ -100,16 +101,16 @@ def test_a_sender_that_dies_mid_batch_leaves_its_emails_uncertain_and_the_rest_f
 
         arrived = [r.rcpt_tos[0] for r in sink.messages]
 
-    assert first_pass == set(people[:14]), "the sender died on the 15th email"
+    assert first_pass == set(people[:fatal]), "the sender died on the way"
     statuses = {email: status for email, (_, status, _, _) in after_death.items()}
-    assert {statuses[email] for email in people[:10]} == {SendStatus.SENT}
+    assert {statuses[email] for email in people[:CHUNK]} == {SendStatus.SENT}
     uncertain = [email for email in people if statuses[email] == SendStatus.UNCERTAIN]
-    assert people[10:15] == uncertain[:5] and len(uncertain) <= 20, "at most the two chunks the sender had"
+    assert people[CHUNK : fatal + 1] == uncertain[:5] and len(uncertain) <= 2 * CHUNK, "at most the two chunks the sender had"
     assert all("sender process stopped" in (after_death[email][3] or "") for email in uncertain)
     assert set(notifier.told("send_uncertain")) == {after_death[email][0] for email in uncertain}, "each rep is told"
     rest = [email for email in people if statuses[email] not in (SendStatus.SENT, SendStatus.UNCERTAIN)]
-    assert rest == people[10 + len(uncertain) :]
+    assert rest == people[CHUNK + len(uncertain) :]
     assert {after_death[email][1:3] for email in rest} == {(SendStatus.PLANNED, None)}
     assert next_pass.sent == len(rest), "the next pass sends the rest"
     assert sorted(arrived) == sorted(set(arrived)), "no email arrived twice"
-    assert set(arrived) == set(people) - (set(uncertain) - set(people[:14]))
+    assert set(arrived) == set(people) - (set(uncertain) - set(people[:fatal]))
