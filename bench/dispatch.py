@@ -8,7 +8,8 @@ In one run, against one aiosmtpd server in its own process:
   apscheduler  APScheduler 3, one date-trigger job per email (due now), a thread pool of 10,
                each job sending with smtplib on a connection of its own
   scheduler    `Scheduler.tick()` on SQLite (one worker), and on PostgreSQL with one and two
-               worker processes: claiming, drafting, the crash-safe bookkeeping, SMTP;
+               worker processes: claiming, drafting, the crash-safe bookkeeping, SMTP (from
+               the sender process, as `bot worker` hands over a batch of 300 or more);
                each process tuned as `bot worker` tunes itself (favour_hand_over)
 Prints emails/second for each and the ratios. Goals: >= 0.6 of the ceiling, ahead of APScheduler.
 PostgreSQL runs when --postgres or TEST_DATABASE_URL names a database (a scratch schema

@@ -183,7 +183,9 @@ def main() -> None:
         return  # the scheduler went away before it said how to send
     try:
         _write(replies, HELLO)
-        while not stopping and (emails := _read(requests)) is not None:
+        # Once stopping, every chunk still comes back, as not handed over: its emails
+        # are planned again, not mistaken for ones that may have gone out.
+        while (emails := _read(requests)) is not None:
             _write(replies, hand_chunk(transport, emails, lambda: not stopping))
     except BrokenPipeError:
         pass  # the scheduler is gone: nobody is left to tell

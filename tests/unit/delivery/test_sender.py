@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import signal
 import threading
 
 import pytest
@@ -58,6 +58,25 @@ def test_a_sender_process_hands_each_email_over_and_says_how_it_went():
         assert gone is not None and (gone.reason, gone.retry) == ("550 5.1.1 No such user", False)
         assert [r.rcpt_tos for r in sink.messages] == [["pat@buyer.example"]]
         assert sink.messages[0].data == wire("pat@buyer.example").data, "the bytes arrive as they were prepared"
+
+
+def test_a_stopped_sender_finishes_the_email_in_flight_and_gives_back_every_chunk_it_has():
+    people = [f"person{i}@buyer.example" for i in range(40)]
+    with SmtpSink() as sink:
+        sender = SenderProcess(SmtpTransport(sink.url))
+        try:
+            sender.submit([wire(email) for email in people[:20]])
+            sender.submit([wire(email) for email in people[20:]])
+            sender.process.send_signal(signal.SIGINT)  # Ctrl-C reaches the whole process group
+            handed = sender.outcome() + sender.outcome()
+        finally:
+            sender.close()
+        arrived = [r.rcpt_tos[0] for r in sink.messages]
+
+    assert len(handed) == 40, "both chunks come back"
+    assert [email for email, one in zip(people, handed) if one.handed] == arrived
+    assert all(one.error is None for one in handed)
+    assert len(arrived) < 40, "it stopped handing over"
 
 
 def test_a_transport_that_cannot_go_to_another_process_is_refused_and_emails_go_out_from_this_one(
