@@ -44,7 +44,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Sends claimed (leased) per batch. Each batch ends with the hand-over thread idle while
+# Sends claimed (leased) per batch. Each batch ends with the hand-over idle while
 # the last chunk is recorded and the next batch is claimed and loaded; 500 makes that
 # pause a fifth of what it was at 100 (about +9% on bench/dispatch.py). Claimed sends a
 # killed worker never marked are only delayed: they are claimable again after the lease.
@@ -60,13 +60,13 @@ CHUNK = 20
 # it serves the rest of the pass.
 SENDER_PROCESS_FROM = 300
 DIGEST_EVERY = dt.timedelta(minutes=1)  # cron's resolution
-# GIL switch interval for a process that is only the scheduler loop (`bot worker`).
-# The hand-over thread lets the GIL go at every socket call (a poll and a send or recv
-# per SMTP command, four commands per email) and must get it back from the delivering
-# thread, which drafts meanwhile; with CPython's default of 5 ms it often waits longer
-# than the server took to answer. 100 µs bounds that wait, for a few more forced
-# switches (measured: 20-50 µs were no better). Not set in `bot serve`, where Slack
-# requests share the process.
+# GIL switch interval for a process that is only the scheduler loop (`bot worker`); it
+# matters for batches handed over by a thread (below SENDER_PROCESS_FROM). That thread
+# lets the GIL go at every socket call (a poll and a send or recv per SMTP command, four
+# commands per email) and must get it back from the delivering thread, which drafts
+# meanwhile; with CPython's default of 5 ms it often waits longer than the server took
+# to answer. 100 µs bounds that wait, for a few more forced switches (measured: 20-50 µs
+# were no better). Not set in `bot serve`, where Slack requests share the process.
 WORKER_SWITCH_INTERVAL = 0.0001
 
 
