@@ -116,28 +116,21 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
     """Plan the next step after each of these sends, already stored as done.
 
     The scheduler records a batch of sent emails with one UPDATE; this plans what
-    follows them with one query, one bulk insert and one UPDATE per kind of
-    enrollment change (usually one). Returns how many were planned.
+    follows them with one query, one bulk insert and one UPDATE per set of values
+    given to enrollments (usually one). Returns how many were planned.
     """
     plans, changes = _plan_next(session, completions)
     connection = session.connection()
-    # Enrollments given the same values (usually position 2) are written by one statement;
-    # the others by one executemany per set of columns.
+    # Enrollments given the same values (usually just position 2) are moved by one statement.
     alike: dict[tuple[tuple[str, Any], ...], list[int]] = {}
     for enrollment, values in changes:
         alike.setdefault(tuple(values.items()), []).append(enrollment.id)  # type: ignore[arg-type]
         # The row is written below, not by the session: keep the session's copy up to date.
         for name, value in values.items():
             set_committed_value(enrollment, name, value)
-    by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for items, enrollment_ids in alike.items():
         values = dict(items)
-        if len(enrollment_ids) > 1:
-            connection.execute(_enrollments_update(tuple(values)), {"enrollment_ids": enrollment_ids, **values})
-        else:
-            by_columns.setdefault(tuple(values), []).append({"enrollment_id": enrollment_ids[0], **values})
-    for names, rows in by_columns.items():
-        connection.execute(_enrollment_update(names), rows)
+        connection.execute(_enrollment_update(tuple(values)), {"enrollment_ids": enrollment_ids, **values})
     if plans:
         connection.execute(insert(_SEND), [send_row(enrollment, step, due, thread_of=previous) for enrollment, step, due, previous in plans])
     return len(plans)
@@ -145,13 +138,7 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
 
 @functools.cache
 def _enrollment_update(names: tuple[str, ...]) -> Any:
-    # Built once per set of columns: the scheduler records a chunk of emails with it.
-    return update(_ENROLLMENT).where(_ENROLLMENT.c.id == bindparam("enrollment_id")).values({name: bindparam(name) for name in names})
-
-
-@functools.cache
-def _enrollments_update(names: tuple[str, ...]) -> Any:
-    # The same, for many enrollments given the same values.
+    # Built once per set of columns: the scheduler records every chunk of emails with it.
     return (
         update(_ENROLLMENT)
         .where(_ENROLLMENT.c.id.in_(bindparam("enrollment_ids", expanding=True)))

@@ -234,56 +234,40 @@ def mark_sent(session: Session, delivered: Sequence[tuple[Send, dt.datetime]], w
     """
     if not delivered:
         return []
-    # Sends delivered at the same instant are written by one statement; the rest, one executemany.
-    by_time: dict[dt.datetime, list[tuple[Send, dt.datetime]]] = {}
+    # One statement per instant: the scheduler records a chunk's emails at one.
+    by_time: dict[dt.datetime, list[Send]] = {}
     for send, at in delivered:
-        by_time.setdefault(at, []).append((send, at))
+        by_time.setdefault(at, []).append(send)
     connection = session.connection()
-    alone = [group[0] for group in by_time.values() if len(group) == 1]
     kept: set[int] = set()
-    for at, group in by_time.items():
-        if len(group) > 1:
-            params = {"send_ids": [send.id for send, _ in group], "worker_id": worker_id, "at": at}
-            kept.update(_sent_ids(session, group, worker_id, connection.execute(_SENT_AT_ONCE, params).rowcount))
-    if alone:
-        rows = [{"send_id": send.id, "worker_id": worker_id, "at": at} for send, at in alone]
-        kept.update(_sent_ids(session, alone, worker_id, connection.execute(_SENT, rows).rowcount))
+    for at, sends in by_time.items():
+        params = {"send_ids": [send.id for send in sends], "worker_id": worker_id, "at": at}
+        if connection.execute(_SENT, params).rowcount == len(sends):
+            kept.update(send.id for send in sends)  # type: ignore[misc]
+        else:  # some were taken over: find out which, one by one (those already updated match too)
+            kept.update(send.id for send in sends if _sent_one(session, send, worker_id, at))  # type: ignore[misc]
     recorded = [(send, at) for send, at in delivered if send.id in kept]
     progress.complete_many(session, [progress.Completion(send, at) for send, at in recorded])
     return [send for send, _ in recorded]
 
 
-def _sent_ids(session: Session, written: list[tuple[Send, dt.datetime]], worker_id: str, rowcount: int) -> list[int]:
-    # Usually every one was still this worker's; if not, find out which, one by one
-    # (those already updated match too).
-    if rowcount == len(written):
-        return [send.id for send, _ in written]  # type: ignore[misc]
-    return [send.id for send, at in written if _sent_one(session, send, worker_id, at)]  # type: ignore[misc]
-
-
 _SENT_STATUSES = [literal_column(f"'{status.value}'") for status in (SendStatus.SENDING, SendStatus.UNCERTAIN)]
-_SENT_VALUES = dict(
-    status=SendStatus.SENT.value,
-    sent_at=bindparam("at"),
-    done_at=bindparam("at"),
-    lease_until=None,
-    reason=None,
-    last_error=None,
-    updated_at=bindparam("at"),
-)
 _SENT = (
-    update(SEND)
-    .where(SEND.c.id == bindparam("send_id"), SEND.c.claimed_by == bindparam("worker_id"), SEND.c.status.in_(_SENT_STATUSES))
-    .values(_SENT_VALUES)
-)
-_SENT_AT_ONCE = (
     update(SEND)
     .where(
         SEND.c.id.in_(bindparam("send_ids", expanding=True)),
         SEND.c.claimed_by == bindparam("worker_id"),
         SEND.c.status.in_(_SENT_STATUSES),
     )
-    .values(_SENT_VALUES)
+    .values(
+        status=SendStatus.SENT.value,
+        sent_at=bindparam("at"),
+        done_at=bindparam("at"),
+        lease_until=None,
+        reason=None,
+        last_error=None,
+        updated_at=bindparam("at"),
+    )
 )
 
 
