@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import Clock, SystemClock
 from bot.delivery.mail import NotSendable, Outgoing, email_for
-from bot.delivery.ports import DeliveryError, MailTransport, Notifier
+from bot.delivery.ports import DeliveryError, MailTransport, Notifier, Outbound
 from bot.delivery.sender import Handed, SenderGone, SenderProcess, hand_chunk
 from bot.delivery.transports import transport_for
 from bot.services import digest, queue
@@ -128,8 +128,6 @@ class _Ready:
 class _Outcome:
     ready: _Ready
     at: dt.datetime
-    marked_at: dt.datetime | None = None
-    skipped: bool = False  # no longer this worker's to send
     handed: bool = False  # given to the server (then `error` says how that went)
     error: DeliveryError | None = None
 
@@ -163,9 +161,13 @@ class _HandOver:
         # A chunk's outcomes are stamped when it is done: within milliseconds of each 250.
         at = self.scheduler.clock.now()
         return [
-            _Outcome(ready, at, marked_at=ready.marked_at, skipped=ready.skipped, handed=one.handed, error=one.error)
-            for ready, one in zip(chunk, handed)
+            _Outcome(ready, at, handed=one.handed, error=one.error) for ready, one in zip(chunk, handed)
         ]
+
+    @staticmethod
+    def _wires(chunk: list[_Ready]) -> list[Outbound | None]:
+        """What to hand over: each email's wire form, None for one to skip."""
+        return [None if ready.skipped else ready.outgoing.wire for ready in chunk]
 
 
 class _ThreadHandOver(_HandOver):
@@ -205,8 +207,7 @@ class _ThreadHandOver(_HandOver):
         go_on = lambda: not (self.stop.is_set() or self.abort.is_set())  # noqa: E731
         try:
             while (chunk := self.inbox.get()) is not None:
-                wires = [None if ready.skipped else ready.outgoing.wire for ready in chunk]
-                self.outbox.put(self._outcomes(chunk, hand_chunk(self.scheduler.transport, wires, go_on)))
+                self.outbox.put(self._outcomes(chunk, hand_chunk(self.scheduler.transport, self._wires(chunk), go_on)))
         except BaseException as exc:  # the delivering thread re-raises it
             self.outbox.put(exc)
 
@@ -224,7 +225,7 @@ class _ProcessHandOver(_HandOver):
         self.in_flight += 1
         if not (self.stop.is_set() or self.broken):
             try:
-                self.sender.submit([None if ready.skipped else ready.outgoing.wire for ready in chunk])
+                self.sender.submit(self._wires(chunk))
                 self.pending.append(chunk)
                 return
             except SenderGone:
@@ -478,7 +479,7 @@ class Scheduler:
         with session.no_autoflush:
             for outcome in outcomes:
                 send, now, error = outcome.ready.send, outcome.at, outcome.error
-                if outcome.skipped:
+                if outcome.ready.skipped:
                     continue  # another worker has it, or its enrollment ended meanwhile
                 if outcome.handed and error is None:
                     # The usual case, one UPDATE for the chunk; nothing in this batch reads
@@ -487,9 +488,10 @@ class Scheduler:
                     if notice := outcome.ready.outgoing.draft.notice:
                         batch.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
                     continue
-                assert outcome.marked_at is not None  # every chunk is marked before it is handed over
+                marked_at = outcome.ready.marked_at
+                assert marked_at is not None  # every chunk is marked before it is handed over
                 # The moves below read the send as mark_sending left it (its attempts).
-                queue.handed(send, outcome.ready.handing, outcome.marked_at, self.lease)
+                queue.handed(send, outcome.ready.handing, marked_at, self.lease)
                 if error is None:
                     queue.not_handed(session, send, self.worker_id, now)
                 elif error.uncertain:
