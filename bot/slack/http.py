@@ -68,9 +68,12 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
+        server = self._server
+        # Request threads pull the loop's trigger when they finish a response: let them
+        # all end first, or one may write to the trigger after it is closed (EBADF).
+        server.task_dispatcher.shutdown()
         # The asyncore loop owns the sockets: close them from inside it, via its trigger.
-        self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map, ignore_all=True))
-        self._server.task_dispatcher.shutdown()
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map, ignore_all=True))
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.drain()

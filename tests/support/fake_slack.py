@@ -2,7 +2,7 @@
 
 The app's real WebClient reaches it through SLACK_API_URL. It records every call,
 keeps posted messages (so chat.update can be checked), checks each call's required
-parameters against Slack's own OpenAPI description, checks blocks and views with
+parameters against Slack's own OpenAPI description (tests/support/slack_methods.py), checks blocks and views with
 slack_sdk's Block Kit models, can answer 429 with Retry-After, and serves
 response_url endpoints. `apps.connections.open` hands out `.socket_mode_url()` (see
 tests/support/fake_socket_mode.py).
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,37 +24,21 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from tests.support import slack_methods
+
 REPO = Path(__file__).resolve().parents[2]
 BOT_USER_ID = "U0BOT0001"
 TEAM_ID = "T0TEAM001"
 MAX_MESSAGE_BLOCKS = 50
 
-# Methods newer than the (2021) OpenAPI file, so their required parameters (but the
-# token) are written here by hand, from Slack's method pages.
-NEWER_METHODS: dict[str, frozenset[str]] = {"apps.connections.open": frozenset()}
 # Methods that take the app-level token (xapp-) and refuse bot and user tokens.
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 
-def shared_dir() -> Path:
-    """../shared next to the repository, or SHARED_DIR."""
-    return Path(os.environ.get("SHARED_DIR") or REPO.parent / "shared")
-
-
 @lru_cache(maxsize=1)
 def required_params() -> dict[str, frozenset[str]]:
-    """Each Web API method's required parameters (but the token), from the OpenAPI file."""
-    spec = json.loads((shared_dir() / "slack" / "slack_web_openapi_v2_without_examples.json").read_text())
-    methods: dict[str, frozenset[str]] = {}
-    for path, operations in spec["paths"].items():
-        names = {
-            parameter["name"]
-            for operation in operations.values()
-            for parameter in operation.get("parameters", [])
-            if parameter.get("required") and parameter["name"] != "token"
-        }
-        methods[path.lstrip("/")] = frozenset(names)
-    return {**NEWER_METHODS, **methods}
+    """Each Web API method's required parameters (but the token), as Slack describes them."""
+    return slack_methods.load()
 
 
 @dataclass
