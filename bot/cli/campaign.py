@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from bot.cli import CommandError
+from bot.cli import CommandError, Parser
 from bot.cli.people_csv import read_people
 from bot.clock import SystemClock
 from bot.core.rules import Planned, RuleError
@@ -38,7 +38,7 @@ Handler = Callable[[argparse.Namespace], int]
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Adds `bot campaign` and its actions."""
     parser = commands.add_parser("campaign", help="import, export, list, show and preview campaigns; add people")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=IntermixedParser)
 
     command = actions.add_parser("import", help="create or update a campaign from a YAML file")
     command.add_argument("file", metavar="FILE")
@@ -67,16 +67,40 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     command = actions.add_parser(
         "add",
         help="add people to a campaign (launch it for them)",
-        description="Adds people as /campaign add does in Slack: each given as an email or \"Name <email>\", "
+        description='Adds people as /campaign add does in Slack: each given as an email or "Name <email>", '
         "or as the rows of a CSV file with a header row.",
     )
     command.add_argument("name", metavar="NAME")
     command.add_argument("people", nargs="*", metavar="PEOPLE", help='emails or "Name <email>"')
-    command.add_argument("--csv", metavar="FILE", help="a CSV file instead of PEOPLE: columns email, first_name, "
-                         "last_name, company, title, time_zone and the campaign's fields")
-    command.add_argument("--rep", required=True, metavar="SLACK_USER_ID", help="the rep who adds them: emails go out in their name")
-    command.add_argument("--send-at", metavar="ISO8601", help="when the first email goes out (required when step 1 is choose)")
+    command.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="a CSV file instead of PEOPLE: columns email, first_name, "
+        "last_name, company, title, time_zone and the campaign's fields",
+    )
+    command.add_argument(
+        "--rep", required=True, metavar="SLACK_USER_ID", help="the rep who adds them: emails go out in their name"
+    )
+    command.add_argument(
+        "--send-at", metavar="ISO8601", help="when the first email goes out (required when step 1 is choose)"
+    )
     command.set_defaults(handler=add_command)
+
+
+class IntermixedParser(Parser):
+    """Positionals after options too: `add NAME --rep U1 ada@example.com` (argparse alone gives
+    a `*` positional only the words before the first option, and refuses the rest)."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if self._intermixing:  # parse_known_intermixed_args parses through here, twice
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def one_line_errors(handler: Handler) -> Handler:

@@ -11,15 +11,8 @@ from bot.cli import CommandError
 from bot.services.campaign_file import is_zone
 from bot.services.people import PersonInput
 
-# Column -> PersonInput attribute; the campaign's declared fields are columns too.
-COLUMNS = {
-    "email": "email",
-    "first_name": "first_name",
-    "last_name": "last_name",
-    "company": "company",
-    "title": "title",
-    "time_zone": "timezone",
-}
+# The campaign's declared fields are columns too.
+COLUMNS = ("email", "first_name", "last_name", "company", "title", "time_zone")
 UTF8_BOM = b"\xef\xbb\xbf"  # what spreadsheets put in front of a "CSV UTF-8" file
 
 
@@ -65,9 +58,15 @@ def _people(path: str, file: BinaryIO, fields: Sequence[str]) -> Iterator[Person
             raise CommandError(
                 f'{where}, column time_zone: "{zone}" is not a known time zone: use an IANA name like Europe/Stockholm'
             )
-        known = {COLUMNS[column]: value for column, value in values.items() if column in COLUMNS}
-        declared = {column: value for column, value in values.items() if column not in COLUMNS and value}
-        yield PersonInput(**{**known, "timezone": zone}, fields=declared)
+        yield PersonInput(
+            email=values["email"],
+            first_name=values.get("first_name", ""),
+            last_name=values.get("last_name", ""),
+            company=values.get("company", ""),
+            title=values.get("title", ""),
+            timezone=zone,
+            fields={column: value for column, value in values.items() if column not in COLUMNS and value},
+        )
 
 
 def _text_lines(path: str, file: BinaryIO) -> Iterator[str]:
