@@ -22,13 +22,14 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import campaign, serve, worker
+    from bot.cli import campaign, rep, serve, worker
 
     parser = Parser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
     worker.register(commands)
     campaign.register(commands)
+    rep.register(commands)
     return parser
 
 

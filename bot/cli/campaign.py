@@ -1,35 +1,44 @@
-"""`bot campaign import|export|list|preview`: campaigns as YAML files, from a shell."""
+"""`bot campaign import|export|list|show|preview|add`: campaigns as YAML files, and people, from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import functools
+import itertools
 import json
 import sys
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from bot.cli import CommandError
+from bot.cli import CommandError, Parser
+from bot.cli.people_csv import read_people
 from bot.clock import SystemClock
 from bot.core.rules import Planned, RuleError
-from bot.services import campaigns
+from bot.services import campaigns, enrollments
 from bot.services.campaign_file import CampaignSpec, dump_campaign, parse_campaign
 from bot.services.errors import ServiceError, UnknownCampaign
+from bot.services.people import Invalid, PersonInput, check_people, parse_people
 from bot.settings import load_settings
 from bot.store.db import connect, session_scope
+from bot.store.models import EnrollmentStatus, Rep
+
+# People from a CSV file are added this many at a time (in one transaction): memory
+# stays bounded however long the file is.
+CSV_BATCH = 5000
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Adds `bot campaign` and its four actions."""
-    parser = commands.add_parser("campaign", help="import, export, list and preview campaigns")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    """Adds `bot campaign` and its actions."""
+    parser = commands.add_parser("campaign", help="import, export, list, show and preview campaigns; add people")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=IntermixedParser)
 
     command = actions.add_parser("import", help="create or update a campaign from a YAML file")
     command.add_argument("file", metavar="FILE")
@@ -50,6 +59,48 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     command.add_argument("--tz", metavar="ZONE", help="the person's own time zone (matters with send_in: recipient)")
     command.add_argument("--format", choices=("json", "table"), default="json")
     command.set_defaults(handler=preview_command)
+
+    command = actions.add_parser("show", help="show a campaign's steps and its people per status")
+    command.add_argument("name", metavar="NAME")
+    command.set_defaults(handler=show_command)
+
+    command = actions.add_parser(
+        "add",
+        help="add people to a campaign (launch it for them)",
+        description='Adds people as /campaign add does in Slack: each given as an email or "Name <email>", '
+        "or as the rows of a CSV file with a header row.",
+    )
+    command.add_argument("name", metavar="NAME")
+    command.add_argument("people", nargs="*", metavar="PEOPLE", help='emails or "Name <email>"')
+    command.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="a CSV file instead of PEOPLE: columns email, first_name, "
+        "last_name, company, title, time_zone and the campaign's fields",
+    )
+    command.add_argument(
+        "--rep", required=True, metavar="SLACK_USER_ID", help="the rep who adds them: emails go out in their name"
+    )
+    command.add_argument(
+        "--send-at", metavar="ISO8601", help="when the first email goes out (required when step 1 is choose)"
+    )
+    command.set_defaults(handler=add_command)
+
+
+class IntermixedParser(Parser):
+    """Positionals after options too: `add NAME --rep U1 ada@example.com` (argparse alone gives
+    a `*` positional only the words before the first option, and refuses the rest)."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if self._intermixing:  # parse_known_intermixed_args parses through here, twice
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def one_line_errors(handler: Handler) -> Handler:
@@ -151,6 +202,82 @@ def preview_command(args: argparse.Namespace) -> int:
     else:
         print(json.dumps([preview_row(p, zone) for p in planned], indent=2))
     return 0
+
+
+@one_line_errors
+def show_command(args: argparse.Namespace) -> int:
+    with database() as session:
+        details = campaigns.campaign_details(session, campaigns.get_campaign(session, args.name))
+    campaign = details.campaign
+    settings = [f"time zone {campaign.timezone}", f"owner {campaign.owner_id}", f"version {campaign.version}"]
+    if campaign.skip_weekends:
+        settings.append("weekends skipped")
+    if campaign.send_in == "recipient":
+        settings.append("sent in each person's time zone")
+    print(f"{campaign.name}: {', '.join(settings)}")
+    print(
+        table(
+            ("step", "day", "send", "time", "subject"),
+            [
+                (
+                    str(step.position),
+                    str(step.day),
+                    step.send,
+                    f"{step.time:%H:%M}" if step.time else "",
+                    step.subject or "(reply in thread)",
+                )
+                for step in details.steps
+            ],
+        )
+    )
+    print("people: " + ", ".join(f"{status.value} {details.counts[status.value]}" for status in EnrollmentStatus))
+    return 0
+
+
+@one_line_errors
+def add_command(args: argparse.Namespace) -> int:
+    if bool(args.people) == bool(args.csv):
+        raise CommandError("give the people to add, or --csv FILE (one of the two)")
+    send_at = instant(args.send_at, "--send-at") if args.send_at is not None else None
+    now = SystemClock().now()
+    with database() as session:
+        campaign = campaigns.get_campaign(session, args.name)
+        if session.get(Rep, args.rep) is None:
+            raise CommandError(
+                f"rep {args.rep} is not known: set their email with `bot rep set {args.rep} --email EMAIL --name NAME`"
+                " (or they use the bot in Slack once)"
+            )
+        if args.csv:
+            for _ in read_people(args.csv, campaign.fields):
+                pass  # the whole file is checked before anyone is added
+            batches: Iterable[tuple[list[PersonInput], list[Invalid]]] = (
+                check_people(batch) for batch in batched(read_people(args.csv, campaign.fields), CSV_BATCH)
+            )
+        else:
+            batches = [parse_people("\n".join(args.people))]
+        counts: Counter[str] = Counter()
+        seen: set[str] = set()  # an address given twice counts once, whichever batch it is in
+        for people, invalid in batches:
+            fresh = [person for person in people if person.email not in seen]
+            seen.update(person.email for person in fresh)
+            result = enrollments.add_people(
+                session, campaign, args.rep, fresh, now=now, send_at=send_at, invalid=invalid
+            )
+            for line in result.lines:
+                reason = f": {line.reason}" if line.outcome == "invalid" else ""
+                print(f"{line.outcome.replace('_', ' ')}: {line.email_or_text}{reason}")
+            counts.update(line.outcome for line in result.lines)
+        print(
+            f"{campaign.name}: {counts['added']} added, {counts['already_active']} already active, "
+            f"{counts['invalid']} invalid."
+        )
+    return 0
+
+
+def batched(items: Iterable[PersonInput], size: int) -> Iterator[list[PersonInput]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def preview_spec(file_or_name: str) -> CampaignSpec:
