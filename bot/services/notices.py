@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from sqlalchemy import exists, or_, update
+from sqlalchemy import delete, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -35,27 +35,26 @@ RETRY_DELAYS = (
 )
 GIVE_UP_AFTER = 3  # tries of a notice Slack refuses for what it is (it will not get better)
 DEFAULT_LEASE = dt.timedelta(minutes=5)
+KEEP_DONE = dt.timedelta(days=7)  # done notices are kept this long, to read what Slack said
 
 
 def enqueue(
     session: Session, kind: NoticeKind, send_ids: Sequence[int], now: dt.datetime, *, text: str | None = None
-) -> list[Notice]:
+) -> None:
     """Queue a notice about these sends, one per rep (the feed message of a batch is still one)."""
+    rep_of = dict(session.exec(select(Send.id, Send.rep_id).where(col(Send.id).in_(list(send_ids)))).all())
     reps: dict[str, list[int]] = {}
-    for send_id, rep_id in session.exec(select(Send.id, Send.rep_id).where(col(Send.id).in_(list(send_ids)))):
-        reps.setdefault(rep_id, []).append(send_id)  # type: ignore[arg-type]
-    order = {send_id: n for n, send_id in enumerate(send_ids)}
-    return [
-        notice
-        for rep_id, ids in reps.items()
-        if (notice := enqueue_for(session, kind, rep_id, sorted(ids, key=order.__getitem__), now, text=text)) is not None
-    ]
+    for send_id in send_ids:
+        if send_id in rep_of:  # a send that is gone has nothing to show
+            reps.setdefault(rep_of[send_id], []).append(send_id)
+    for rep_id, ids in reps.items():
+        enqueue_for(session, kind, rep_id, ids, now, text=text)
 
 
 def enqueue_for(
     session: Session, kind: NoticeKind, rep_id: str, send_ids: list[int], now: dt.datetime, *, text: str | None = None
-) -> Notice | None:
-    """Queue a notice for the rep; None when the same one already waits.
+) -> None:
+    """Queue a notice for the rep, unless the same one already waits.
 
     A notice is drawn when it is posted, so a second one just like a waiting one
     would show the same thing (the scheduler asks again for a task Slack has not
@@ -70,11 +69,9 @@ def enqueue_for(
         )
     )
     if any(notice.send_ids == send_ids and notice.text == text for notice in waiting):
-        return None
-    notice = Notice(kind=kind.value, rep_id=rep_id, send_ids=send_ids, text=text, next_at=now, created_at=now)
-    session.add(notice)
+        return
+    session.add(Notice(kind=kind.value, rep_id=rep_id, send_ids=send_ids, text=text, next_at=now, created_at=now))
     session.flush()
-    return notice
 
 
 def claim_due(
@@ -134,6 +131,12 @@ def not_posted(
         delay = dt.timedelta(seconds=retry_after)
     _set(session, [notice], attempts=attempts, next_at=now + delay, lease_until=None, last_error=error)
     return False
+
+
+def prune(session: Session, now: dt.datetime) -> int:
+    """Forget notices done more than KEEP_DONE ago; how many."""
+    pruned = session.execute(delete(NOTICE).where(NOTICE.c.done_at < now - KEEP_DONE))
+    return pruned.rowcount  # type: ignore[attr-defined, no-any-return]
 
 
 def _set(session: Session, notices: Sequence[Notice], **values: object) -> None:

@@ -91,7 +91,13 @@ class NoticePoster:
     """Posts due notices through `slack` (a SlackNotifier whose client does not sleep on 429s)."""
 
     def __init__(
-        self, engine: Engine, slack: Notifier, clock: Clock, worker_id: str | None = None, *, lease: dt.timedelta = notices.DEFAULT_LEASE
+        self,
+        engine: Engine,
+        slack: Notifier,
+        clock: Clock,
+        worker_id: str | None = None,
+        *,
+        lease: dt.timedelta = notices.DEFAULT_LEASE,
     ) -> None:
         self.engine = engine
         self.slack = slack
@@ -126,17 +132,16 @@ class NoticePoster:
         try:
             self._call(group)
         except Exception as exc:
-            now = self.clock.now()
-            is_busy, error = busy(exc), _describe(exc)
+            now, is_busy, error = self.clock.now(), busy(exc), _describe(exc)
             with session_scope(self.engine) as session:
                 for notice in group:
-                    given_up = notices.not_posted(session, notice, now, error, busy=is_busy, retry_after=retry_after(exc))
-                    if given_up:
+                    if notices.not_posted(session, notice, now, error, busy=is_busy, retry_after=retry_after(exc)):
                         log.error("notice %s (%s for %s) given up: %s", notice.id, notice.kind, notice.rep_id, error)
             if is_busy:
                 log.warning("Slack is busy (%s): %d notice(s) wait for later", error, len(group))
-            else:
-                log.warning("Slack refused notice(s) %s: %s", [n.id for n in group], error, exc_info=not isinstance(exc, SlackApiError))
+            else:  # a traceback only for what is not Slack's answer (a bug)
+                ids = [notice.id for notice in group]
+                log.warning("Slack refused notice(s) %s: %s", ids, error, exc_info=not isinstance(exc, SlackApiError))
             return not is_busy
         with session_scope(self.engine) as session:
             notices.posted(session, group, self.clock.now())
@@ -160,11 +165,16 @@ class NoticePoster:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        """Drain, then wait for a notice or POLL_SECONDS, until `stop` is set."""
+        """Drain, then wait for a notice or POLL_SECONDS, until `stop` is set; prune now and then."""
+        next_prune = self.clock.now()
         while not stop.is_set():
             self._wake.clear()
             try:
                 self.drain(stop)
+                if (now := self.clock.now()) >= next_prune:
+                    with session_scope(self.engine) as session:
+                        notices.prune(session, now)
+                    next_prune = now + PRUNE_EVERY
             except Exception:  # a database outage must not end the thread
                 log.exception("posting notices failed; trying again")
             self._wake.wait(POLL_SECONDS)

@@ -53,7 +53,8 @@ def dms(fake: FakeSlack, rep_id: str) -> list[str]:
 
 
 def feed_lines(fake: FakeSlack) -> list[str]:
-    return [line for call in fake.calls_to("chat.postMessage") if call["channel"] == FEED for line in call["text"].split("\n")]
+    feed = [call["text"] for call in fake.calls_to("chat.postMessage") if call["channel"] == FEED]
+    return [line for text in feed for line in text.split("\n")]
 
 
 def stored(session: Session, sends: list[Send]) -> list[Send]:
@@ -105,7 +106,9 @@ def test_a_slack_outage_of_hours_loses_nothing_and_posts_nothing_twice(
     make_rep(session, OTHER_REP, name="Sam Seller", email="sam@seller.example")
     tasks = {
         rep: [
-            make_task(session, due_at=clock.now(), email=f"{rep}.{n}@buyer.example", rep_id=rep, status="planned", first_name=f"P{n}")
+            make_task(
+                session, due_at=clock.now(), email=f"{rep}.{n}@buyer.example", rep_id=rep, status="planned", first_name=f"P{n}"
+            )
             for n in range(3)
         ]
         for rep in (REP_ID, OTHER_REP)
