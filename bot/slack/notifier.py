@@ -1,6 +1,7 @@
 """Telling reps in Slack: task messages, failures, the digest, App Home and the live feed.
 
-`SlackNotifier` is the scheduler's Notifier (bot/delivery/ports.py); the task
+`SlackNotifier` implements the Notifier port (bot/delivery/ports.py) for the notice
+poster, which posts what the scheduler queued (bot/slack/notices.py); the task
 listeners use it too, to redraw a send's message and the rep's Home tab after an
 action. Logs name sends and channels, never bodies or tokens.
 """
