@@ -18,6 +18,7 @@ from bot.slack.app import build_app
 from bot.slack.client import make_client
 from bot.slack.context import Deps
 from bot.slack.http import HttpServer, serve_socket_mode
+from bot.slack.notices import queued_slack
 from bot.store.db import connect
 
 logger = logging.getLogger(__name__)
@@ -42,14 +43,18 @@ def serve(args: argparse.Namespace) -> int:
     client = make_client(settings)
     _check_token(client)
     notifier = _optional("bot.slack.notifier", "SlackNotifier", engine, client, clock, settings)
-    scheduler = None
+    scheduler = poster = None
     if not args.no_scheduler:
-        scheduler = _optional("bot.delivery.scheduler", "build_scheduler", settings, engine, notifier, clock)
+        # The scheduler only queues what reps are told; the poster's thread posts it.
+        queued, poster = queued_slack(engine, settings, clock)
+        scheduler = _optional("bot.delivery.scheduler", "build_scheduler", settings, engine, queued, clock)
         if scheduler is None:
             logger.warning("no scheduler in this build: nothing will be sent")
     deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler, notifier=notifier)
     app = build_app(deps, client)
     _stop_on_sigterm()
+    if poster is not None:
+        poster.start()
     if scheduler is not None:
         scheduler.start()
     try:
@@ -62,6 +67,8 @@ def serve(args: argparse.Namespace) -> int:
         deps.drain()
         if scheduler is not None:
             scheduler.stop()
+        if poster is not None:
+            poster.stop()
         engine.dispose()
     return 0
 

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,9 @@ from bot.delivery.ports import Notifier
 from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler, favour_hand_over
 from bot.settings import Settings, load_settings
 from bot.store.db import connect
+
+if TYPE_CHECKING:
+    from bot.slack.notices import NoticePoster
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +54,26 @@ def instant(text: str) -> dt.datetime:
     return value
 
 
-def notifier_for(settings: Settings, engine: Engine, clock: Clock) -> Notifier:
-    """Slack when SLACK_BOT_TOKEN is set; else a notifier that only logs."""
+def notifier_for(settings: Settings, engine: Engine, clock: Clock) -> tuple[Notifier, NoticePoster | None]:
+    """Slack notices queued, and their poster, when SLACK_BOT_TOKEN is set; else a notifier that only logs."""
     if not settings.slack_bot_token:
         log.warning("SLACK_BOT_TOKEN is not set: reps will not be told in Slack (logging instead)")
-        return LoggingNotifier()
-    from bot.slack.client import make_client
-    from bot.slack.notifier import SlackNotifier
+        return LoggingNotifier(), None
+    from bot.slack.notices import queued_slack
 
-    return SlackNotifier(engine, make_client(settings), clock, settings)
+    return queued_slack(engine, settings, clock)
 
 
-def scheduler_for(settings: Settings, clock: Clock) -> Scheduler:
+def scheduler_for(settings: Settings, clock: Clock) -> tuple[Scheduler, NoticePoster | None]:
     engine = connect(settings.database_url)
-    return build_scheduler(settings, engine, notifier_for(settings, engine, clock), clock)
+    notifier, poster = notifier_for(settings, engine, clock)
+    return build_scheduler(settings, engine, notifier, clock), poster
 
 
 def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
     favour_hand_over()
-    scheduler = scheduler_for(settings, SystemClock())
+    scheduler, poster = scheduler_for(settings, SystemClock())
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -78,13 +82,22 @@ def run_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    scheduler.run(stop)
+    if poster is not None:
+        poster.start()
+    try:
+        scheduler.run(stop)
+    finally:
+        if poster is not None:
+            poster.stop()
     return 0
 
 
 def run_tick(args: argparse.Namespace) -> int:
     settings = load_settings()
     clock: Clock = FixedClock(args.now) if args.now else SystemClock()
-    result = scheduler_for(settings, clock).tick()
+    scheduler, poster = scheduler_for(settings, clock)
+    result = scheduler.tick()
+    if poster is not None:
+        poster.drain()  # what the pass has to tell reps, so one `bot tick` is the whole loop
     print(result)
     return 0

@@ -1,6 +1,7 @@
 """Telling reps in Slack: task messages, failures, the digest, App Home and the live feed.
 
-`SlackNotifier` is the scheduler's Notifier (bot/delivery/ports.py); the task
+`SlackNotifier` implements the Notifier port (bot/delivery/ports.py) for the notice
+poster, which posts what the scheduler queued (bot/slack/notices.py); the task
 listeners use it too, to redraw a send's message and the rep's Home tab after an
 action. Logs name sends and channels, never bodies or tokens.
 """
@@ -26,6 +27,7 @@ from bot.slack.blocks.common import Message, capped_lines, context, escape
 from bot.slack.blocks.digest import digest_message
 from bot.slack.blocks.home import home_view
 from bot.slack.blocks.tasks import item_blocks, step_words, task_message, who
+from bot.slack.client import busy
 from bot.store.db import session_scope
 from bot.store.models import Rep, Send
 
@@ -197,13 +199,14 @@ class SlackNotifier:
         try:
             self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
         except SlackApiError as exc:
-            # A deleted message must not stop a send from being recorded.
-            if not quiet:
+            # A deleted message must not stop a send from being recorded; a busy Slack
+            # is told to the caller, who may come back later (bot/slack/notices.py).
+            if not quiet or busy(exc):
                 raise
             logger.warning("could not update message %s in %s: %s", ts, channel, exc.response.get("error"))
 
     def _feed(self, lines: list[str]) -> None:
-        """The live feed: best effort, it must never hold up tasks or emails."""
+        """The live feed: a channel Slack refuses is logged, never holds up tasks or emails."""
         channel = self.settings.feed_channel
         if not channel or not lines:
             return
@@ -211,6 +214,8 @@ class SlackNotifier:
         try:
             self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
         except SlackApiError as exc:
+            if busy(exc):
+                raise
             logger.warning("could not post to the feed channel %s: %s", channel, exc.response.get("error"))
 
 

@@ -1,4 +1,4 @@
-"""The tables: campaigns and their steps, people, enrollments, sends, reps, digests.
+"""The tables: campaigns and their steps, people, enrollments, sends, reps, digests, notices.
 
 Every instant is stored timezone-aware UTC (the `UTCDateTime` column type refuses a
 naive value and hands back aware ones, on SQLite too).
@@ -213,4 +213,42 @@ class Digest(SQLModel, table=True):
     sent_at: dt.datetime | None = instant()
     slack_channel: str | None = None
     slack_ts: str | None = None
+    created_at: dt.datetime = created()
+
+
+class NoticeKind(StrEnum):
+    """What a queued Slack notice says; one per Notifier method (bot/delivery/ports.py)."""
+
+    TASK_DUE = "task_due"
+    SEND_FAILED = "send_failed"
+    SEND_UNCERTAIN = "send_uncertain"
+    SEND_NOTICE = "send_notice"
+    EMAIL_SENT = "email_sent"
+    DIGEST = "digest"
+
+
+class Notice(SQLModel, table=True):
+    """Something to tell a rep in Slack, queued so that Slack never holds up delivery.
+
+    It names sends, not words: the poster draws the message from the sends as they
+    stand when it is posted. One rep's notices are posted in `id` order.
+    """
+
+    __table_args__ = (
+        # The poster's question: what is due? (and, per rep, what is still waiting before it)
+        Index("ix_notice_due", "next_at", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+        Index("ix_notice_waiting", "rep_id", "id", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # a NoticeKind
+    rep_id: str  # whose messages it draws (the feed line of an email goes with its rep)
+    send_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    text: str | None = None  # a send_notice's words
+    attempts: int = 0
+    next_at: dt.datetime = instant(nullable=False)
+    lease_until: dt.datetime | None = instant()  # a poster is posting it until then
+    claimed_by: str | None = None
+    done_at: dt.datetime | None = instant()
+    last_error: str | None = None  # Slack's answer to the last try (kept when it was given up)
     created_at: dt.datetime = created()

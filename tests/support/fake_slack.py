@@ -2,8 +2,9 @@
 
 The app's real WebClient reaches it through SLACK_API_URL. It records every call,
 keeps posted messages (so chat.update can be checked), checks each call's required
-parameters against Slack's own OpenAPI description (tests/support/slack_methods.py), checks blocks and views with
-slack_sdk's Block Kit models, can answer 429 with Retry-After, and serves
+parameters against Slack's own OpenAPI description (tests/support/slack_methods.py),
+checks blocks and views with slack_sdk's Block Kit models, can answer 429 with
+Retry-After (or 503, down), and serves
 response_url endpoints. `apps.connections.open` hands out `.socket_mode_url()` (see
 tests/support/fake_socket_mode.py).
 """
@@ -115,6 +116,8 @@ class FakeSlack:
         self.users: dict[str, User] = {}
         self.problems: list[str] = []
         self.limited: list[str] = []
+        self.refused: list[str] = []  # calls answered 503 during an outage
+        self._down = False
         self._limits: dict[str, _Limit] = {}
         self._failures: dict[str, _Failure] = {}
         self._ts = itertools.count(1)
@@ -155,6 +158,10 @@ class FakeSlack:
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 0) -> None:
         """The next `times` calls to `method` ("response_url" for those) get 429."""
         self._limits[method] = _Limit(times, retry_after)
+
+    def outage(self, down: bool = True) -> None:
+        """Until `outage(False)`, every Web API call is answered 503 service_unavailable."""
+        self._down = down
 
     def fail(self, method: str, error: str, times: int = 1) -> None:
         """The next `times` calls to `method` answer ok: false with `error`."""
@@ -372,6 +379,10 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             else:
                 method = parts.path.removeprefix("/api/")
             with fake._changed:
+                if fake._down and method != "response_url":
+                    fake.refused.append(method)
+                    self._send(503, {"ok": False, "error": "service_unavailable"})
+                    return
                 retry_after = fake._limit(method)
                 if retry_after is not None:
                     self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
