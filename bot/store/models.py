@@ -167,7 +167,9 @@ class Send(SQLModel, table=True):
             sqlite_where=text("status = 'sending'"),
             postgresql_where=text("status = 'sending'"),
         ),
-        Index("ix_send_rep_status", "rep_id", "status"),
+        # A rep's sends by status, in due order: a list's first tasks (LIMIT) and
+        # today's planned emails (a range) without reading the rest.
+        Index("ix_send_rep_status_due", "rep_id", "status", "due_at"),
         # Queued tasks whose Slack message never got through, to post again.
         Index(
             "ix_send_unposted",
@@ -201,6 +203,8 @@ class Send(SQLModel, table=True):
     last_error: str | None = None
     slack_channel: str | None = None
     slack_ts: str | None = None
+    # Times its task message was posted again after Slack refused it (a server default: added in 0002).
+    slack_reposts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: dt.datetime = created()
     updated_at: dt.datetime = created()
 

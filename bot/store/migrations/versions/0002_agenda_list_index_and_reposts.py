@@ -1,0 +1,29 @@
+"""agenda: a rep's sends by status in due order; task message reposts counted
+
+Revision ID: 0002_agenda
+Revises: 0001
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision: str = '0002_agenda'
+down_revision: Union[str, None] = '0001'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('send', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('slack_reposts', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.drop_index('ix_send_rep_status')
+        batch_op.create_index('ix_send_rep_status_due', ['rep_id', 'status', 'due_at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('send', schema=None) as batch_op:
+        batch_op.drop_index('ix_send_rep_status_due')
+        batch_op.create_index('ix_send_rep_status', ['rep_id', 'status'], unique=False)
+        batch_op.drop_column('slack_reposts')
