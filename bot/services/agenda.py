@@ -88,10 +88,9 @@ def agenda_for(
     def count(*where: Any) -> Any:
         return select(func.count()).select_from(Send).where(*where).scalar_subquery()
 
-    task_count, overdue, email_count = session.exec(
-        select(count(queued), count(queued, col(Send.due_at) < start), count(planned_today(rep_id, start, end)))
+    overdue, email_count = session.exec(
+        select(count(queued, col(Send.due_at) < start), count(planned_today(rep_id, start, end)))
     ).one()
-
     queued_in = dict(
         session.exec(
             select(Enrollment.campaign_id, func.count())
@@ -109,7 +108,7 @@ def agenda_for(
         .order_by(col(Campaign.name))
     ).all()
     campaigns = [CampaignCount(cid, name, active, queued_in.get(cid, 0)) for cid, name, active in counts]  # type: ignore[arg-type]
-    return Agenda(first_tasks, first_emails, campaigns, task_count, overdue, email_count)
+    return Agenda(first_tasks, first_emails, campaigns, sum(queued_in.values()), overdue, email_count)
 
 
 def entries_for(session: Session, send_ids: Sequence[int], now: dt.datetime, zone: ZoneInfo | str) -> dict[int, Entry]:

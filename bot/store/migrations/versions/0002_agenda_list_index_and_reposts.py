@@ -1,4 +1,4 @@
-"""agenda: a rep's sends by status in due order; task message reposts counted
+"""agenda: a rep's sends by status in due order, enrollments by status and campaign; task message reposts counted
 
 Revision ID: 0002_agenda
 Revises: 0001
@@ -16,6 +16,9 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('enrollment', schema=None) as batch_op:
+        batch_op.drop_index('ix_enrollment_rep_id')
+        batch_op.create_index('ix_enrollment_rep_status', ['rep_id', 'status', 'campaign_id'], unique=False)
     with op.batch_alter_table('send', schema=None) as batch_op:
         batch_op.add_column(sa.Column('slack_reposts', sa.Integer(), nullable=False, server_default='0'))
         batch_op.drop_index('ix_send_rep_status')
@@ -27,3 +30,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_send_rep_status_due')
         batch_op.create_index('ix_send_rep_status', ['rep_id', 'status'], unique=False)
         batch_op.drop_column('slack_reposts')
+    with op.batch_alter_table('enrollment', schema=None) as batch_op:
+        batch_op.drop_index('ix_enrollment_rep_status')
+        batch_op.create_index('ix_enrollment_rep_id', ['rep_id'], unique=False)
