@@ -16,6 +16,8 @@ from sqlmodel import Field, SQLModel
 from bot.clock import UTC
 
 ACTIVE_STATUSES = ("active", "paused")
+TASK_REPOSTS = 3  # times a task message Slack refused is posted again (bot/services/queue.py)
+UNPOSTED = text(f"status = 'queued' AND slack_ts IS NULL AND slack_reposts < {TASK_REPOSTS}")
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -172,13 +174,8 @@ class Send(SQLModel, table=True):
         # A rep's sends by status, in due order: a list's first tasks (LIMIT) and
         # today's planned emails (a range) without reading the rest.
         Index("ix_send_rep_status_due", "rep_id", "status", "due_at"),
-        # Queued tasks whose Slack message never got through, to post again.
-        Index(
-            "ix_send_unposted",
-            "updated_at",
-            sqlite_where=text("status = 'queued' AND slack_ts IS NULL"),
-            postgresql_where=text("status = 'queued' AND slack_ts IS NULL"),
-        ),
+        # Queued tasks whose Slack message never got through, with a repost to come.
+        Index("ix_send_unposted", "updated_at", sqlite_where=UNPOSTED, postgresql_where=UNPOSTED),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -14,6 +14,9 @@ down_revision: Union[str, None] = '0001'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
+UNPOSTED = sa.text("status = 'queued' AND slack_ts IS NULL AND slack_reposts < 3")
+OLD_UNPOSTED = sa.text("status = 'queued' AND slack_ts IS NULL")
+
 
 def upgrade() -> None:
     with op.batch_alter_table('enrollment', schema=None) as batch_op:
@@ -23,10 +26,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('slack_reposts', sa.Integer(), nullable=False, server_default='0'))
         batch_op.drop_index('ix_send_rep_status')
         batch_op.create_index('ix_send_rep_status_due', ['rep_id', 'status', 'due_at'], unique=False)
+        batch_op.drop_index('ix_send_unposted')
+        batch_op.create_index('ix_send_unposted', ['updated_at'], unique=False, sqlite_where=UNPOSTED, postgresql_where=UNPOSTED)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('send', schema=None) as batch_op:
+        batch_op.drop_index('ix_send_unposted')
+        batch_op.create_index('ix_send_unposted', ['updated_at'], unique=False, sqlite_where=OLD_UNPOSTED, postgresql_where=OLD_UNPOSTED)
         batch_op.drop_index('ix_send_rep_status_due')
         batch_op.create_index('ix_send_rep_status', ['rep_id', 'status'], unique=False)
         batch_op.drop_column('slack_reposts')
