@@ -39,6 +39,7 @@ from bot.delivery.ports import DeliveryError, MailTransport, Notifier, Outbound
 from bot.delivery.sender import Handed, SenderGone, SenderProcess, hand_chunk
 from bot.delivery.transports import transport_for
 from bot.services import digest, queue
+from bot.services.drafts import not_built
 from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
 from bot.settings import Settings
 
@@ -438,7 +439,7 @@ class Scheduler:
             return None
         except Exception as exc:  # one broken send must not hold up the rest of the queue
             log.exception("send %s: the email could not be built", send.id)
-            self._not_sendable(session, send, now, NotSendable(f"the email could not be built: {exc}", task=False), batch)
+            self._not_sendable(session, send, now, NotSendable(not_built(exc), task=False), batch)
             return None
         draft = outgoing.draft
         handing = queue.Handing(

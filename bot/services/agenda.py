@@ -9,21 +9,24 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 from bot.core import rules
-from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Person, Send, SendStatus
+from bot.services.drafts import Draft, draft_or_problem
+from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Person, Rep, Send, SendStatus, Step
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One send on an agenda, with the person and campaign it is for."""
+    """One send on an agenda, with the person and campaign it is for, and its email."""
 
     send: Send
     person: Person
     campaign: Campaign
     overdue: bool = False  # a task due before today began (in the rep's zone)
+    draft: Draft | None = None  # the email as it will go out; None when it cannot be built
+    problem: str | None = None  # why it cannot be built: the item says so, the rest of a list shows
 
 
 @dataclass(frozen=True)
@@ -36,18 +39,19 @@ class CampaignCount:
 
 @dataclass(frozen=True)
 class Agenda:
-    tasks: list[Entry] = field(default_factory=list)  # queued, oldest due first
-    scheduled_today: list[Entry] = field(default_factory=list)  # planned emails due today, by due time
+    """What a list shows (the first tasks and emails), with the counts of all of them."""
+
+    tasks: list[Entry] = field(default_factory=list)  # the first queued tasks, oldest due first
+    scheduled_today: list[Entry] = field(default_factory=list)  # the first planned emails due today, by due time
     campaigns: list[CampaignCount] = field(default_factory=list)
+    task_count: int = 0  # all queued tasks
+    overdue: int = 0  # of them, due before today began
+    email_count: int = 0  # all emails planned for today
 
     @property
     def empty(self) -> bool:
         """Nothing to do and nothing going out today (campaign counts alone are not news)."""
-        return not self.tasks and not self.scheduled_today
-
-    @property
-    def overdue(self) -> int:
-        return sum(1 for entry in self.tasks if entry.overdue)
+        return not self.task_count and not self.email_count
 
 
 def day_bounds(now: dt.datetime, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -57,45 +61,45 @@ def day_bounds(now: dt.datetime, zone: ZoneInfo) -> tuple[dt.datetime, dt.dateti
     return rules.wall_time(today, midnight, zone), rules.wall_time(today + dt.timedelta(days=1), midnight, zone)
 
 
-def _with_person_and_campaign() -> Any:
-    return (
-        select(Send, Person, Campaign)
-        .join(Enrollment, col(Enrollment.id) == Send.enrollment_id)
-        .join(Person, col(Person.id) == Enrollment.person_id)
-        .join(Campaign, col(Campaign.id) == Enrollment.campaign_id)
+def planned_today(rep_id: str, start: dt.datetime, end: dt.datetime) -> Any:
+    """The condition for the rep's emails planned in [start, end) (ix_send_rep_status_due)."""
+    return and_(
+        col(Send.rep_id) == rep_id,
+        col(Send.status) == SendStatus.PLANNED,
+        col(Send.kind) == "email",
+        col(Send.due_at) >= start,
+        col(Send.due_at) < end,
     )
 
 
-def agenda_for(session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo | str) -> Agenda:
-    """The rep's queued tasks, today's planned emails and active campaigns: two queries."""
+def agenda_for(
+    session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo | str, *, tasks: int, emails: int
+) -> Agenda:
+    """The rep's first `tasks` queued tasks and first `emails` emails of today, with counts, and active campaigns.
+
+    Only what is shown is loaded: the same few queries for 10 queued tasks or 10,000.
+    """
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     start, end = day_bounds(now, zone)
-    rows = session.exec(
-        _with_person_and_campaign()
-        .where(
-            Send.rep_id == rep_id,
-            or_(
-                col(Send.status) == SendStatus.QUEUED,
-                and_(
-                    col(Send.status) == SendStatus.PLANNED,
-                    col(Send.kind) == "email",
-                    col(Send.due_at) >= start,
-                    col(Send.due_at) < end,
-                ),
-            ),
-        )
-        .order_by(col(Send.due_at), col(Send.id))
-    ).all()
-    tasks: list[Entry] = []
-    scheduled: list[Entry] = []
-    queued: dict[int, int] = {}
-    for send, person, campaign in rows:
-        if send.status == SendStatus.QUEUED:
-            tasks.append(Entry(send, person, campaign, overdue=send.due_at < start))
-            queued[campaign.id] = queued.get(campaign.id, 0) + 1  # type: ignore[index]
-        else:
-            scheduled.append(Entry(send, person, campaign))
+    queued = and_(col(Send.rep_id) == rep_id, col(Send.status) == SendStatus.QUEUED)
+    first_tasks = _entries(session, _with_all_a_draft_reads().where(queued), start, limit=tasks)
+    first_emails = _entries(session, _with_all_a_draft_reads().where(planned_today(rep_id, start, end)), start, limit=emails)
 
+    def count(*where: Any) -> Any:
+        return select(func.count()).select_from(Send).where(*where).scalar_subquery()
+
+    overdue, email_count = session.exec(
+        select(count(queued, col(Send.due_at) < start), count(planned_today(rep_id, start, end)))
+    ).one()
+    queued_in = dict(
+        session.exec(
+            select(Enrollment.campaign_id, func.count())
+            .select_from(Send)
+            .join(Enrollment, col(Enrollment.id) == Send.enrollment_id)
+            .where(queued)
+            .group_by(col(Enrollment.campaign_id))
+        ).all()
+    )
     counts = session.exec(
         select(Campaign.id, Campaign.name, func.count(col(Enrollment.id)))
         .join(Enrollment, col(Enrollment.campaign_id) == Campaign.id)
@@ -103,25 +107,51 @@ def agenda_for(session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo |
         .group_by(col(Campaign.id), col(Campaign.name))
         .order_by(col(Campaign.name))
     ).all()
-    campaigns = [CampaignCount(cid, name, active, queued.get(cid, 0)) for cid, name, active in counts]  # type: ignore[arg-type]
-    return Agenda(tasks=tasks, scheduled_today=scheduled, campaigns=campaigns)
+    campaigns = [CampaignCount(cid, name, active, queued_in.get(cid, 0)) for cid, name, active in counts]  # type: ignore[arg-type]
+    return Agenda(first_tasks, first_emails, campaigns, sum(queued_in.values()), overdue, email_count)
 
 
 def entries_for(session: Session, send_ids: Sequence[int], now: dt.datetime, zone: ZoneInfo | str) -> dict[int, Entry]:
-    """Sends as agenda entries, by id, in one query (to redraw their messages)."""
+    """Sends as agenda entries, by id (to redraw their messages)."""
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     start = day_bounds(now, zone)[0]
-    rows = session.exec(
-        _with_person_and_campaign()
-        .where(col(Send.id).in_(list(send_ids)))
-        .execution_options(populate_existing=True)
-    ).all()
-    return {
-        send.id: Entry(send, person, campaign, overdue=send.status == SendStatus.QUEUED and send.due_at < start)  # type: ignore[misc]
-        for send, person, campaign in rows
-    }
+    statement = _with_all_a_draft_reads().where(col(Send.id).in_(list(send_ids))).execution_options(populate_existing=True)
+    return {entry.send.id: entry for entry in _entries(session, statement, start)}  # type: ignore[misc]
 
 
 def entry_for(session: Session, send_id: int, now: dt.datetime, zone: ZoneInfo | str) -> Entry | None:
     """One send as an agenda entry, or None when it is gone."""
     return entries_for(session, [send_id], now, zone).get(send_id)
+
+
+def _with_all_a_draft_reads() -> Any:
+    return (
+        select(Send, Enrollment, Person, Campaign, Step)  # type: ignore[call-overload]  # sqlmodel types up to 4 entities
+        .join(Enrollment, col(Enrollment.id) == Send.enrollment_id)
+        .join(Person, col(Person.id) == Enrollment.person_id)
+        .join(Campaign, col(Campaign.id) == Enrollment.campaign_id)
+        .join(Step, col(Step.id) == Send.step_id)
+        .order_by(col(Send.due_at), col(Send.id))
+    )
+
+
+def _entries(session: Session, statement: Any, start: dt.datetime, limit: int | None = None) -> list[Entry]:
+    """The sends `statement` selects as entries, each drafted on its own (one that fails says why)."""
+    if limit is not None:
+        if limit <= 0:
+            return []
+        statement = statement.limit(limit)
+    rows = session.exec(statement).all()
+    # Held while drafting: the session keeps objects only weakly, and draft_for's
+    # session.get() then finds them without a query.
+    _held = [
+        *rows,
+        *session.exec(select(Rep).where(col(Rep.slack_user_id).in_({row[0].rep_id for row in rows}))),
+        *session.exec(select(Send).where(col(Send.id).in_({row[0].thread_of_id for row in rows if row[0].thread_of_id}))),
+    ]
+    entries = []
+    for send, _, person, campaign, _ in rows:
+        draft, problem = draft_or_problem(session, send)
+        overdue = send.status == SendStatus.QUEUED and send.due_at < start
+        entries.append(Entry(send, person, campaign, overdue, draft, problem))
+    return entries

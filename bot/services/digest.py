@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot.clock import UTC
+from bot.services.agenda import day_bounds, planned_today
 from bot.store.models import Campaign, Digest, Enrollment, Rep, Send, SendStatus
 
 DIGEST = Digest.__table__  # type: ignore[attr-defined]
@@ -75,19 +76,10 @@ def fired_today(cron: str, now: dt.datetime, zone: ZoneInfo) -> dt.datetime | No
 
 
 def has_something_to_list(session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo) -> bool:
-    """Queued tasks, or emails planned for the rep's local today."""
-    today = now.astimezone(zone).date()
-    start = dt.datetime.combine(today, dt.time(0), zone).astimezone(UTC)
-    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), zone).astimezone(UTC)
+    """Queued tasks, or emails planned for the rep's local today (both found by ix_send_rep_status_due)."""
+    start, end = day_bounds(now, zone)
     queued = exists().where(Send.rep_id == rep_id, Send.status == SendStatus.QUEUED)
-    today_emails = exists().where(
-        Send.rep_id == rep_id,
-        Send.status == SendStatus.PLANNED,
-        Send.kind == "email",
-        Send.due_at >= start,  # type: ignore[operator]
-        Send.due_at < end,  # type: ignore[operator]
-    )
-    return bool(session.exec(select(or_(queued, today_emails))).one())
+    return bool(session.exec(select(or_(queued, exists().where(planned_today(rep_id, start, end))))).one())
 
 
 def due_digests(session: Session, now: dt.datetime, cron: str) -> list[DueDigest]:

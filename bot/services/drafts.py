@@ -6,16 +6,21 @@ sees exactly what will be sent.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from email.utils import formataddr
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.core import rules
 from bot.core.templates import MissingFields, TemplateProblem, render
 from bot.store.models import Campaign, Enrollment, Person, Rep, Send, SendStatus, Step
+
+log = logging.getLogger(__name__)
+PROBLEM_CHARS = 200  # a reason short enough for a list item
 
 
 @dataclass(frozen=True)
@@ -141,3 +146,20 @@ def draft_for(session: Session, send: Send) -> Draft:
         missing=sorted(set(missing)),
         notice=notice,
     )
+
+
+def not_built(exc: Exception) -> str:
+    """Why an email could not be built, in a few words (for the rep, and stored on a failed send)."""
+    reason = f"the email could not be built: {str(exc) or type(exc).__name__}"
+    return reason if len(reason) <= PROBLEM_CHARS else reason[: PROBLEM_CHARS - 1] + "…"
+
+
+def draft_or_problem(session: Session, send: Send) -> tuple[Draft | None, str | None]:
+    """The send's draft, or why it cannot be built: one broken send must not break a list."""
+    try:
+        return draft_for(session, send), None
+    except SQLAlchemyError:
+        raise  # the database, not this send: nothing else on the list would build either
+    except Exception as exc:
+        log.warning("send %s: the email could not be built", send.id, exc_info=True)
+        return None, not_built(exc)

@@ -24,12 +24,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import bindparam, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, literal_column, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from bot.services import progress
-from bot.store.models import Send, SendStatus
+from bot.store.models import TASK_REPOSTS, Send, SendStatus
 
 SEND = Send.__table__  # type: ignore[attr-defined]
 # Temporary failures wait longer each time; one more failure after the last delay fails the send.
@@ -361,20 +361,28 @@ def mark_queued(session: Session, send: Send, worker_id: str, now: dt.datetime) 
     return _move(session, send, worker_id, [SendStatus.PLANNED], status=SendStatus.QUEUED.value, lease_until=None, updated_at=now)
 
 
-# Long enough that a post still retrying Slack's 429s is not made twice.
-UNPOSTED_GRACE = dt.timedelta(minutes=15)
+# A task message Slack refused past every retry is posted again after each of these
+# gaps in turn (from the try before), then left to Home, `/tasks` and the digest. The
+# first is long enough that a post still retrying Slack's 429s is not made twice.
+REPOST_AFTER = (dt.timedelta(minutes=15), dt.timedelta(hours=1), dt.timedelta(hours=4))
+assert len(REPOST_AFTER) == TASK_REPOSTS  # ix_send_unposted holds only tasks with a repost to come
 
 
-def unposted_tasks(session: Session, now: dt.datetime, *, grace: dt.timedelta = UNPOSTED_GRACE) -> list[int]:
-    """Queued tasks whose Slack message never got through (Slack refused it past every retry).
+def unposted_tasks(session: Session, now: dt.datetime) -> list[int]:
+    """Queued tasks whose Slack message never got through and whose next repost is due.
 
-    Each is claimed here (its clock starts again, so one worker posts it) and its id
-    returned, to post again: a rep never silently misses a task.
+    Each is claimed here (its clock starts again and its reposts count up, so one
+    worker posts it) and its id returned, to post again.
     """
     statement = (
         update(SEND)
-        .where(_status_is(SendStatus.QUEUED), SEND.c.slack_ts.is_(None), SEND.c.updated_at < now - grace)
-        .values(updated_at=now)
+        .where(
+            _status_is(SendStatus.QUEUED),
+            SEND.c.slack_ts.is_(None),
+            SEND.c.slack_reposts < TASK_REPOSTS,
+            or_(*(and_(SEND.c.slack_reposts == n, SEND.c.updated_at < now - gap) for n, gap in enumerate(REPOST_AFTER))),
+        )
+        .values(updated_at=now, slack_reposts=SEND.c.slack_reposts + 1)
         .returning(SEND.c.id)
     )
     return list(session.execute(statement).scalars())

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from bot.services import progress
-from bot.services.drafts import draft_for
+from bot.services.drafts import Draft, draft_or_problem
 from bot.services.errors import NotYourSend, ServiceError
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Send, SendStatus
 
@@ -99,7 +99,7 @@ def mark_sent(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> 
     _check_active(session, send)
     if send.subject is None or send.body is None:
         # A thread step after this one quotes what was sent: keep it on the send.
-        draft = draft_for(session, send)
+        draft = _draft(session, send)
         send.subject = send.subject if send.subject is not None else draft.subject
         send.body = send.body if send.body is not None else draft.full_body
     return _finish(session, send, send.status, sent=True, now=now)
@@ -140,9 +140,17 @@ def _check_ready(session: Session, send: Send) -> None:
     _check_active(session, send)
     if send.subject is not None and send.body is not None:
         return
-    draft = draft_for(session, send)
+    draft = _draft(session, send)
     if draft.missing:
         raise TaskError(f"This email has no value for {', '.join(draft.missing)}: edit it first.")
+
+
+def _draft(session: Session, send: Send) -> Draft:
+    """The send's draft; one that cannot be built is refused with the reason (Skip still works)."""
+    draft, problem = draft_or_problem(session, send)
+    if draft is None:
+        raise TaskError(f"This email cannot go out: {problem}. Skip this step to go on.")
+    return draft
 
 
 def _require_queued(session: Session, send: Send) -> None:

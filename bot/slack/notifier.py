@@ -21,11 +21,11 @@ from sqlmodel import Session, col
 from bot.clock import Clock
 from bot.services.agenda import Entry, agenda_for, entries_for
 from bot.services.digest import rep_zone
-from bot.services.drafts import draft_for, rep_name
+from bot.services.drafts import rep_name
 from bot.settings import Settings
 from bot.slack.blocks.common import Message, capped_lines, context, escape
-from bot.slack.blocks.digest import digest_message
-from bot.slack.blocks.home import home_view
+from bot.slack.blocks.digest import DIGEST_EMAILS, DIGEST_TASKS, digest_message
+from bot.slack.blocks.home import HOME_EMAILS, HOME_TASKS, home_view
 from bot.slack.blocks.tasks import item_blocks, step_words, task_message, who
 from bot.slack.client import busy
 from bot.store.db import session_scope
@@ -67,7 +67,7 @@ class SlackNotifier:
             for entry in entries_for(session, send_ids, now, ZoneInfo("UTC")).values():
                 send = entry.send
                 if send.slack_channel and send.slack_ts:
-                    message = task_message(entry, draft_for(session, send), self._zone(session, send.rep_id), now)
+                    message = task_message(entry, self._zone(session, send.rep_id), now)
                     updates.append((send.slack_channel, send.slack_ts, message))
                 lines.append(f"Email sent: {step_words(entry)} to {who(entry)} ({self._rep_name(session, send.rep_id)})")
         for channel, ts, message in updates:
@@ -100,12 +100,12 @@ class SlackNotifier:
         with self._session() as session:
             now = self.clock.now()
             zone = self._zone(session, rep_id)
-            agenda = agenda_for(session, rep_id, now, zone)
+            agenda = agenda_for(session, rep_id, now, zone, tasks=DIGEST_TASKS, emails=DIGEST_EMAILS)
             if agenda.empty:
                 return False
-            message = digest_message(agenda, lambda send: draft_for(session, send), zone, now)
+            message = digest_message(agenda, zone, now)
         self.client.chat_postMessage(channel=rep_id, **message.as_kwargs())
-        logger.info("digest posted to %s: %s tasks, %s emails today", rep_id, len(agenda.tasks), len(agenda.scheduled_today))
+        logger.info("digest posted to %s: %s tasks, %s emails today", rep_id, agenda.task_count, agenda.email_count)
         return True
 
     # --- what the task listeners use ----------------------------------------------------
@@ -128,15 +128,15 @@ class SlackNotifier:
             entry = self._entry(session, send_id, zone)
             if entry is None:
                 return []
-            return item_blocks(entry, lambda send: draft_for(session, send), zone, self.clock.now())
+            return item_blocks(entry, zone, self.clock.now())
 
     def publish_home(self, rep_id: str) -> None:
         """Draw the rep's Home tab from their agenda now."""
         with self._session() as session:
             now = self.clock.now()
             zone = self._zone(session, rep_id)
-            agenda = agenda_for(session, rep_id, now, zone)
-            view = home_view(agenda, lambda send: draft_for(session, send), zone, now)
+            agenda = agenda_for(session, rep_id, now, zone, tasks=HOME_TASKS, emails=HOME_EMAILS)
+            view = home_view(agenda, zone, now)
         self.client.views_publish(user_id=rep_id, view=view)
 
     # --- inside -----------------------------------------------------------------------
@@ -165,7 +165,7 @@ class SlackNotifier:
         if entry is None:
             logger.warning("send %s is gone; nothing to show", send_id)
             return None
-        return entry, task_message(entry, draft_for(session, entry.send), zone, self.clock.now())
+        return entry, task_message(entry, zone, self.clock.now())
 
     def _post_own(self, send: Send, message: Message) -> None:
         """DM the rep and remember the message on the send, to update it in place later."""

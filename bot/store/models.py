@@ -16,6 +16,8 @@ from sqlmodel import Field, SQLModel
 from bot.clock import UTC
 
 ACTIVE_STATUSES = ("active", "paused")
+TASK_REPOSTS = 3  # times a task message Slack refused is posted again (bot/services/queue.py)
+UNPOSTED = text(f"status = 'queued' AND slack_ts IS NULL AND slack_reposts < {TASK_REPOSTS}")
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -134,13 +136,15 @@ class Enrollment(SQLModel, table=True):
             sqlite_where=text("status IN ('active', 'paused')"),
             postgresql_where=text("status IN ('active', 'paused')"),
         ),
+        # A rep's enrollments; their counts per campaign (App Home) from the index alone.
+        Index("ix_enrollment_rep_status", "rep_id", "status", "campaign_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     version: int
     person_id: int = Field(foreign_key="person.id", index=True)
-    rep_id: str = Field(index=True)
+    rep_id: str
     status: str = EnrollmentStatus.ACTIVE
     zone: str  # the resolved IANA zone its wall-clock times are computed in
     launched_at: dt.datetime = instant(nullable=False)
@@ -167,14 +171,11 @@ class Send(SQLModel, table=True):
             sqlite_where=text("status = 'sending'"),
             postgresql_where=text("status = 'sending'"),
         ),
-        Index("ix_send_rep_status", "rep_id", "status"),
-        # Queued tasks whose Slack message never got through, to post again.
-        Index(
-            "ix_send_unposted",
-            "updated_at",
-            sqlite_where=text("status = 'queued' AND slack_ts IS NULL"),
-            postgresql_where=text("status = 'queued' AND slack_ts IS NULL"),
-        ),
+        # A rep's sends by status, in due order: a list's first tasks (LIMIT) and
+        # today's planned emails (a range) without reading the rest.
+        Index("ix_send_rep_status_due", "rep_id", "status", "due_at"),
+        # Queued tasks whose Slack message never got through, with a repost to come.
+        Index("ix_send_unposted", "updated_at", sqlite_where=UNPOSTED, postgresql_where=UNPOSTED),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -201,6 +202,8 @@ class Send(SQLModel, table=True):
     last_error: str | None = None
     slack_channel: str | None = None
     slack_ts: str | None = None
+    # Times its task message was posted again after Slack refused it (a server default: added in 0002).
+    slack_reposts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: dt.datetime = created()
     updated_at: dt.datetime = created()
 

@@ -10,7 +10,7 @@ from slack_sdk.models.blocks import Block, DividerBlock, HeaderBlock
 from bot.services.agenda import Agenda
 from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, Message, capped_lines, section
 from bot.slack.blocks.home import plural
-from bot.slack.blocks.tasks import DraftOf, email_line, items
+from bot.slack.blocks.tasks import email_line, items
 
 DIGEST_TASKS = 15  # two blocks each: well under a message's 50
 DIGEST_EMAILS = 30
@@ -18,11 +18,11 @@ DIGEST_EMAILS = 30
 
 def summary(agenda: Agenda) -> str:
     overdue = f" ({agenda.overdue} overdue)" if agenda.overdue else ""
-    return f"{plural(len(agenda.tasks), 'task')} waiting{overdue}, {plural(len(agenda.scheduled_today), 'email')} going out today"
+    return f"{plural(agenda.task_count, 'task')} waiting{overdue}, {plural(agenda.email_count, 'email')} going out today"
 
 
-def digest_message(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> Message:
-    """Queued and overdue tasks with their buttons, then today's planned emails."""
+def digest_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
+    """Queued and overdue tasks with their buttons, then today's planned emails (`agenda`: DIGEST_TASKS and DIGEST_EMAILS)."""
     day = now.astimezone(zone)
     blocks: list[Block] = [
         HeaderBlock(text=f"Your day, {day:%A} {day.day} {day:%B}"),
@@ -30,11 +30,12 @@ def digest_message(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.da
     ]
     if agenda.tasks:
         blocks.append(DividerBlock())
-        blocks += items(agenda.tasks, draft_of, zone, now, limit=DIGEST_TASKS, more="and {n} more tasks: see the Home tab")
+        more = "and {n} more tasks: see the Home tab"
+        blocks += items(agenda.tasks, zone, now, limit=DIGEST_TASKS, total=agenda.task_count, more=more)
     if agenda.scheduled_today:
-        lines = [email_line(e, draft_of, zone) for e in agenda.scheduled_today[:DIGEST_EMAILS]]
-        if len(agenda.scheduled_today) > DIGEST_EMAILS:
-            lines.append(f"and {len(agenda.scheduled_today) - DIGEST_EMAILS} more emails")
+        lines = [email_line(e, zone) for e in agenda.scheduled_today[:DIGEST_EMAILS]]
+        if agenda.email_count > len(lines):
+            lines.append(f"and {agenda.email_count - len(lines)} more emails")
         blocks += [DividerBlock(), section("*Going out today*\n" + capped_lines(lines, more_text="and {n} more emails"))]
     assert len(blocks) <= MAX_MESSAGE_BLOCKS
     return Message(text=f"Your day: {summary(agenda)}", blocks=blocks)

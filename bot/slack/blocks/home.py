@@ -10,7 +10,7 @@ from slack_sdk.models.views import View
 
 from bot.services.agenda import Agenda
 from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, Message, capped_lines, context, escape, section
-from bot.slack.blocks.tasks import DraftOf, email_line, items
+from bot.slack.blocks.tasks import email_line, items
 
 # Each task takes two blocks: 30 tasks leave room for everything else under 100.
 HOME_TASKS = 30
@@ -22,20 +22,23 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else many or word + 's'}"
 
 
-def home_view(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> View:
-    """The Home tab: queued tasks (overdue first) with their buttons, today's emails, campaigns."""
+def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
+    """The Home tab: queued tasks (overdue first) with their buttons, today's emails, campaigns.
+
+    `agenda`: at least HOME_TASKS tasks and HOME_EMAILS emails where there are that many.
+    """
     blocks: list[Block] = [HeaderBlock(text="Your email tasks")]
-    if agenda.tasks:
+    if agenda.task_count:
         overdue = f", {agenda.overdue} overdue" if agenda.overdue else ""
-        blocks.append(context(f"{plural(len(agenda.tasks), 'task')} waiting for you{overdue}"))
-        blocks += items(agenda.tasks, draft_of, zone, now, limit=HOME_TASKS, more="and {n} more tasks")
+        blocks.append(context(f"{plural(agenda.task_count, 'task')} waiting for you{overdue}"))
+        blocks += items(agenda.tasks, zone, now, limit=HOME_TASKS, total=agenda.task_count, more="and {n} more tasks")
     else:
         blocks.append(section(":tada: Nothing waiting for you. New tasks show up here and in your messages from me."))
 
     blocks += [DividerBlock(), HeaderBlock(text="Going out today")]
     if agenda.scheduled_today:
-        lines = [email_line(e, draft_of, zone) for e in agenda.scheduled_today[:HOME_EMAILS]]
-        lines += [f"and {len(agenda.scheduled_today) - HOME_EMAILS} more emails"] if len(agenda.scheduled_today) > HOME_EMAILS else []
+        lines = [email_line(e, zone) for e in agenda.scheduled_today[:HOME_EMAILS]]
+        lines += [f"and {agenda.email_count - len(lines)} more emails"] if agenda.email_count > len(lines) else []
         blocks.append(section(capped_lines(lines, more_text="and {n} more emails")))
     else:
         blocks.append(context("No emails planned for the rest of today."))
@@ -59,13 +62,14 @@ def home_view(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetim
 LIST_TASKS = 20  # `/tasks`: two blocks each, under a message's 50
 
 
-def tasks_message(agenda: Agenda, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> Message:
-    """`/tasks`: the rep's queued tasks, oldest first, each with its buttons."""
-    if not agenda.tasks:
+def tasks_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
+    """`/tasks`: the rep's queued tasks, oldest first, each with its buttons (`agenda`: LIST_TASKS of them)."""
+    if not agenda.task_count:
         return Message(text="No email tasks are waiting for you.", blocks=[section(":tada: No email tasks are waiting for you.")])
     overdue = f", {agenda.overdue} overdue" if agenda.overdue else ""
-    title = f"{plural(len(agenda.tasks), 'task')} waiting for you{overdue}"
+    title = f"{plural(agenda.task_count, 'task')} waiting for you{overdue}"
     blocks: list[Block] = [section(f"*{title}*")]
-    blocks += items(agenda.tasks, draft_of, zone, now, limit=LIST_TASKS, more="and {n} more tasks: see the Home tab")
+    more = "and {n} more tasks: see the Home tab"
+    blocks += items(agenda.tasks, zone, now, limit=LIST_TASKS, total=agenda.task_count, more=more)
     assert len(blocks) <= MAX_MESSAGE_BLOCKS
     return Message(text=f"Your email tasks: {title}", blocks=blocks)

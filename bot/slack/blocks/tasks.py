@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -55,8 +55,6 @@ INPUT = "value"  # the action_id of every modal input
 
 MAX_URL = 3000  # Block Kit's limit on a button's url
 MAX_INPUT = 3000  # a plain_text_input holds at most 3,000 characters
-
-DraftOf = Callable[[Send], Draft]
 
 
 def block_prefix(send_id: int) -> str:
@@ -180,16 +178,20 @@ def confirmed(text: str, action_id: str, value: str, question: str, explanation:
     return ButtonElement(text=text, action_id=action_id, value=value, confirm=confirm)
 
 
-def task_buttons(send_id: int, draft: Draft) -> list[ButtonElement]:
+def task_buttons(send_id: int, draft: Draft | None) -> list[ButtonElement]:
+    """Send, Edit, Schedule, Skip and the compose links; only Skip when the email cannot be built."""
     value = str(send_id)
+    skip = confirmed(
+        "Skip", SKIP, value, "Skip this step?",
+        "No email goes out for this step; the campaign goes on with the next one.", "Keep it",
+    )
+    if draft is None:
+        return [skip]
     return [
         ButtonElement(text="Send", action_id=SEND, value=value, style="primary"),
         ButtonElement(text="Edit", action_id=EDIT, value=value),
         ButtonElement(text="Schedule", action_id=SCHEDULE, value=value),
-        confirmed(
-            "Skip", SKIP, value, "Skip this step?",
-            "No email goes out for this step; the campaign goes on with the next one.", "Keep it",
-        ),
+        skip,
         ButtonElement(text="Open in Gmail", action_id=OPEN_GMAIL, url=gmail_url(draft)),
         ButtonElement(text="Open in Outlook", action_id=OPEN_OUTLOOK, url=outlook_url(draft)),
     ]
@@ -206,13 +208,13 @@ def retry_buttons(send_id: int) -> list[ButtonElement]:
     ]
 
 
-def controls(entry: Entry, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> list[Block]:
+def controls(entry: Entry, zone: ZoneInfo, now: dt.datetime) -> list[Block]:
     """The buttons of a send, or the words saying what became of it."""
     send = entry.send
     assert send.id is not None
     prefix = block_prefix(send.id)
     if send.status == SendStatus.QUEUED:
-        return [ActionsBlock(block_id=prefix + "actions", elements=task_buttons(send.id, draft_of(send)))]
+        return [ActionsBlock(block_id=prefix + "actions", elements=task_buttons(send.id, entry.draft))]
     words = state_words(send, zone, now) or ""
     icon = STATE_ICONS.get(SendStatus(send.status), "")
     state = ContextBlock(block_id=prefix + "state", elements=[MarkdownTextObject(text=f"{icon} {escape(words)}".strip())])
@@ -249,8 +251,8 @@ def quoted(text: str) -> str:
     return "\n".join("> " + line if line else ">" for line in escape(text).splitlines()) or "> "
 
 
-def email_blocks(entry: Entry, draft: Draft, zone: ZoneInfo) -> list[Block]:
-    """Who, which step, and the email as it will go out."""
+def email_blocks(entry: Entry, zone: ZoneInfo) -> list[Block]:
+    """Who, which step, and the email as it will go out (or why it cannot be built)."""
     prefix = block_prefix(entry.send.id)  # type: ignore[arg-type]
     when = f"due {day_and_time(entry.send.due_at, zone)}"
     if entry.overdue:
@@ -261,6 +263,13 @@ def email_blocks(entry: Entry, draft: Draft, zone: ZoneInfo) -> list[Block]:
             block_id=prefix + "step",
             elements=[MarkdownTextObject(text=f"{escape(step_words(entry, start=True))} · {when}")],
         ),
+    ]
+    draft = entry.draft
+    if draft is None:
+        to_do = " Skip this step to go on with the campaign." if entry.send.status == SendStatus.QUEUED else ""
+        text = f":warning: {escape(problem_words(entry))}.{to_do}"
+        return blocks + [SectionBlock(block_id=prefix + "problem", text=MarkdownTextObject(text=clip(text)))]
+    blocks += [
         SectionBlock(block_id=prefix + "subject", text=MarkdownTextObject(text=f"*Subject:* {escape(draft.subject)}")),
         SectionBlock(block_id=prefix + "body", text=MarkdownTextObject(text=clip(quoted(draft.full_body)))),
     ]
@@ -274,51 +283,61 @@ def email_blocks(entry: Entry, draft: Draft, zone: ZoneInfo) -> list[Block]:
     return blocks
 
 
-def task_message(entry: Entry, draft: Draft, zone: ZoneInfo, now: dt.datetime) -> Message:
+def problem_words(entry: Entry) -> str:
+    """Why the send's email cannot be built, as a sentence's start."""
+    problem = entry.problem or "the email could not be built"
+    return problem[:1].upper() + problem[1:]
+
+
+def task_message(entry: Entry, zone: ZoneInfo, now: dt.datetime) -> Message:
     """The direct message of one send: a task with its buttons, or what became of it."""
-    blocks = email_blocks(entry, draft, zone) + controls(entry, lambda _: draft, zone, now)
+    blocks = email_blocks(entry, zone) + controls(entry, zone, now)
     state = state_words(entry.send, zone, now)
-    if entry.send.status == SendStatus.QUEUED:
-        text = f"Email task: “{draft.subject}” to {who(entry)} ({step_words(entry)})"
+    subject = f"“{entry.draft.subject}” " if entry.draft else ""
+    if entry.send.status == SendStatus.QUEUED and entry.draft is None:
+        text = f"Email task for {who(entry)} ({step_words(entry)}): {entry.problem}"
+    elif entry.send.status == SendStatus.QUEUED:
+        text = f"Email task: {subject}to {who(entry)} ({step_words(entry)})"
     elif problem := trouble(entry):
         text = f"{problem}: {entry.send.last_error or entry.send.reason or 'no reason given'} ({step_words(entry)})"
     else:
-        text = f"Email “{draft.subject}” to {who(entry)}: {state}"
+        text = f"Email {subject}to {who(entry)}: {state}"
     return Message(text=text, blocks=blocks)
 
 
-def item_blocks(entry: Entry, draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime) -> list[Block]:
+def about(entry: Entry, limit: int) -> str:
+    """The email's subject in a list, or why it cannot be built."""
+    if entry.draft is None:
+        return f":warning: {escape(clip(problem_words(entry), limit))}"
+    return f"_{escape(clip(entry.draft.subject, limit))}_"
+
+
+def item_blocks(entry: Entry, zone: ZoneInfo, now: dt.datetime) -> list[Block]:
     """A send as a short list item (App Home, `/tasks`, the digest): two or three blocks."""
     send = entry.send
     prefix = block_prefix(send.id)  # type: ignore[arg-type]
-    draft = draft_of(send)
     overdue = " · :warning: *overdue*" if entry.overdue else ""
-    text = (
-        f"{person_line(entry)}{overdue}\n"
-        f"{escape(step_words(entry, start=True))} · _{escape(clip(draft.subject, 200))}_"
-    )
-    return [SectionBlock(block_id=prefix + "head", text=MarkdownTextObject(text=text))] + controls(
-        entry, lambda _: draft, zone, now
-    )
+    text = f"{person_line(entry)}{overdue}\n{escape(step_words(entry, start=True))} · {about(entry, 200)}"
+    return [SectionBlock(block_id=prefix + "head", text=MarkdownTextObject(text=text))] + controls(entry, zone, now)
 
 
 def items(
-    entries: Sequence[Entry], draft_of: DraftOf, zone: ZoneInfo, now: dt.datetime, *, limit: int, more: str
+    entries: Sequence[Entry], zone: ZoneInfo, now: dt.datetime, *, limit: int, total: int, more: str
 ) -> list[Block]:
-    """The first `limit` entries as items, then one "and N more" line."""
+    """The first `limit` entries as items, then one "and N more" line for the rest of `total`."""
+    shown = entries[:limit]
     blocks: list[Block] = []
-    for entry in entries[:limit]:
-        blocks += item_blocks(entry, draft_of, zone, now)
-    if len(entries) > limit:
-        blocks.append(context(more.format(n=len(entries) - limit)))
+    for entry in shown:
+        blocks += item_blocks(entry, zone, now)
+    if total > len(shown):
+        blocks.append(context(more.format(n=total - len(shown))))
     return blocks
 
 
-def email_line(entry: Entry, draft_of: DraftOf, zone: ZoneInfo) -> str:
+def email_line(entry: Entry, zone: ZoneInfo) -> str:
     """One of today's planned emails on one line: time, person, step, subject."""
-    subject = clip(draft_of(entry.send).subject, 120)
     local = entry.send.due_at.astimezone(zone)
-    return f"`{local:%H:%M}` {escape(who(entry))} · {escape(step_words(entry))} · _{escape(subject)}_"
+    return f"`{local:%H:%M}` {escape(who(entry))} · {escape(step_words(entry))} · {about(entry, 120)}"
 
 
 def replace_items(blocks: Sequence[dict[str, Any]], send_id: int, new: Sequence[Block]) -> list[dict[str, Any]]:

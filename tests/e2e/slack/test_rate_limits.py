@@ -65,3 +65,32 @@ def test_a_task_slack_refused_past_every_retry_is_posted_again_later(
     assert len(posted) == 1 and posted[0]["text"].startswith("Email task")
     session.expire_all()
     assert session.exec(select(Send)).one().slack_ts
+
+
+def test_a_task_slack_keeps_refusing_is_tried_after_15_minutes_1_hour_and_4_hours_then_left_to_the_lists(
+    session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, deps: Deps, tmp_path: Path
+) -> None:
+    clock.set(dt.datetime(2026, 12, 5, 5, 0, tzinfo=dt.timezone.utc))  # a Saturday: no digest to post meanwhile
+    make_rep(session)
+    make_task(session, due_at=clock.now(), status="planned")
+    fake_slack.fail("chat.postMessage", "internal_error", times=1000)
+    scheduler = Scheduler(deps.engine, clock, OutboxTransport(tmp_path), notifier, deps.settings)
+
+    def tries_after(minutes: int) -> int:
+        clock.advance(minutes=minutes)
+        scheduler.tick()
+        return len(fake_slack.calls_to("chat.postMessage"))
+
+    assert scheduler.tick().tasks == 1 and len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert [tries_after(14), tries_after(2), tries_after(1)] == [1, 2, 2]  # 15 minutes after the first
+    assert [tries_after(58), tries_after(2)] == [2, 3]  # an hour after that
+    assert [tries_after(230), tries_after(15)] == [3, 4]  # four hours after that
+    assert [tries_after(60 * 24), tries_after(60 * 24 * 7)] == [4, 4]  # then no more
+    session.expire_all()
+    send = session.exec(select(Send)).one()
+    assert (send.status, send.slack_ts, send.slack_reposts) == ("queued", None, 3)
+    session.commit()  # the read ends (on SQLite an open one blocks the notifier)
+
+    # Still in the lists: the Home tab shows it.
+    notifier.publish_home(REP_ID)
+    assert "1 task waiting for you" in str(fake_slack.home[REP_ID]["blocks"])

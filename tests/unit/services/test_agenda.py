@@ -5,20 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event
-from sqlmodel import Session
+from sqlalchemy import event, update
+from sqlmodel import Session, col
 
 from bot.clock import FixedClock
 from bot.services.agenda import agenda_for, day_bounds, entry_for
+from bot.store.models import Person
 from tests.support.factories import make_campaign, make_rep
 from tests.support.sends import TASK_STEPS, enroll, make_person, make_send, make_task
 
 UTC = dt.timezone.utc
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
+ALL = dict(tasks=100, emails=100)
 
 
 def test_an_empty_agenda(session: Session, clock: FixedClock) -> None:
-    agenda = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM)
+    agenda = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM, **ALL)
     assert agenda.empty and agenda.tasks == [] and agenda.campaigns == []
 
 
@@ -30,7 +32,7 @@ def test_tasks_come_oldest_first_and_overdue_ones_are_marked(session: Session, c
     last_night = make_task(session, due_at=dt.datetime(2026, 12, 1, 22, 30, tzinfo=UTC), email="late@example.com")
     make_task(session, due_at=now, email="other@example.com", rep_id="U0OTHER01")
 
-    agenda = agenda_for(session, "U0REP0001", now, STOCKHOLM)
+    agenda = agenda_for(session, "U0REP0001", now, STOCKHOLM, **ALL)
     assert [(e.send.id, e.overdue) for e in agenda.tasks] == [(old.id, True), (last_night.id, True), (today.id, False)]
     assert agenda.tasks[0].person.email == "old@example.com" and agenda.tasks[0].campaign.name == "Q4"
     assert agenda.overdue == 2 and not agenda.empty
@@ -50,10 +52,10 @@ def test_todays_emails_follow_the_reps_local_day(session: Session, clock: FixedC
         enrollment = enroll(session, campaign, make_person(session, f"{name}@example.com"), launched_at=at)
         ids[name] = make_send(session, enrollment, 2, due_at=at, status="planned").id
 
-    agenda = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM)
+    agenda = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM, **ALL)
     assert [e.send.id for e in agenda.scheduled_today] == [ids["morning"], ids["late"]]
     # In New York it is still Wednesday 04:00: the local day runs to Thursday 05:00 UTC.
-    in_new_york = agenda_for(session, "U0REP0001", clock.now(), "America/New_York")
+    in_new_york = agenda_for(session, "U0REP0001", clock.now(), "America/New_York", **ALL)
     assert [e.send.id for e in in_new_york.scheduled_today] == [ids["morning"], ids["late"], ids["tomorrow"]]
 
 
@@ -68,23 +70,61 @@ def test_active_campaigns_with_counts(session: Session, clock: FixedClock) -> No
     enroll(session, spring, make_person(session, "d@example.com"), launched_at=clock.now(), status="finished")
     make_task(session, due_at=clock.now(), campaign=spring, email="e@example.com", rep_id="U0OTHER01")
 
-    agenda = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM)
+    agenda = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM, **ALL)
     assert [(c.name, c.active, c.queued) for c in agenda.campaigns] == [("Q4", 2, 2), ("Spring", 1, 0)]
 
 
-def test_two_queries_however_many_tasks(session: Session, clock: FixedClock) -> None:
-    make_rep(session)
-    for n in range(30):
-        make_task(session, due_at=clock.now() - dt.timedelta(hours=n), email=f"p{n}@example.com")
+def selects_to_build(session: Session, clock: FixedClock, **limits: int) -> int:
     statements: list[str] = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(session.get_bind(), "before_cursor_execute", listener)
     try:
-        agenda = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM)
+        agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM, **limits)
     finally:
         event.remove(session.get_bind(), "before_cursor_execute", listener)
-    assert len(agenda.tasks) == 30
-    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
+    return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+
+
+def test_the_same_queries_however_many_tasks(session: Session, clock: FixedClock) -> None:
+    make_rep(session)
+    for n in range(3):
+        make_task(session, due_at=clock.now() - dt.timedelta(hours=n), email=f"p{n}@example.com")
+    few = selects_to_build(session, clock, tasks=30, emails=40)
+    for n in range(3, 60):
+        make_task(session, due_at=clock.now() - dt.timedelta(hours=n), email=f"p{n}@example.com")
+    assert selects_to_build(session, clock, tasks=30, emails=40) == few
+
+
+def test_only_the_first_tasks_are_loaded_and_all_are_counted(session: Session, clock: FixedClock) -> None:
+    make_rep(session)
+    now = clock.now()
+    sends = [make_task(session, due_at=now - dt.timedelta(days=n), email=f"p{n}@example.com") for n in range(5)]
+    campaign = make_campaign(session, TASK_STEPS, name="Spring")
+    for n in range(3):
+        enrollment = enroll(session, campaign, make_person(session, f"e{n}@example.com"), launched_at=now)
+        make_send(session, enrollment, 2, due_at=now + dt.timedelta(hours=n + 1), status="planned")
+
+    agenda = agenda_for(session, "U0REP0001", now, STOCKHOLM, tasks=2, emails=1)
+    assert [e.send.id for e in agenda.tasks] == [sends[4].id, sends[3].id]  # the oldest two
+    assert (agenda.task_count, agenda.overdue, agenda.email_count, len(agenda.scheduled_today)) == (5, 4, 3, 1)
+    assert [(c.name, c.queued) for c in agenda.campaigns] == [("Q4", 5), ("Spring", 0)]
+    assert not agenda_for(session, "U0REP0001", now, STOCKHOLM, tasks=0, emails=0).empty
+
+
+def test_a_task_whose_email_cannot_be_built_says_why_and_the_others_are_drafted(session: Session, clock: FixedClock) -> None:
+    make_rep(session)
+    fine = make_task(session, due_at=clock.now() - dt.timedelta(hours=2), email="ada@example.com")
+    broken = make_task(session, due_at=clock.now() - dt.timedelta(hours=1), email="grace@example.com")
+    # An address the email package cannot write (as one added before addresses were checked).
+    session.execute(update(Person).where(col(Person.email) == "grace@example.com").values(email="grâce@example.com"))
+    session.commit()
+
+    entries = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM, **ALL).tasks
+    assert [e.send.id for e in entries] == [fine.id, broken.id]
+    assert entries[0].draft is not None and entries[0].draft.subject == "Hello Ada" and entries[0].problem is None
+    assert entries[1].draft is None and entries[1].problem is not None
+    assert entries[1].problem.startswith("the email could not be built: 'ascii' codec can't encode")
+    assert entry_for(session, broken.id, clock.now(), STOCKHOLM).problem == entries[1].problem  # type: ignore[union-attr]
 
 
 def test_a_dst_day_has_23_hours() -> None:

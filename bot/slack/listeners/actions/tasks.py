@@ -19,7 +19,6 @@ from sqlmodel import Session
 
 from bot.services import tasks
 from bot.services.agenda import entry_for
-from bot.services.drafts import draft_for
 from bot.services.errors import NotYourSend, ServiceError
 from bot.slack.blocks import tasks as blocks
 from bot.slack.blocks.common import Message, error_message
@@ -89,8 +88,12 @@ def open_modal(deps: Deps, *, edit: bool) -> Callable[..., None]:
                 show(deps, client, send_id, user, body)
                 return
             private = blocks.metadata(send_id, **origin(body))
+            if edit and entry.draft is None:
+                refuse(client, body, f"{blocks.problem_words(entry)}. It cannot be edited here: skip this step to go on.")
+                return
             if edit:
-                view = blocks.edit_modal(entry, draft_for(session, send), private)
+                assert entry.draft is not None
+                view = blocks.edit_modal(entry, entry.draft, private)
             else:
                 view = blocks.schedule_modal(entry, private, now, zone)
         client.views_open(trigger_id=body["trigger_id"], view=view)

@@ -9,8 +9,7 @@ from slack_sdk import WebClient
 
 from bot.services.agenda import agenda_for
 from bot.services.digest import rep_zone
-from bot.services.drafts import draft_for
-from bot.slack.blocks.home import tasks_message
+from bot.slack.blocks.home import LIST_TASKS, tasks_message
 from bot.slack.context import Deps
 from bot.slack.profiles import ensure_rep
 from bot.slack.replies import respond
@@ -24,6 +23,6 @@ def register(app: App, deps: Deps) -> None:
         rep_id, now = command["user_id"], deps.clock.now()
         with session_scope(deps.engine) as session:
             zone = rep_zone(session, ensure_rep(session, client, rep_id, now))
-            agenda = agenda_for(session, rep_id, now, zone)
-            message = tasks_message(agenda, lambda send: draft_for(session, send), zone, now)
+            agenda = agenda_for(session, rep_id, now, zone, tasks=LIST_TASKS, emails=0)
+            message = tasks_message(agenda, zone, now)
         respond(command["response_url"], message)
