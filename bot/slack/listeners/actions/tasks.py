@@ -130,7 +130,7 @@ def redraw_clicked(notifier: SlackNotifier, client: WebClient, send: Send, body:
     redrawn = Message(text=message.get("text") or "Your tasks", blocks=Block.parse_all(patched))
     try:
         if container.get("is_ephemeral"):
-            respond(body["response_url"], redrawn, replace_original=True)
+            respond(client, body["response_url"], redrawn, replace_original=True)
         else:
             client.chat_update(channel=channel, ts=ts, **redrawn.as_kwargs())
     except (SlackApiError, ReplyError, KeyError):

@@ -13,7 +13,7 @@ from bot.services.drafts import draft_for
 from bot.slack.blocks.home import tasks_message
 from bot.slack.context import Deps
 from bot.slack.profiles import ensure_rep
-from bot.slack.replies import respond
+from bot.slack.replies import tell
 from bot.store.db import session_scope
 
 
@@ -26,4 +26,4 @@ def register(app: App, deps: Deps) -> None:
             zone = rep_zone(session, ensure_rep(session, client, rep_id, now))
             agenda = agenda_for(session, rep_id, now, zone)
             message = tasks_message(agenda, lambda send: draft_for(session, send), zone, now)
-        respond(command["response_url"], message)
+        tell(client, command, message)
