@@ -71,10 +71,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_http(app: Any, settings: Settings, args: argparse.Namespace) -> None:
-    port = settings.port if args.port is None else args.port
-    server = HttpServer(
-        app, str(settings.slack_signing_secret), host=args.host or settings.host, port=port, threads=args.threads
-    )
+    host, port = args.host or settings.host, settings.port if args.port is None else args.port
+    try:
+        server = HttpServer(app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads)
+    except OSError as exc:  # the port is taken, or not ours to take
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # One line a script (or a test that asked for port 0) can read the port from.
     print(f"bot: listening on http://{server.host}:{server.port}/slack/events", flush=True)
     server.serve_forever()
