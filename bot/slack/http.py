@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -32,6 +33,7 @@ class VerifyingHandler(SlackRequestHandler):
     is not a number, JSON that does not parse) to the app's error handler with the
     unverified body, which would post to the response_url in it. Here nothing of a
     request is read until its signature holds: otherwise 401, and nothing is called.
+    Slack's SSL check, which comes unsigned, is answered and goes no further.
     """
 
     def __init__(self, app: App, signing_secret: str) -> None:
@@ -41,6 +43,8 @@ class VerifyingHandler(SlackRequestHandler):
     def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
         raw = request.environ["wsgi.input"].read(int(request.environ.get("CONTENT_LENGTH") or 0))
         headers = request.get_headers()
+        if parse_qs(raw.decode(errors="replace")).get("ssl_check") == ["1"]:
+            return BoltResponse(status=200, body="")
         if not self.verified(raw, headers):
             return BoltResponse(status=401, body={"error": "invalid request"})
         try:
