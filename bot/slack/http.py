@@ -11,8 +11,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_sdk.signature import SignatureVerifier
-from waitress import create_server
-from waitress import wasyncore
+from waitress import create_server, wasyncore
 from waitress.server import BaseWSGIServer
 
 logger = logging.getLogger(__name__)

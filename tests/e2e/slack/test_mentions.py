@@ -4,8 +4,6 @@ characters escaped, as its blocks do (a person called `<!channel>` is shown, not
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import update
 from sqlmodel import Session, col
 
