@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from croniter import croniter
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///campaign-bot.db"
 SLACK_API_URL = "https://slack.com/api/"
@@ -38,7 +40,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        scheme = value.split(":", 1)[0]
+        try:
+            scheme = make_url(value).drivername
+        except (ArgumentError, ValueError):  # not echoed: the URL may hold a password
+            scheme = ""
         if not scheme.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value

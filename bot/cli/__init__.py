@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from bot.settings import SettingsError
+from bot.store.db import DatabaseUnavailable
 
 
 class CommandError(Exception):
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (CommandError, SettingsError) as exc:
+    except (CommandError, SettingsError, DatabaseUnavailable) as exc:
         print(f"bot: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

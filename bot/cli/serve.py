@@ -9,6 +9,7 @@ import logging
 import signal
 from typing import Any
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.cli import CommandError
@@ -22,6 +23,9 @@ from bot.slack.notices import queued_slack
 from bot.store.db import connect
 
 logger = logging.getLogger(__name__)
+QUIET = logging.getLogger(f"{__name__}.quiet")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -74,8 +78,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_http(app: Any, settings: Settings, args: argparse.Namespace) -> None:
-    port = settings.port if args.port is None else args.port
-    server = HttpServer(app, host=args.host or settings.host, port=port, threads=args.threads)
+    host, port = args.host or settings.host, settings.port if args.port is None else args.port
+    try:
+        server = HttpServer(app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads)
+    except OSError as exc:  # the port is taken, or not ours to take
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # One line a script (or a test that asked for port 0) can read the port from.
     print(f"bot: listening on http://{server.host}:{server.port}/slack/events", flush=True)
     server.serve_forever()
@@ -88,14 +95,21 @@ def _serve_socket_mode(app: Any, app_token: str) -> None:
         raise CommandError(f"SLACK_APP_TOKEN was refused by Slack: {exc.response.get('error')}") from None
 
 
-def _check_token(client: Any) -> None:
-    """Refuse to start with a token Slack does not accept, in one line."""
+def _check_token(client: WebClient) -> None:
+    """Refuse to start with a token Slack does not accept, or a Slack out of reach, in one line."""
+    # The same call with a quiet logger: slack_sdk logs every failed try, which would bury the line.
+    probe = WebClient(
+        token=client.token, base_url=client.base_url, timeout=client.timeout,
+        retry_handlers=client.retry_handlers, logger=QUIET,
+    )
     try:
-        client.auth_test()
+        probe.auth_test()
     except SlackApiError as exc:
         raise CommandError(f"SLACK_BOT_TOKEN was refused by Slack: {exc.response.get('error')}") from None
     except OSError as exc:
-        raise CommandError(f"cannot reach Slack at SLACK_API_URL: {exc}") from None
+        reason = getattr(exc, "reason", None) or exc  # urllib's URLError wraps the socket's error
+        reason = getattr(reason, "strerror", None) or reason
+        raise CommandError(f"cannot reach Slack at SLACK_API_URL ({client.base_url}): {reason}") from None
 
 
 def _optional(module: str, name: str, *args: Any) -> Any:

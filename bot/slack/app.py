@@ -27,8 +27,9 @@ def build_app(deps: Deps, client: WebClient) -> App:
     """
     app = App(
         client=client,
-        signing_secret=deps.settings.slack_signing_secret or "",
         token_verification_enabled=False,
+        # bot/slack/http.py verifies each HTTP request before Bolt parses it; Socket Mode needs none.
+        request_verification_enabled=False,
         # Answer Slack as soon as a listener acks; the rest runs on Bolt's threads.
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="slack-listener"),

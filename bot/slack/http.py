@@ -5,24 +5,65 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from waitress import create_server
-from waitress import wasyncore
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_sdk.signature import SignatureVerifier
+from waitress import create_server, wasyncore
 from waitress.server import BaseWSGIServer
 
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+# Slack's largest bodies are view submissions: a 100-block view, form-encoded. Waitress
+# answers 413 to anything longer before the app reads a byte of it.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def wsgi_app(app: App) -> Wsgi:
+class VerifyingHandler(SlackRequestHandler):
+    """Bolt's WSGI handler, checking Slack's signature before Bolt reads the body.
+
+    Bolt parses a body before it verifies it, and hands its errors (a timestamp that
+    is not a number, JSON that does not parse) to the app's error handler with the
+    unverified body, which would post to the response_url in it. Here nothing of a
+    request is read until its signature holds: otherwise 401, and nothing is called.
+    Slack's SSL check, which comes unsigned, is answered and goes no further.
+    """
+
+    def __init__(self, app: App, signing_secret: str) -> None:
+        super().__init__(app, path=EVENTS_PATH)
+        self.verifier = SignatureVerifier(signing_secret)
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        raw = request.environ["wsgi.input"].read(int(request.environ.get("CONTENT_LENGTH") or 0))
+        headers = request.get_headers()
+        if parse_qs(raw.decode(errors="replace")).get("ssl_check") == ["1"]:
+            return BoltResponse(status=200, body="")
+        if not self.verified(raw, headers):
+            return BoltResponse(status=401, body={"error": "invalid request"})
+        try:
+            bolt_request = BoltRequest(body=raw.decode(), query=request.query_string, headers=headers)
+        except ValueError:  # signed, yet not UTF-8 or not JSON: nothing Slack sends
+            return BoltResponse(status=400, body={"error": "malformed request"})
+        return self.app.dispatch(bolt_request)
+
+    def verified(self, raw: bytes, headers: dict[str, Any]) -> bool:
+        timestamp = str(headers.get("x-slack-request-timestamp", ""))
+        signature = str(headers.get("x-slack-signature", ""))
+        try:
+            return self.verifier.is_valid(raw, timestamp, signature)
+        except (ValueError, TypeError):  # a timestamp not a number, a body not UTF-8, a signature not ASCII
+            return False
+
+
+def wsgi_app(app: App, signing_secret: str) -> Wsgi:
     """POST /slack/events for Slack (commands, interactivity, events); GET /healthz."""
-    slack = SlackRequestHandler(app, path=EVENTS_PATH)
+    slack = VerifyingHandler(app, signing_secret)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH:
@@ -34,11 +75,18 @@ def wsgi_app(app: App) -> Wsgi:
 
 
 class HttpServer:
-    """A waitress server for the app; port 0 picks a free port (see `.port`)."""
+    """A waitress server for the app, verifying requests with `signing_secret`; port 0 picks a free port."""
 
-    def __init__(self, app: App, host: str = "0.0.0.0", port: int = 3000, threads: int = 8) -> None:
+    def __init__(
+        self, app: App, signing_secret: str, host: str = "0.0.0.0", port: int = 3000, threads: int = 8
+    ) -> None:
         self._server: BaseWSGIServer = create_server(
-            wsgi_app(app), host=host, port=port, threads=threads, ident="campaign-bot"
+            wsgi_app(app, signing_secret),
+            host=host,
+            port=port,
+            threads=threads,
+            ident="campaign-bot",
+            max_request_body_size=MAX_BODY_BYTES,
         )
         self.app = app
         self.host = host

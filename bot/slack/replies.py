@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -24,8 +25,33 @@ class ReplyError(Exception):
     """Slack did not take a reply posted to a response_url."""
 
 
-def respond(response_url: str, message: Message, *, replace_original: bool = False) -> None:
-    """Post an ephemeral reply to `response_url`, retrying 429s (Bolt's respond() does not)."""
+def is_slack_url(url: str, api_url: str) -> bool:
+    """Whether `url` is Slack's to call: https on slack.com or a host under it, or on the Web API's own origin.
+
+    A response_url comes in the request's body: one on any other host is refused
+    rather than called. The Web API's origin (SLACK_API_URL) lets tests use a fake.
+    """
+    parts, api = urlsplit(url), urlsplit(api_url)
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    if (parts.scheme, parts.netloc) == (api.scheme, api.netloc):
+        return True
+    host = parts.hostname or ""
+    return parts.scheme == "https" and port in (None, 443) and (host == "slack.com" or host.endswith(".slack.com"))
+
+
+def respond(client: WebClient, response_url: str, message: Message, *, replace_original: bool = False) -> None:
+    """Post an ephemeral reply to `response_url`, retrying 429s (Bolt's respond() does not).
+
+    Raises ReplyError when Slack does not take it, or when the URL is not Slack's
+    (see is_slack_url; `client` is the Web API the bot trusts).
+    """
+    if not is_slack_url(response_url, client.base_url):
+        raise ReplyError(f"response_url is not on a Slack host: {urlsplit(response_url).hostname}")
     webhook = WebhookClient(url=response_url, timeout=15, retry_handlers=retry_handlers())
     payload: dict[str, Any] = {"response_type": "ephemeral", **message.as_kwargs()}
     if replace_original:
@@ -59,7 +85,7 @@ def tell(client: WebClient, body: dict[str, Any], message: Message) -> None:
     url = response_url_of(body)
     if url:
         try:
-            respond(url, message)
+            respond(client, url, message)
             return
         except ReplyError:
             # An expired response_url (30 minutes, 5 uses) should not lose the reply.

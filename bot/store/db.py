@@ -8,12 +8,18 @@ from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError as MigrationError
 from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant will do: replicas starting together take turns at migrating.
 MIGRATION_LOCK = 746_524_311
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or brought up to date; the message says why, without the password."""
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -56,10 +62,25 @@ def upgrade(engine: Engine) -> None:
 
 
 def connect(url: str) -> Engine:
-    """An engine whose database is up to date."""
-    engine = make_engine(url)
-    upgrade(engine)
+    """An engine whose database is up to date; DatabaseUnavailable when it cannot be opened."""
+    try:
+        engine = make_engine(url)
+    except SQLAlchemyError as exc:  # a driver that is not installed
+        raise DatabaseUnavailable(f"cannot open the database: {_reason(exc)}") from None
+    try:
+        upgrade(engine)
+    except (SQLAlchemyError, MigrationError) as exc:
+        engine.dispose()
+        reason = _reason(exc)
+        if engine.url.password:
+            reason = reason.replace(str(engine.url.password), "***")
+        raise DatabaseUnavailable(f"cannot open the database {engine.url!r}: {reason}") from None
     return engine
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's own words, first line only (SQLAlchemy adds its SQL and a link)."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 @contextmanager

@@ -242,7 +242,8 @@ def datetime_value(at: Any) -> dict[str, Any]:
 def running_app(deps: Deps, client: WebClient, threads: int = 4) -> Iterator[HttpServer]:
     """`build_app` served by waitress on 127.0.0.1 and a free port."""
     try:
-        with HttpServer(build_app(deps, client), host="127.0.0.1", port=0, threads=threads) as server:
+        app = build_app(deps, client)
+        with HttpServer(app, str(deps.settings.slack_signing_secret), host="127.0.0.1", port=0, threads=threads) as server:
             yield server
     finally:
         deps.drain()  # work after acks ends before the fake Slack does

@@ -15,7 +15,10 @@ MAX_SECTION_TEXT = 2900
 
 @dataclass
 class Message:
-    """A message: fallback `text` (notifications, screen readers) and its blocks."""
+    """A message: fallback `text` (notifications, screen readers) and its blocks.
+
+    `text` is plain: it is escaped when sent, so data in it never mentions anyone.
+    """
 
     text: str
     blocks: list[Block] = field(default_factory=list)
@@ -28,7 +31,7 @@ class Message:
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for chat.postMessage, chat.update, respond()."""
-        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
+        return {"text": escape(self.text), "blocks": [block.to_dict() for block in self.blocks]}
 
 
 def capped(blocks: Sequence[Block], limit: int, more_text: str = "and {n} more") -> list[Block]:

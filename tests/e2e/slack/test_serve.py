@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,20 @@ def test_a_token_slack_refuses_stops_start_up(tmp_path: Path, fake_slack: FakeSl
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "bot: SLACK_BOT_TOKEN was refused by Slack: invalid_auth"
+
+
+def test_a_port_already_taken_stops_start_up_with_one_line(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_bot(
+            tmp_path, "serve", "--no-scheduler", "--host", "127.0.0.1", "--port", port,
+            SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.url,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"bot: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert "Traceback" not in result.stderr
 
 
 def test_bot_serve_answers_a_signed_command(

@@ -8,6 +8,7 @@ tab. Only the send's rep may act; anyone else is told privately.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 from typing import Any, Callable
 
@@ -130,10 +131,11 @@ def redraw_clicked(notifier: SlackNotifier, client: WebClient, send: Send, body:
         return  # its own message: redrawn already
     assert send.id is not None
     patched = blocks.replace_items(message.get("blocks") or [], send.id, notifier.item(send.id))
-    redrawn = Message(text=message.get("text") or "Your tasks", blocks=Block.parse_all(patched))
+    # Slack gives the text back escaped; Message escapes it again when sent.
+    redrawn = Message(text=html.unescape(message.get("text") or "Your tasks"), blocks=Block.parse_all(patched))
     try:
         if container.get("is_ephemeral"):
-            respond(body["response_url"], redrawn, replace_original=True)
+            respond(client, body["response_url"], redrawn, replace_original=True)
         else:
             client.chat_update(channel=channel, ts=ts, **redrawn.as_kwargs())
     except (SlackApiError, ReplyError, KeyError):

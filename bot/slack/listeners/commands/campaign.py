@@ -31,7 +31,7 @@ from bot.slack.blocks.common import Message, error_message
 from bot.slack.context import Deps
 from bot.slack.listeners.views.launch import LaunchRequest
 from bot.slack.profiles import ensure_rep
-from bot.slack.replies import after_ack, respond
+from bot.slack.replies import after_ack, tell
 from bot.store.db import session_scope
 from bot.store.models import Campaign
 
@@ -55,7 +55,7 @@ def reply(deps: Deps, client: WebClient, command: Command) -> None:
     """Answer one /campaign command privately (unless a modal took over)."""
     message = run(deps, client, command)
     if message is not None:
-        respond(command["response_url"], message)
+        tell(client, command, message)
 
 
 def run(deps: Deps, client: WebClient, command: Command) -> Message | None:

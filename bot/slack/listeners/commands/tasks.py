@@ -12,7 +12,7 @@ from bot.services.digest import rep_zone
 from bot.slack.blocks.home import LIST_TASKS, tasks_message
 from bot.slack.context import Deps
 from bot.slack.profiles import ensure_rep
-from bot.slack.replies import respond
+from bot.slack.replies import tell
 from bot.store.db import session_scope
 
 
@@ -25,4 +25,4 @@ def register(app: App, deps: Deps) -> None:
             zone = rep_zone(session, ensure_rep(session, client, rep_id, now))
             agenda = agenda_for(session, rep_id, now, zone, tasks=LIST_TASKS, emails=0)
             message = tasks_message(agenda, zone, now)
-        respond(command["response_url"], message)
+        tell(client, command, message)
