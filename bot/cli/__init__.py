@@ -1,4 +1,4 @@
-"""The `bot` command: run the bot, run the scheduler, manage campaigns."""
+"""The `bot` command: run the bot, run the scheduler, manage campaigns and mailboxes."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import campaign, serve, worker
+    from bot.cli import campaign, mailbox, serve, worker
 
     parser = Parser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
     worker.register(commands)
     campaign.register(commands)
+    mailbox.register(commands)
     return parser
 
 
