@@ -7,7 +7,9 @@ never with the password in them.
 
 from __future__ import annotations
 
+import ast
 import imaplib
+import re
 import smtplib
 import ssl
 
@@ -78,7 +80,7 @@ def check_imap(server: ServerUrl) -> None:
             client.starttls(context)
         client.login(server.username or "", server.password or "")
     except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one
-        raise LoginFailed(refused(server, None, str(exc))) from None
+        raise LoginFailed(refused(server, None, imap_words(exc))) from None
     except OSError as exc:
         raise LoginFailed(unreachable(server, exc)) from None
     finally:
@@ -104,6 +106,14 @@ def answer(text: str, server: ServerUrl) -> str:
     if server.password:
         text = text.replace(server.password, "•••")
     return text if len(text) <= ANSWER_LENGTH else text[: ANSWER_LENGTH - 1] + "…"
+
+
+def imap_words(exc: BaseException) -> str:
+    """What the IMAP server said; imapclient hands it over as the repr of bytes (b'...')."""
+    said = exc.args[0] if exc.args else ""
+    if isinstance(said, str) and re.fullmatch(r"b(['\"]).*\1", said, re.DOTALL):
+        said = ast.literal_eval(said)
+    return said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
 
 
 def describe(exc: BaseException) -> str:
