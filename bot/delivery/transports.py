@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 # Light to import: the sender process (bot/delivery/sender.py) runs these transports.
 from bot.delivery.ports import DeliveryError, MailTransport, Outbound
-from bot.mail.check import describe, open_smtp
+from bot.mail.check import answer, describe, open_smtp
 from bot.mail.urls import parse_smtp_url
 
 if TYPE_CHECKING:
@@ -76,7 +76,9 @@ class SmtpTransport:
             smtp = open_smtp(self.server)
         # Failing to connect or log in says nothing about this email: try it again later.
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"the mail server refused the connection: {_reply(exc.smtp_code, exc.smtp_error)}", retry=True) from None
+            # answer(): a server that echoes the login back must not put the password in the error.
+            reply = answer(_reply(exc.smtp_code, exc.smtp_error), self.server)
+            raise DeliveryError(f"the mail server refused the connection: {reply}", retry=True) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"could not connect to {self.server.address}: {describe(exc)}", retry=True) from None
         self._smtp = smtp

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.delivery.ports import DeliveryError, Outbound
+from bot.delivery.transports import SmtpTransport
 from bot.mail.check import ANSWER_LENGTH, LoginFailed, check_imap, check_smtp
 from bot.mail.urls import parse_imap_url, parse_smtp_url
 from tests.support.dovecot import Dovecot
@@ -91,3 +93,17 @@ def test_an_imap_server_that_is_down_is_named():
     port = refused_port()
     with pytest.raises(LoginFailed, match=f"could not reach the IMAP server 127.0.0.1:{port}: connection refused"):
         check_imap(parse_imap_url(f"imap://{ME}@127.0.0.1:{port}").with_password(PASSWORD))
+
+
+def test_the_relay_transport_logs_in_the_same_way_and_keeps_the_password_out_of_its_errors(trusted: Certificate):
+    email = Outbound(sender=USER, recipients=["pat@buyer.example"], data=b"Subject: Hi\r\n\r\nHello\r\n", message_id="<1@x>")
+    with SmtpLogin(trusted, users={USER: PASSWORD}, refusal="535 5.7.8 No such login wrong guess") as server:
+        transport = SmtpTransport(smtp_url(server))
+        transport.send(email)
+        transport.close()
+        with pytest.raises(DeliveryError) as error:
+            SmtpTransport(smtp_url(server, password="wrong guess")).send(email)
+
+    assert server.logins == [USER] and len(server.messages) == 1
+    assert error.value.retry
+    assert error.value.reason == "the mail server refused the connection: 535 5.7.8 No such login •••"
