@@ -6,10 +6,14 @@ from functools import cached_property
 from urllib.parse import urlsplit
 
 from croniter import croniter
-from pydantic import Field, ValidationError, field_validator
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from bot.mail.credentials import NOT_A_KEY
+from bot.mail.urls import parse_smtp_url
 
 DEFAULT_DATABASE_URL = "sqlite:///campaign-bot.db"
 SLACK_API_URL = "https://slack.com/api/"
@@ -29,6 +33,8 @@ class Settings(BaseSettings):
     slack_api_url: str = SLACK_API_URL
     feed_channel: str | None = None
     smtp_url: str | None = Field(default=None, repr=False)
+    # Encrypts the reps' mailbox credentials at rest; without it none can be stored.
+    secret_key: SecretStr | None = None
     outbox_dir: str = "outbox"
     digest_cron: str = "0 8 * * 1-5"
     port: int = 3000
@@ -72,8 +78,19 @@ class Settings(BaseSettings):
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("smtp", "smtps"):
-            raise ValueError("must be an smtp:// or smtps:// URL")
+        if value is not None:
+            parse_smtp_url(value)
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            Fernet(value.get_secret_value())
+        except ValueError:
+            raise ValueError(NOT_A_KEY) from None
         return value
 
     @field_validator("digest_cron")

@@ -1,4 +1,4 @@
-"""The `bot` command: run the bot, run the scheduler, manage campaigns."""
+"""The `bot` command: run the bot, run the scheduler, manage campaigns and mailboxes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import campaign, rep, serve, worker
+    from bot.cli import campaign, mailbox, rep, serve, worker
 
     parser = Parser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(commands)
     campaign.register(commands)
     rep.register(commands)
+    mailbox.register(commands)
     return parser
 
 

@@ -11,46 +11,38 @@ email failed, because that decides what the scheduler may do next:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import smtplib
-import ssl
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, unquote, urlsplit
 
 # Light to import: the sender process (bot/delivery/sender.py) runs these transports.
 from bot.delivery.ports import DeliveryError, MailTransport, Outbound
+from bot.mail.check import answer, describe, open_smtp
+from bot.mail.urls import parse_smtp_url
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 30.0
-TRUE = ("1", "true", "yes", "on")
-
 
 class SmtpTransport:
     """smtp://user:password@host:port?starttls=true&timeout=30, or smtps://... (TLS from the start)."""
 
     def __init__(self, url: str, *, timeout: float | None = None) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError("SMTP_URL must look like smtp://user:password@host:587?starttls=true or smtps://host")
-        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
-        self.tls = parts.scheme == "smtps"
-        self.host = parts.hostname
-        self.port = parts.port or (465 if self.tls else 25)
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else ""
-        self.starttls = query.get("starttls", "").lower() in TRUE
-        self.timeout = timeout if timeout is not None else float(query.get("timeout", DEFAULT_TIMEOUT))
+        try:
+            server = parse_smtp_url(url)
+        except ValueError as exc:
+            raise ValueError(f"SMTP_URL {exc}") from None
+        self.server = server if timeout is None else dataclasses.replace(server, timeout=timeout)
         self._smtp: smtplib.SMTP | None = None
 
     def __repr__(self) -> str:  # never shows the password
-        return f"SmtpTransport({'smtps' if self.tls else 'smtp'}://{self.host}:{self.port})"
+        return f"SmtpTransport({self.server.shown()})"
 
     def send(self, email: Outbound) -> None:
         """Hand one email to the server, reusing the open connection."""
@@ -81,23 +73,14 @@ class SmtpTransport:
         if self._smtp is not None:
             return self._smtp
         try:
-            if self.tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            smtp.ehlo()
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            if self.username:
-                smtp.login(self.username, self.password)
+            smtp = open_smtp(self.server)
         # Failing to connect or log in says nothing about this email: try it again later.
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"the mail server refused the connection: {_reply(exc.smtp_code, exc.smtp_error)}", retry=True) from None
+            # answer(): a server that echoes the login back must not put the password in the error.
+            reply = answer(_reply(exc.smtp_code, exc.smtp_error), self.server)
+            raise DeliveryError(f"the mail server refused the connection: {reply}", retry=True) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"could not connect to {self.host}:{self.port}: {_describe(exc)}", retry=True) from None
+            raise DeliveryError(f"could not connect to {self.server.address}: {describe(exc)}", retry=True) from None
         self._smtp = smtp
         return smtp
 
@@ -121,13 +104,13 @@ class SmtpTransport:
             self._drop()
             if body_sent:
                 raise DeliveryError(
-                    f"the connection failed after the email was handed over ({_describe(exc)}): "
+                    f"the connection failed after the email was handed over ({describe(exc)}): "
                     "the server may or may not have accepted it",
                     uncertain=True,
                 ) from None
             if isinstance(exc, smtplib.SMTPServerDisconnected):
-                raise _Stale(_describe(exc)) from None
-            raise DeliveryError(f"the mail server did not answer: {_describe(exc)}", retry=True) from None
+                raise _Stale(describe(exc)) from None
+            raise DeliveryError(f"the mail server did not answer: {describe(exc)}", retry=True) from None
         if code != 250:
             # An explicit reply to the body is a clear answer: the server did not take it.
             self._refused(smtp, code, reply)
@@ -191,11 +174,3 @@ def _dot_stuffed(data: bytes) -> bytes:
 def _reply(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     return f"{code} {' '.join(text.split())}".strip()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return str(exc) or type(exc).__name__

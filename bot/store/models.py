@@ -1,4 +1,4 @@
-"""The tables: campaigns and their steps, people, enrollments, sends, reps, digests, notices.
+"""The tables: campaigns and their steps, people, enrollments, sends, reps, digests, notices, mailboxes.
 
 Every instant is stored timezone-aware UTC (the `UTCDateTime` column type refuses a
 naive value and hands back aware ones, on SQLite too).
@@ -255,3 +255,38 @@ class Notice(SQLModel, table=True):
     done_at: dt.datetime | None = instant()
     last_error: str | None = None  # Slack's answer to the last try (kept when it was given up)
     created_at: dt.datetime = created()
+
+
+class MailboxAuth(StrEnum):
+    PASSWORD = "password"  # a password or app password
+    OAUTH = "oauth"  # an OAuth 2.0 refresh token (Google Workspace, Microsoft 365); not built yet
+
+
+class MailboxState(StrEnum):
+    CONNECTED = "connected"
+    BROKEN = "broken"  # its login was refused: the rep's emails wait until it is set again
+
+
+class Mailbox(SQLModel, table=True):
+    """A rep's own mailbox: SMTP to send, IMAP to read. Services: bot/mail/mailboxes.py."""
+
+    slack_user_id: str = Field(primary_key=True)
+    provider: str  # a bot.mail.mailboxes.Provider: its preset fills the limits left empty
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str  # a bot.mail.urls.Security
+    smtp_user: str
+    imap_host: str | None = None
+    imap_port: int | None = None
+    imap_security: str | None = None
+    imap_user: str | None = None
+    auth: str = MailboxAuth.PASSWORD
+    # The password (or, with oauth, the refresh token), Fernet-encrypted under SECRET_KEY.
+    secret: str = Field(repr=False)
+    per_minute: int | None = None  # None: the provider's preset
+    per_day: int | None = None  # per rolling 24 hours
+    max_connections: int | None = None
+    state: str = MailboxState.CONNECTED
+    last_error: str | None = None
+    created_at: dt.datetime = created()
+    updated_at: dt.datetime = created()

@@ -109,17 +109,6 @@ def test_a_connection_dropped_after_the_body_is_uncertain(sink: SmtpSink):
     assert len(sink.dropped) == 1
 
 
-def test_smtp_urls_name_tls_starttls_and_credentials_without_showing_the_password():
-    plain = SmtpTransport("smtp://mail.example.com")
-    tls = SmtpTransport("smtps://user%40example.com:p%40ss@mail.example.com")
-    starttls = SmtpTransport("smtp://u:secret@mail.example.com:587?starttls=true&timeout=7")
-
-    assert (plain.port, plain.tls, plain.starttls, plain.username) == (25, False, False, None)
-    assert (tls.port, tls.tls, tls.username, tls.password) == (465, True, "user@example.com", "p@ss")
-    assert (starttls.port, starttls.starttls, starttls.timeout) == (587, True, 7.0)
-    assert "secret" not in repr(starttls)
-
-
 def test_without_smtp_url_emails_are_written_to_the_outbox_folder(tmp_path: Path):
     transport = transport_for(load_settings(smtp_url=None, outbox_dir=str(tmp_path / "outbox")))
 

@@ -1,6 +1,6 @@
 """agenda: a rep's sends by status in due order, enrollments by status and campaign; task message reposts counted
 
-Revision ID: 0002_agenda
+Revision ID: 0002
 Revises: 0001
 """
 from typing import Sequence, Union
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = '0002_agenda'
+revision: str = '0002'
 down_revision: Union[str, None] = '0001'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None

@@ -1,7 +1,7 @@
 """notices: the queue of Slack messages the poster sends, off the delivery path
 
-Revision ID: 0002_notices
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-01 18:11:11.865596
 """
 from typing import Sequence, Union
@@ -12,8 +12,8 @@ import sqlmodel
 import bot.store.models
 
 
-revision: str = '0002_notices'
-down_revision: Union[str, None] = '0001'
+revision: str = '0003'
+down_revision: Union[str, None] = '0002'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,0 +1,128 @@
+"""Logging in to a mailbox's servers: SMTP (EHLO, TLS or STARTTLS, AUTH) and IMAP.
+
+`open_smtp` is the one way the bot opens an SMTP connection (the transport uses it
+too). The checks answer a failed login with the server's own words, clipped, and
+never with the password in them.
+"""
+
+from __future__ import annotations
+
+import ast
+import imaplib
+import re
+import smtplib
+import ssl
+
+from bot.mail.urls import Security, ServerUrl
+
+ANSWER_LENGTH = 300
+
+
+class LoginFailed(Exception):
+    """A server refused the login or could not be reached; str() is safe to show."""
+
+
+def open_smtp(server: ServerUrl) -> smtplib.SMTP:
+    """A connection that said EHLO, secured itself as the URL says and logged in if it names a user."""
+    context = ssl.create_default_context()
+    if server.security is Security.TLS:
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+    try:
+        smtp.ehlo()
+        if server.security is Security.STARTTLS:
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if server.username:
+            smtp.login(server.username, server.password or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def check_smtp(server: ServerUrl) -> None:
+    """Log in to the SMTP server and out again; LoginFailed with the server's answer if that fails."""
+    try:
+        smtp = open_smtp(server)
+    except smtplib.SMTPResponseException as exc:
+        raise LoginFailed(refused(server, exc.smtp_code, exc.smtp_error)) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        hint = " (does it need ?starttls=true?)" if server.security is Security.NONE else ""
+        raise LoginFailed(f"{_name(server)} {server.address}: {answer(str(exc), server)}{hint}") from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise LoginFailed(unreachable(server, exc)) from None
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
+
+
+def check_imap(server: ServerUrl) -> None:
+    """Log in to the IMAP server and out again; LoginFailed with the server's answer if that fails."""
+    # Imported here: the sender process imports this module for open_smtp alone.
+    from imapclient import IMAPClient
+
+    context = ssl.create_default_context()
+    try:
+        client = IMAPClient(
+            server.host,
+            port=server.port,
+            ssl=server.security is Security.TLS,
+            ssl_context=context,
+            timeout=server.timeout,
+        )
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise LoginFailed(unreachable(server, exc)) from None
+    try:
+        if server.security is Security.STARTTLS:
+            client.starttls(context)
+        client.login(server.username or "", server.password or "")
+    except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one
+        raise LoginFailed(refused(server, None, imap_words(exc))) from None
+    except OSError as exc:
+        raise LoginFailed(unreachable(server, exc)) from None
+    finally:
+        try:
+            client.logout()
+        except (OSError, imaplib.IMAP4.error):
+            client.shutdown()
+
+
+def refused(server: ServerUrl, code: int | None, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    said = f"{code} {text}" if code is not None else text
+    return f"{_name(server)} login to {server.address} refused: {answer(said, server)}"
+
+
+def unreachable(server: ServerUrl, exc: BaseException) -> str:
+    return f"could not reach the {_name(server)} server {server.address}: {answer(describe(exc), server)}"
+
+
+def answer(text: str, server: ServerUrl) -> str:
+    """A server's words on one line, clipped, with the password blotted out should it echo it."""
+    text = " ".join(text.split())
+    if server.password:
+        text = text.replace(server.password, "•••")
+    return text if len(text) <= ANSWER_LENGTH else text[: ANSWER_LENGTH - 1] + "…"
+
+
+def imap_words(exc: BaseException) -> str:
+    """What the IMAP server said; imapclient hands it over as the repr of bytes (b'...')."""
+    said = exc.args[0] if exc.args else ""
+    if isinstance(said, str) and re.fullmatch(r"b(['\"]).*\1", said, re.DOTALL):
+        said = ast.literal_eval(said)
+    return said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return str(exc) or type(exc).__name__
+
+
+def _name(server: ServerUrl) -> str:
+    return server.protocol.name.upper()
