@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     slack_api_url: str = SLACK_API_URL
     feed_channel: str | None = None
     smtp_url: str | None = Field(default=None, repr=False)
+    # The relay's limits (../shared/spec/mail.md, Limits): connections open at once, and
+    # emails per minute and per rolling 24 hours (unset: none).
+    smtp_max_connections: int = Field(default=10, ge=1)
+    smtp_per_minute: int | None = Field(default=None, ge=1)
+    smtp_per_day: int | None = Field(default=None, ge=1)
     outbox_dir: str = "outbox"
     digest_cron: str = "0 8 * * 1-5"
     port: int = 3000

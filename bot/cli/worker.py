@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.delivery.ports import Notifier
-from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler, favour_hand_over
+from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler
 from bot.settings import Settings, load_settings
 from bot.store.db import connect
 
@@ -68,7 +68,6 @@ def scheduler_for(settings: Settings, clock: Clock) -> Scheduler:
 
 def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
-    favour_hand_over()
     scheduler = scheduler_for(settings, SystemClock())
     stop = threading.Event()
 

@@ -16,17 +16,25 @@ ONE_EMAIL = [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hello {{
 
 
 def due_email(
-    session: Session, due_at: dt.datetime, email: str = "pat@buyer.example", *, campaign: Campaign | None = None, **person: Any
+    session: Session,
+    due_at: dt.datetime,
+    email: str = "pat@buyer.example",
+    *,
+    campaign: Campaign | None = None,
+    rep_id: str = REP_ID,
+    **person: Any,
 ) -> Send:
     """A new person's first email (the default campaign: day 1 email, day 3 thread), due at `due_at`."""
     if session.get(Rep, REP_ID) is None:
         make_rep(session)
+    if session.get(Rep, rep_id) is None:
+        make_rep(session, rep_id, name=f"Rep {rep_id}", email=f"{rep_id.lower()}@seller.example")
     if campaign is None:
         campaign = session.exec(select(Campaign).where(Campaign.name == "Q4 outreach")).first() or make_campaign(session)
     person.setdefault("first_name", "Pat")
     person.setdefault("last_name", "Buyer")
     person.setdefault("company", "Acme")
-    enrollment = enroll(session, campaign, make_person(session, email, **person), launched_at=due_at)
+    enrollment = enroll(session, campaign, make_person(session, email, **person), rep_id=rep_id, launched_at=due_at)
     return make_send(session, enrollment, 1, due_at=due_at, status="planned")
 
 
