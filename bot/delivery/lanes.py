@@ -38,6 +38,11 @@ class Lane:
         self._closing = False
 
     @property
+    def capacity(self) -> int:
+        """Emails the lane holds at most: one being handed over and one next, per connection."""
+        return 2 * self.connections
+
+    @property
     def room(self) -> int:
         """How many more emails the lane takes now.
 
@@ -45,10 +50,9 @@ class Lane:
         topped up once half of that is done, so that emails are marked `sending`
         in chunks rather than one by one.
         """
-        capacity = 2 * self.connections
-        if self.held or self.in_flight > capacity // 2:
+        if self.held or self.in_flight > self.capacity // 2:
             return 0
-        return capacity - self.in_flight
+        return self.capacity - self.in_flight
 
     def put(self, email: Email) -> None:
         with self._ready:
@@ -155,10 +159,10 @@ class Lanes:
     def in_flight(self) -> int:
         return sum(lane.in_flight for lane in self.lanes.values())
 
-    def finished(self, *, wait: bool) -> list[Outcome]:
-        """The outcomes that have come in (`wait`: at least one, if any email is in flight)."""
+    def finished(self, *, wait_for: int = 0) -> list[Outcome]:
+        """The outcomes that have come in, waiting for at least `wait_for` of them (at most those in flight)."""
         outcomes: list[Outcome] = []
-        if wait and self.in_flight:
+        for _ in range(min(wait_for, self.in_flight)):
             outcomes.append(self.outcomes.get())
         while True:
             try:

@@ -210,7 +210,7 @@ class Scheduler:
             claimable = True
             try:
                 while True:
-                    self._record(work, work.lanes.finished(wait=False))
+                    self._record(work, work.lanes.finished())
                     if stop.is_set():
                         claimable = False
                         self._release(work)
@@ -220,7 +220,7 @@ class Scheduler:
                     if chunk:
                         self._hand_on(work, chunk)
                     elif work.lanes.in_flight:
-                        self._record(work, work.lanes.finished(wait=True))
+                        self._record(work, work.lanes.finished(wait_for=self._enough(work)))
                     elif not (claimable or work.waiting):
                         break
                     else:
@@ -229,23 +229,29 @@ class Scheduler:
             finally:
                 self._release(work)
                 work.lanes.close()
-                self._record(work, work.lanes.finished(wait=False))
+                self._record(work, work.lanes.finished())
                 session.commit()
         self._notify(work)
         self._tell_sent(work)
         return work.result
 
     def _backlog(self, work: _Pass) -> int:
-        """How many claimed sends to keep in hand: what the lanes in use take, or a chunk to start."""
-        room = sum(2 * lane.route.limits.connections for lane in work.lanes.lanes.values())
-        return min(self.batch_size, max(CHUNK, room))
+        """How many claimed sends to keep in hand: what the lanes in use hold, or a chunk to start."""
+        return min(self.batch_size, max(CHUNK, sum(lane.capacity for lane in work.lanes.lanes.values())))
+
+    def _enough(self, work: _Pass) -> int:
+        """Outcomes to wait for before a lane with emails waiting has room again (records go in groups)."""
+        busy = {self._lane(work, send.rep_id).route.key for send in work.waiting}
+        lanes = [lane for key, lane in work.lanes.lanes.items() if key in busy and not lane.held] or list(work.lanes.lanes.values())
+        return max(1, min(lane.in_flight - lane.capacity // 2 for lane in lanes))
 
     def _claim(self, work: _Pass, claim: Callable[[Session, int, set[str]], list[int]]) -> bool:
         """Claim more due sends (skipping reps whose lane is full); False once none are left."""
         full = {send.rep_id for send in work.waiting if self._lane(work, send.rep_id).room <= 0}
-        wanted = self._backlog(work) - len(work.waiting)
+        wanted = 2 * self._backlog(work) - len(work.waiting)
+        # Committed with the next chunk's marks: till then the rows are this worker's
+        # alone (others skip locked rows), and one commit serves both.
         ids = claim(work.session, wanted, full)
-        self._commit(work)
         if not ids:
             return bool(full)  # the reps skipped may have more once their lanes have room
         sends = _load(work.session, ids)

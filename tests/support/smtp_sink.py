@@ -17,6 +17,7 @@ import email
 import email.policy
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -50,6 +51,7 @@ class SmtpSink:
         self.slow_downs: list[str] = []  # replies for the next emails' MAIL FROM
         self.by_sender: Counter[str] = Counter()  # accepted emails per envelope sender
         self.refusing_logins = False
+        self.accepted_at: list[float] = []  # wall-clock time of each accepted email (benchmarks)
         self.messages: list[Received] = []
         self.dropped: list[Received] = []  # bodies received on connections hung up before the reply
         self.count = 0
@@ -126,6 +128,7 @@ class SmtpSink:
             return "250 OK"  # never reaches the client: the connection is gone
         with self._arrived:
             self.count += 1
+            self.accepted_at.append(time.time())
             self.by_sender[received.mail_from] += 1
             if self.keep:
                 self.messages.append(received)
