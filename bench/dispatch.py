@@ -1,19 +1,22 @@
-"""Dispatch throughput: due emails through the scheduler to a local SMTP server.
+"""Dispatch: 10,000 emails from 100 reps, all due at once, to a mail server that behaves like a real one.
 
-    python bench/dispatch.py [--emails 10000] [--postgres URL]
+    python bench/dispatch.py [--emails 10000] [--latency-ms 100] [--connections 20] [--postgres URL]
 
-In one run, against one aiosmtpd server in its own process:
-  ceiling      the same messages, pre-built and written out, sent by a plain smtplib loop
-               (sendmail) on one connection; also the loop with smtplib's send_message()
-  apscheduler  APScheduler 3, one date-trigger job per email (due now), a thread pool of 10,
-               each job sending with smtplib on a connection of its own
-  scheduler    `Scheduler.tick()` on SQLite (one worker), and on PostgreSQL with one and two
-               worker processes: claiming, drafting, the crash-safe bookkeeping, SMTP (from
-               the sender process, as `bot worker` hands over a batch of 300 or more);
-               each process tuned as `bot worker` tunes itself (favour_hand_over)
-Prints emails/second for each and the ratios. Goals: >= 0.6 of the ceiling, ahead of APScheduler.
-PostgreSQL runs when --postgres or TEST_DATABASE_URL names a database (a scratch schema
-is created and dropped).
+The server (aiosmtpd, in a process of its own) takes L ms to accept each message and
+allows C connections at once (421 past them), so the most any client can deliver is
+C/L emails a second: the limit. In one run, against that server:
+  APScheduler  APScheduler 3, one date-trigger job per email (due now), a pool of C
+               threads, each job on a connection of its own
+  scheduler    `Scheduler.tick()` as `bot worker` runs it, the relay's SMTP_MAX_CONNECTIONS
+               set to C: SQLite with one worker; PostgreSQL with one worker, and with two
+               workers against a server allowing 2C (each worker's relay allowing C)
+For each: emails/s, against the limit and against APScheduler, and lateness (when the
+server accepted each email, minus when it was due: p50, p99, max).
+Then with L = 0: emails/s against a plain smtplib loop on one connection (the ceiling
+of one client on this machine).
+Goals: >= 0.9 x the limit; ahead of APScheduler; two PostgreSQL workers >= 1.7 x one;
+with L = 0, >= 0.5 x the plain loop. PostgreSQL runs when --postgres or TEST_DATABASE_URL
+names a database (a scratch schema is created and dropped).
 """
 
 from __future__ import annotations
@@ -24,20 +27,23 @@ import logging
 import multiprocessing as mp
 import os
 import smtplib
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlmodel import Session, select  # noqa: E402
 
-from bot.clock import FixedClock  # noqa: E402
-from bot.delivery.mail import compose, envelope, new_message_id, wire_bytes  # noqa: E402
-from bot.delivery.scheduler import SENDER_PROCESS_FROM, Scheduler, favour_hand_over  # noqa: E402
-from bot.delivery.transports import SmtpTransport  # noqa: E402
+from bot.clock import SystemClock  # noqa: E402
+from bot.delivery.mail import compose_email, new_message_id  # noqa: E402
+from bot.delivery.ports import Email  # noqa: E402
+from bot.delivery.routes import relay_for  # noqa: E402
+from bot.delivery.scheduler import Scheduler  # noqa: E402
 from bot.services.drafts import draft_for  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.store.db import connect, make_engine  # noqa: E402
@@ -47,7 +53,7 @@ from tests.support.due_emails import seed_due_emails  # noqa: E402
 from tests.support.notifier import RecordingNotifier  # noqa: E402
 from tests.support.smtp_sink import SmtpSink  # noqa: E402
 
-NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc)
+REPS = 100
 # Two steps, so every email sent also plans the enrollment's next one (as in real campaigns).
 STEPS = [
     {"day": 1, "send": "at_time", "time": "09:00", "subject": "Hello {{ first_name }}", "body": "Hi {{ first_name }},\n\nshall we talk next week?\n\nRita"},
@@ -55,18 +61,25 @@ STEPS = [
 ]
 
 
-# --- the SMTP server, in a process of its own so it does not share our CPU -----------
-def _serve(port: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
-    with SmtpSink(keep=False) as sink:
+# --- the mail server, in a process of its own so that it does not share our CPU ---------
+def _serve(latency: float, connections: int, port: mp.Queue, stop: mp.Event, times: mp.Queue) -> None:  # type: ignore[type-arg]
+    with SmtpSink(keep=False, latency=latency, max_connections=connections) as sink:
         port.put(sink.port)
         stop.wait()
+        times.put((sink.accepted_at, sink.refused_connections))
 
 
 class Server:
+    """The server for one contender: `.accepted_at` (wall-clock times) once it has stopped."""
+
+    def __init__(self, latency: float, connections: int) -> None:
+        self.latency, self.connections = latency, connections
+
     def __enter__(self) -> Server:
         ports: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+        self.times: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         self.stop = mp.Event()
-        self.process = mp.Process(target=_serve, args=(ports, self.stop), daemon=True)
+        self.process = mp.Process(target=_serve, args=(self.latency, self.connections, ports, self.stop, self.times), daemon=True)
         self.process.start()
         self.port = ports.get(timeout=30)
         self.url = f"smtp://127.0.0.1:{self.port}"
@@ -74,81 +87,89 @@ class Server:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop.set()
+        self.accepted_at, self.refused = self.times.get(timeout=60)
         self.process.join(10)
 
 
+@dataclass
+class Run:
+    seconds: float
+    lateness: list[float]  # seconds, one per email
+    refused: int = 0  # connections the server refused past its cap
+
+    def rate(self, count: int) -> float:
+        return count / self.seconds
+
+    def late(self) -> str:
+        ordered = sorted(self.lateness)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return f"{statistics.median(ordered):6.1f} {p99:6.1f} {ordered[-1]:6.1f}"
+
+
+def lateness(accepted_at: list[float], due: float) -> list[float]:
+    return [at - due for at in accepted_at]
+
+
 # --- the contenders -----------------------------------------------------------------
-def prebuilt_messages(url: str, count: int) -> list:  # type: ignore[type-arg]
-    """The messages the scheduler would send, built ahead (not timed)."""
+def prebuilt_emails(url: str, count: int, due: dt.datetime) -> list[Email]:
+    """The emails the scheduler would send, composed ahead (not timed)."""
     engine = connect(url)
-    seed_due_emails(engine, count, NOW, steps=STEPS)
+    seed_due_emails(engine, count, due, steps=STEPS, reps=REPS)
     with Session(engine) as session:
         sends = list(session.exec(select(Send).where(Send.status == SendStatus.PLANNED)))
         drafts = [draft_for(session, send) for send in sends]
     engine.dispose()
-    return [compose(draft, message_id=new_message_id(draft.sender_email or "x@example.com"), date=NOW) for draft in drafts]
+    return [
+        compose_email(d, mailbox="relay", message_id=new_message_id(d.sender_email or "x@example.com"), date=due) for d in drafts
+    ]
 
 
-def plain_loop(port: int, messages: list) -> float:  # type: ignore[type-arg]
-    payloads = [(*envelope(message), wire_bytes(message)) for message in messages]
-    start = time.perf_counter()
+def plain_loop(port: int, emails: list[Email]) -> tuple[float, float]:
+    started, start = time.time(), time.perf_counter()
     smtp = smtplib.SMTP("127.0.0.1", port)
-    for sender, recipients, data in payloads:
-        smtp.sendmail(sender, recipients, data)
+    for email in emails:
+        smtp.sendmail(email.sender, email.recipients, email.data)
     smtp.quit()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, started
 
 
-def send_message_loop(port: int, messages: list) -> float:  # type: ignore[type-arg]
-    """The same loop with smtplib's own send_message(), which writes each message itself."""
-    start = time.perf_counter()
-    smtp = smtplib.SMTP("127.0.0.1", port)
-    for message in messages:
-        smtp.send_message(message)
-    smtp.quit()
-    return time.perf_counter() - start
-
-
-def apscheduler(port: int, messages: list) -> float:  # type: ignore[type-arg]
+def apscheduler(port: int, emails: list[Email], threads: int) -> tuple[float, float]:
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     done = threading.Semaphore(0)
 
-    def send_one(message) -> None:  # type: ignore[no-untyped-def]
+    def send_one(email: Email) -> None:
         with smtplib.SMTP("127.0.0.1", port) as smtp:
-            smtp.send_message(message)
+            smtp.sendmail(email.sender, email.recipients, email.data)
         done.release()
 
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(10)})
-    start = time.perf_counter()
+    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(threads)})
+    started, start = time.time(), time.perf_counter()
     scheduler.start()
     run_at = dt.datetime.now(dt.timezone.utc)
-    for message in messages:
-        scheduler.add_job(send_one, "date", run_date=run_at, args=[message], misfire_grace_time=None)
-    for _ in messages:
+    for email in emails:
+        scheduler.add_job(send_one, "date", run_date=run_at, args=[email], misfire_grace_time=None)
+    for _ in emails:
         done.acquire()
     elapsed = time.perf_counter() - start
     scheduler.shutdown()
-    return elapsed
+    return elapsed, started
 
 
-def _worker(url: str, smtp_url: str, ready: mp.Barrier, results: mp.Queue) -> None:  # type: ignore[type-arg]
-    favour_hand_over()  # as `bot worker` does
-    settings = load_settings(database_url=url, smtp_url=smtp_url)
+def _worker(url: str, smtp_url: str, connections: int, ready: mp.Barrier, results: mp.Queue) -> None:  # type: ignore[type-arg]
+    settings = load_settings(database_url=url, smtp_url=smtp_url, smtp_max_connections=connections)
     engine = make_engine(url)
-    scheduler = Scheduler(  # as `bot worker` builds it
-        engine, FixedClock(NOW), SmtpTransport(smtp_url), RecordingNotifier(), settings, sender_process_from=SENDER_PROCESS_FROM
-    )
+    scheduler = Scheduler(engine, SystemClock(), relay_for(settings), RecordingNotifier(), settings)  # as `bot worker` builds it
     ready.wait()
     results.put(scheduler.tick().sent)
     engine.dispose()
 
 
-def scheduler_run(url: str, smtp_url: str, count: int, workers: int) -> float:
+def scheduler_run(url: str, smtp_url: str, count: int, workers: int, connections: int, due: dt.datetime) -> tuple[float, float]:
     engine = connect(url)
-    seed_due_emails(engine, count, NOW, steps=STEPS)
+    seed_due_emails(engine, count, due, steps=STEPS, reps=REPS)
     with engine.begin() as connection:
         # Fresh statistics for the query planner, as autovacuum keeps them on a live
         # PostgreSQL database (without them it guesses sequential scans for a while).
@@ -156,51 +177,76 @@ def scheduler_run(url: str, smtp_url: str, count: int, workers: int) -> float:
     engine.dispose()
     ready = mp.Barrier(workers + 1)
     results: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    processes = [mp.Process(target=_worker, args=(url, smtp_url, ready, results)) for _ in range(workers)]
+    processes = [mp.Process(target=_worker, args=(url, smtp_url, connections, ready, results)) for _ in range(workers)]
     for process in processes:
         process.start()
     ready.wait()  # every worker is connected and waiting: start the clock
-    start = time.perf_counter()
-    sent = sum(results.get(timeout=600) for _ in processes)
+    started, start = time.time(), time.perf_counter()
+    sent = sum(results.get(timeout=1800) for _ in processes)
     elapsed = time.perf_counter() - start
     for process in processes:
         process.join()
     assert sent == count, f"{sent} of {count} sent"
-    return elapsed
+    return elapsed, started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--emails", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL"))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    count = args.emails
-    rates: dict[str, float] = {}
+    logging.basicConfig(level=logging.ERROR)
+    count, latency, c = args.emails, args.latency_ms / 1000, args.connections
+    runs: dict[str, Run] = {}
 
-    with tempfile.TemporaryDirectory() as folder, Server() as server:
-        messages = prebuilt_messages(f"sqlite:///{folder}/messages.db", count)
-        rates["ceiling: plain smtplib loop"] = count / plain_loop(server.port, messages)
-        rates["plain loop with send_message()"] = count / send_message_loop(server.port, messages)
-        rates["APScheduler 3, job per email"] = count / apscheduler(server.port, messages)
-        rates["scheduler, SQLite, 1 worker"] = count / scheduler_run(f"sqlite:///{folder}/bench.db", server.url, count, 1)
+    def timed(name: str, connections: int, go) -> Run:  # type: ignore[no-untyped-def]
+        with Server(latency, connections) as server:
+            seconds, due = go(server)  # every email is due when the contender starts
+        run = Run(seconds, lateness(server.accepted_at, due), server.refused)
+        runs[name] = run
+        return run
+
+    with tempfile.TemporaryDirectory() as folder:
+        now = dt.datetime.now(dt.timezone.utc)
+        emails = prebuilt_emails(f"sqlite:///{folder}/emails.db", count, now)
+        timed(f"APScheduler 3, {c} threads", c, lambda s: apscheduler(s.port, emails, c))
+        timed("scheduler, SQLite, 1 worker", c, lambda s: scheduler_run(f"sqlite:///{folder}/1.db", s.url, count, 1, c, now))
         if args.postgres:
             for workers in (1, 2):
                 schema = PostgresSchema(args.postgres)
+                name = f"scheduler, PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
                 try:
-                    rates[f"scheduler, PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"] = count / scheduler_run(
-                        schema.url, server.url, count, workers
-                    )
+                    timed(name, c * workers, lambda s, w=workers: scheduler_run(schema.url, s.url, count, w, c, now))
                 finally:
                     schema.drop()
+        # The same with a server that answers at once: the client's own cost.
+        latency = 0.0
+        zero = {"plain smtplib loop, 1 connection": timed("L=0 plain loop", c, lambda s: plain_loop(s.port, emails))}
+        zero["scheduler, SQLite, 1 worker"] = timed(
+            "L=0 scheduler", c, lambda s: scheduler_run(f"sqlite:///{folder}/0.db", s.url, count, 1, c, now)
+        )
 
-    ceiling = rates["ceiling: plain smtplib loop"]
-    aps = rates["APScheduler 3, job per email"]
-    print(f"\n{count:,} due emails to aiosmtpd on 127.0.0.1 ({os.cpu_count()} CPUs)\n")
-    print(f"{'':34} {'emails/s':>9} {'x ceiling':>10} {'x APScheduler':>14}")
-    for name, rate in rates.items():
-        print(f"{name:34} {rate:9.0f} {rate / ceiling:10.2f} {rate / aps:14.2f}")
-    print("\ngoals: scheduler >= 0.60 x ceiling, and > 1.00 x APScheduler")
+    limit = c / (args.latency_ms / 1000)
+    aps = runs[f"APScheduler 3, {c} threads"].rate(count)
+    print(f"\n{count:,} emails from {REPS} reps, all due at once; server: {args.latency_ms:g} ms per message, {c} connections")
+    print(f"the limit C/L = {limit:,.0f} emails/s (two workers: a server allowing {2 * c} connections, limit {2 * limit:,.0f})\n")
+    print(f"{'':34} {'emails/s':>9} {'x limit':>8} {'x APSch.':>9}   lateness s: {'p50':>6} {'p99':>6} {'max':>6}")
+    one_pg = runs.get("scheduler, PostgreSQL, 1 worker")
+    for name, run in runs.items():
+        if name.startswith("L=0"):
+            continue
+        rate = run.rate(count)
+        own_limit = limit * (2 if "2 workers" in name else 1)
+        print(f"{name:34} {rate:9.0f} {rate / own_limit:8.2f} {rate / aps:9.2f}   {'':12}{run.late()}")
+    if one_pg and "scheduler, PostgreSQL, 2 workers" in runs:
+        print(f"\ntwo PostgreSQL workers: {runs['scheduler, PostgreSQL, 2 workers'].rate(count) / one_pg.rate(count):.2f} x one")
+    plain = zero["plain smtplib loop, 1 connection"].rate(count)
+    print(f"\nwith L = 0 ({os.cpu_count()} CPUs):")
+    for name, run in zero.items():
+        print(f"{name:34} {run.rate(count):9.0f} {run.rate(count) / plain:8.2f} x the plain loop")
+    print("\ngoals: >= 0.90 x limit, > 1.00 x APScheduler, two PostgreSQL workers >= 1.70 x one, L = 0 >= 0.50 x the plain loop")
 
 
 if __name__ == "__main__":

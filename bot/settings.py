@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     smtp_url: str | None = Field(default=None, repr=False)
     # Encrypts the reps' mailbox credentials at rest; without it none can be stored.
     secret_key: SecretStr | None = None
+    # The relay's limits (../shared/spec/mail.md, Limits): connections open at once, and
+    # emails per minute and per rolling 24 hours (unset: none).
+    smtp_max_connections: int = Field(default=10, ge=1)
+    smtp_per_minute: int | None = Field(default=None, ge=1)
+    smtp_per_day: int | None = Field(default=None, ge=1)
     outbox_dir: str = "outbox"
     digest_cron: str = "0 8 * * 1-5"
     port: int = 3000

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.delivery.ports import Notifier
-from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler, favour_hand_over
+from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler
 from bot.settings import Settings, load_settings
 from bot.store.db import connect
 
@@ -72,7 +72,6 @@ def scheduler_for(settings: Settings, clock: Clock) -> tuple[Scheduler, NoticePo
 
 def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
-    favour_hand_over()
     scheduler, poster = scheduler_for(settings, SystemClock())
     stop = threading.Event()
 

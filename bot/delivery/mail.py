@@ -1,4 +1,4 @@
-"""Emails as they go over the wire, built from a send's draft.
+"""Composing: a send's draft in, the email as it goes over the wire out. Pure: no database.
 
 `draft_for` (bot/services/drafts.py) decides what a send says; this module only
 turns that into a standard message: encoded headers for non-ASCII names and
@@ -13,18 +13,14 @@ import html
 import io
 import random
 import re
-from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import Compat32
 from email.utils import format_datetime, getaddresses, make_msgid
 
-from sqlmodel import Session
-
-from bot.delivery.ports import Outbound
-from bot.services.drafts import Draft, draft_for
-from bot.store.models import Send
+from bot.delivery.ports import Email
+from bot.services.drafts import Draft
 
 
 
@@ -54,42 +50,37 @@ class NotSendable(Exception):
         self.task = task
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """A send's draft and the message that will be handed to the server."""
-
-    draft: Draft
-    message: EmailMessage
-    message_id: str
-    wire: Outbound
-
-
-def outbound(message: EmailMessage, sender: str | None = None, recipients: list[str] | None = None) -> Outbound:
-    """The wire form of a message; pass the envelope when it is known, to skip reparsing headers."""
-    if sender is None or recipients is None:
-        sender, recipients = envelope(message)
-    return Outbound(sender, recipients, wire_bytes(message), str(message.get("Message-ID", "")))
-
-
 def new_message_id(sender_email: str) -> str:
     """A fresh Message-ID in the rep's own domain."""
     return make_msgid(domain=sender_email.rpartition("@")[2] or None)
 
 
-def email_for(session: Session, send: Send, now: dt.datetime) -> Outgoing:
-    """The message of an email send, dated `now`; raises NotSendable when it cannot go out.
-
-    A send that was tried before keeps its Message-ID, so a receiving server sees
-    a retry as the same email.
-    """
-    draft = draft_for(session, send)
+def sendable(draft: Draft) -> None:
+    """Raise NotSendable when a draft cannot go out as an automatic email."""
     if draft.missing:
         raise NotSendable(f"no value for {', '.join(draft.missing)}", task=True)
     if not draft.sender_email:
         raise NotSendable("the rep has no email address in their Slack profile", task=False)
-    message_id = send.message_id or new_message_id(draft.sender_email)
-    message = compose(draft, message_id=message_id, date=now)
-    return Outgoing(draft, message, message_id, outbound(message, draft.sender_email, [draft.to_email]))
+
+
+def compose_email(draft: Draft, *, mailbox: str, message_id: str, date: dt.datetime) -> Email:
+    """The email of a sendable draft, ready to hand over through `mailbox`."""
+    assert draft.sender_email is not None, "check sendable() first"
+    data = wire_bytes(compose(draft, message_id=message_id, date=date))
+    return Email(
+        send_id=draft.send_id,
+        mailbox=mailbox,
+        sender=draft.sender_email,
+        recipients=[draft.to_email],
+        data=data,
+        message_id=message_id,
+        subject=draft.subject,
+        body=draft.body,
+        in_reply_to=draft.in_reply_to,
+        references=" ".join(draft.references) or None,
+        smtputf8=not (draft.sender_email.isascii() and draft.to_email.isascii()),
+        notice=draft.notice,
+    )
 
 
 def compose(draft: Draft, *, message_id: str, date: dt.datetime) -> EmailMessage:

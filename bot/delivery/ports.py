@@ -1,28 +1,35 @@
-"""What the scheduler needs from the outside world, as protocols.
+"""The delivery side's shapes, and what it needs from the outside world.
 
-The scheduler (bot/delivery/scheduler.py) claims sends through the services and hands
-them to these: a MailTransport that speaks SMTP (or writes .eml files), and a Notifier
-that tells reps in Slack (bot/slack/notifier.py). Tests can pass recording fakes.
+One outgoing email has two shapes: an `Email` (composed: its envelope, its bytes,
+what is stored of it when it is marked `sending`) and the `Outcome` of handing it
+over. A `Route` says which mailbox a rep's emails leave through and within what
+limits; a `Connection` is one open connection to that mailbox's server. A Notifier
+tells reps in Slack (bot/slack/notifier.py). Tests can pass recording fakes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, Sequence
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
-class Outbound:
-    """An email as it goes on the wire: its envelope and CRLF bytes.
+class Email:
+    """An email ready to hand over: composed once, by the scheduler, from its send's draft."""
 
-    Serialized once, by whoever prepares the email, so whoever talks to the mail
-    server (a thread, or the sender process) spends its time on the server.
-    """
-
+    send_id: int
+    mailbox: str  # the key of the mailbox it leaves through (`Route.key`)
     sender: str
     recipients: list[str]
-    data: bytes
+    data: bytes  # the message as sent: CRLF line ends
     message_id: str
+    subject: str
+    body: str
+    in_reply_to: str | None = None
+    references: str | None = None  # space-separated Message-IDs
+    smtputf8: bool = False  # an address needs SMTPUTF8 (a non-ASCII local part)
+    notice: str | None = None  # to tell the rep once it is sent (e.g. a thread step went out new)
 
 
 class DeliveryError(Exception):
@@ -31,21 +38,76 @@ class DeliveryError(Exception):
     `retry`: a temporary failure (refused connection, timeout before the body was
     sent, 4xx): try again later. `uncertain`: the body was handed over and the
     server may or may not have accepted it: never re-send automatically.
+    `slow_down`: the server asked to send more slowly (421 4.7.0, 45x 4.7.x, 452
+    4.5.3): the mailbox waits, the email is tried again without using a retry.
+    `refused_login`: the server refused the mailbox's credentials: its emails wait
+    until the rep reconnects it.
     """
 
-    def __init__(self, reason: str, *, retry: bool = False, uncertain: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry: bool = False,
+        uncertain: bool = False,
+        slow_down: bool = False,
+        refused_login: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry = retry
         self.uncertain = uncertain
+        self.slow_down = slow_down
+        self.refused_login = refused_login
+
+    @property
+    def holds_mailbox(self) -> bool:
+        """The mailbox, not the email, is the problem: it waits and the email is not charged a try."""
+        return self.slow_down or self.refused_login
 
 
-class MailTransport(Protocol):
-    def send(self, email: Outbound) -> None:
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an email given to a connection: `handed` to the server (then `error`)."""
+
+    email: Email
+    at: dt.datetime
+    handed: bool = True
+    error: DeliveryError | None = None
+
+
+class Connection(Protocol):
+    def open(self) -> None:
+        """Connect and log in; raise DeliveryError when the server will not have us."""
+
+    def send(self, email: Email) -> None:
         """Hand one email to the server; raise DeliveryError when it is not taken."""
 
     def close(self) -> None:
-        """Let go of any open connection."""
+        """Let go of the connection."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a mailbox may send: per minute, per rolling 24 hours (None: no limit), connections."""
+
+    per_minute: int | None = None
+    per_day: int | None = None
+    connections: int = 1
+
+
+@dataclass(frozen=True)
+class Route:
+    """The mailbox a rep's emails leave through: its key, how to connect, its limits."""
+
+    key: str  # "relay", "outbox" or "rep:<slack user id>"
+    connect: Callable[[], Connection] = field(compare=False)
+    limits: Limits = Limits()
+
+
+class Router(Protocol):
+    def route(self, rep_id: str) -> Route:
+        """The mailbox this rep's emails leave through now."""
 
 
 class Notifier(Protocol):

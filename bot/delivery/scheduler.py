@@ -2,18 +2,23 @@
 
 One `tick()` is one pass. It runs in `bot serve` (a background thread), alone in
 `bot worker` (as many replicas as wanted on PostgreSQL) and once in `bot tick`.
-The queue (bot/services/queue.py) makes it safe: a send is leased to one worker,
-stored as `sending` with its Message-ID before the server sees it, and marked
-`sent` with the enrollment's next step planned in one transaction after the
-server's 250.
 
-Commits are per chunk of CHUNK emails, not per email, and the work is shared: the
-delivering thread drafts emails, marks each chunk `sending` and records outcomes
-(it alone touches the database), while the emails are handed over one by one
-elsewhere, so SMTP round trips overlap database work: by a thread of this process
-for a few emails, by a sender process (bot/delivery/sender.py) for large batches.
-If a worker is killed, at most two chunks (the one being handed over and one not
-yet recorded) are left `sending`; they become uncertain for their reps.
+Delivery is a pipeline, each stage in one place:
+
+    claim      due sends, leased to this worker (bot/services/queue.py), a few at a
+               time: as many as its connections hand over soon, so workers share a burst
+    draft      what each send says (bot/services/drafts.py)
+    compose    the draft as an email on the wire (bot/delivery/mail.py; pure)
+    hand over  each mailbox's lane, up to its connection limit (bot/delivery/lanes.py)
+    record     sent (and the next step planned), retried, failed or uncertain
+
+This thread alone touches the database. Before a chunk of emails is handed over it
+is marked `sending`, with each Message-ID, within each mailbox's limits, in one
+commit with the outcomes recorded since the last one. A lane takes at most twice
+its connections, so a killed worker leaves at most twice the connections it had
+open `sending`; those become uncertain for their reps, never sent twice.
+
+Recovering lost sends and posting digests are periodic jobs beside the pipeline.
 """
 
 from __future__ import annotations
@@ -22,9 +27,7 @@ import collections
 import datetime as dt
 import logging
 import os
-import queue as queue_module
 import socket
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -34,46 +37,25 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock, SystemClock
-from bot.delivery.mail import NotSendable, Outgoing, email_for
-from bot.delivery.ports import DeliveryError, MailTransport, Notifier, Outbound
-from bot.delivery.sender import Handed, SenderGone, SenderProcess, hand_chunk
-from bot.delivery.transports import transport_for
+from bot.delivery.lanes import Lane, Lanes
+from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
+from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
+from bot.delivery.routes import relay_for
 from bot.services import digest, queue
-from bot.services.drafts import not_built
-from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
+from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
+from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
 
 log = logging.getLogger(__name__)
 
-# Sends claimed (leased) per batch. Each batch ends with the hand-over idle while
-# the last chunk is recorded and the next batch is claimed and loaded; 500 makes that
-# pause a fifth of what it was at 100 (about +9% on bench/dispatch.py). Claimed sends a
-# killed worker never marked are only delayed: they are claimable again after the lease.
+# Sends claimed at most at once; fewer when the pass's lanes would not get to them soon.
 BATCH_SIZE = 500
-SENT_NOTICE_EVERY = 100  # sent emails per email_sent call: reps' messages and the feed are not held for a whole batch
-# Emails marked `sending` per commit; a killed worker leaves at most two chunks uncertain.
-# Each chunk costs a handful of round trips to PostgreSQL whatever its size: 20 rather
-# than 10 is +15-40% emails/s there (bench/dispatch.py), for at most 40 uncertain emails
-# instead of 20 when a worker is killed.
+# Emails per chunk marked `sending` in one commit, at most.
 CHUNK = 20
-# Batches from this size on are handed over by a sender process. Starting one costs
-# about 65 ms, won back at about 0.2 ms an email (bench/dispatch.py); once started,
-# it serves the rest of the pass.
-SENDER_PROCESS_FROM = 300
+SENT_NOTICE_EVERY = 100  # sent emails per email_sent call: reps' messages and the feed are not held for a whole batch
 DIGEST_EVERY = dt.timedelta(minutes=1)  # cron's resolution
-# GIL switch interval for a process that is only the scheduler loop (`bot worker`); it
-# matters for batches handed over by a thread (below SENDER_PROCESS_FROM). That thread
-# lets the GIL go at every socket call (a poll and a send or recv per SMTP command, four
-# commands per email) and must get it back from the delivering thread, which drafts
-# meanwhile; with CPython's default of 5 ms it often waits longer than the server took
-# to answer. 100 µs bounds that wait, for a few more forced switches (measured: 20-50 µs
-# were no better). Not set in `bot serve`, where Slack requests share the process.
-WORKER_SWITCH_INTERVAL = 0.0001
-
-
-def favour_hand_over() -> None:
-    """Tune this process for delivering: call it once in a process that runs only the scheduler."""
-    sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
+SLOW_DOWN = dt.timedelta(minutes=1)  # how long a mailbox that asked to slow down waits
+RELAY_LOGIN_RETRY = dt.timedelta(minutes=5)  # how long the relay waits after refusing our login
 
 
 @dataclass
@@ -85,6 +67,7 @@ class TickResult:
     failed: int = 0
     uncertain: int = 0
     retried: int = 0  # temporary failures planned again for later
+    held: int = 0  # emails a mailbox's limit, slow-down or refused login holds back
     digests: int = 0
 
     def add(self, other: TickResult) -> None:
@@ -97,8 +80,13 @@ class TickResult:
 
     def __str__(self) -> str:
         text = f"sent {_count(self.sent, 'email')}, queued {_count(self.tasks, 'task')}, {self.failed} failed"
-        extras = [f"{self.uncertain} uncertain", f"{self.retried} to retry", f"{_count(self.digests, 'digest')} posted"]
-        return ", ".join([text, *(extra for extra, n in zip(extras, (self.uncertain, self.retried, self.digests)) if n)])
+        extras = [
+            (self.uncertain, f"{self.uncertain} uncertain"),
+            (self.retried, f"{self.retried} to retry"),
+            (self.held, f"{self.held} held by limits"),
+            (self.digests, f"{_count(self.digests, 'digest')} posted"),
+        ]
+        return ", ".join([text, *(extra for n, extra in extras if n)])
 
 
 def _count(n: int, noun: str) -> str:
@@ -106,164 +94,18 @@ def _count(n: int, noun: str) -> str:
 
 
 @dataclass
-class _Batch:
-    """Work done in a batch whose notifications go out after its commits."""
+class _Pass:
+    """One delivery pass: its session, lanes, the sends in hand, and what to tell reps after commits."""
 
+    session: Session
+    lanes: Lanes
+    routes: dict[str, Route] = field(default_factory=dict)  # by rep, for the pass
+    waiting: collections.deque[Send] = field(default_factory=collections.deque)  # claimed, in due order
+    claimed: dict[int, Send] = field(default_factory=dict)  # waiting, or marked `sending` and not recorded
+    full: set[str] = field(default_factory=set)  # mailboxes at a limit: nothing more this pass
     result: TickResult = field(default_factory=TickResult)
     sent_ids: list[int] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-
-@dataclass
-class _Ready:
-    """An email ready to hand over: the delivering session's send, its message, what to store."""
-
-    send: Send
-    outgoing: Outgoing
-    handing: queue.Handing
-    marked_at: dt.datetime | None = None  # when it was marked `sending`
-    skipped: bool = False  # no longer this worker's to send (found when marking)
-
-
-@dataclass
-class _Outcome:
-    ready: _Ready
-    at: dt.datetime
-    handed: bool = False  # given to the server (then `error` says how that went)
-    error: DeliveryError | None = None
-
-
-class _HandOver:
-    """Hands chunks of emails, already marked `sending`, to the server; outcomes come back.
-
-    Two ways, one contract: in a thread of this process (any transport; small
-    batches), or through the sender process (bot/delivery/sender.py; large batches).
-    Neither touches the database: the delivering thread records every outcome.
-    """
-
-    def __init__(self, scheduler: Scheduler, stop: threading.Event) -> None:
-        self.scheduler = scheduler
-        self.stop = stop
-        self.in_flight = 0  # chunks handed on whose outcomes are not recorded yet
-        self.broken = False  # nothing more can be handed over (the sender process stopped)
-
-    def put(self, chunk: list[_Ready]) -> None:
-        """Hand on a chunk marked `sending` (each email is handed over unless skipped or stopping)."""
-        raise NotImplementedError
-
-    def finished(self, *, wait: bool = False) -> list[_Outcome] | None:
-        """The outcomes of a chunk done; None when none is ready (or `wait`: when none is left)."""
-        raise NotImplementedError
-
-    def close(self, *, abort: bool) -> None:
-        """Let go (`abort`: the delivering thread failed, hand nothing more over)."""
-
-    def _outcomes(self, chunk: list[_Ready], handed: Sequence[Handed]) -> list[_Outcome]:
-        # A chunk's outcomes are stamped when it is done: within milliseconds of each 250.
-        at = self.scheduler.clock.now()
-        return [
-            _Outcome(ready, at, handed=one.handed, error=one.error) for ready, one in zip(chunk, handed)
-        ]
-
-    @staticmethod
-    def _wires(chunk: list[_Ready]) -> list[Outbound | None]:
-        """What to hand over: each email's wire form, None for one to skip."""
-        return [None if ready.skipped else ready.outgoing.wire for ready in chunk]
-
-
-class _ThreadHandOver(_HandOver):
-    """A thread of this process hands the emails over with the scheduler's own transport."""
-
-    def __init__(self, scheduler: Scheduler, stop: threading.Event) -> None:
-        super().__init__(scheduler, stop)
-        self.abort = threading.Event()  # the delivering thread failed: hand nothing more
-        self.inbox: queue_module.SimpleQueue[list[_Ready] | None] = queue_module.SimpleQueue()
-        self.outbox: queue_module.SimpleQueue[list[_Outcome] | BaseException] = queue_module.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name=f"hand-over {scheduler.worker_id}", daemon=True)
-        self.thread.start()
-
-    def put(self, chunk: list[_Ready]) -> None:
-        self.in_flight += 1
-        self.inbox.put(chunk)
-
-    def finished(self, *, wait: bool = False) -> list[_Outcome] | None:
-        if not self.in_flight:
-            return None
-        try:
-            item = self.outbox.get(block=wait)
-        except queue_module.Empty:
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        self.in_flight -= 1
-        return item
-
-    def close(self, *, abort: bool) -> None:
-        if abort:
-            self.abort.set()
-        self.inbox.put(None)
-        self.thread.join()
-
-    def _run(self) -> None:
-        go_on = lambda: not (self.stop.is_set() or self.abort.is_set())  # noqa: E731
-        try:
-            while (chunk := self.inbox.get()) is not None:
-                self.outbox.put(self._outcomes(chunk, hand_chunk(self.scheduler.transport, self._wires(chunk), go_on)))
-        except BaseException as exc:  # the delivering thread re-raises it
-            self.outbox.put(exc)
-
-
-class _ProcessHandOver(_HandOver):
-    """The sender process hands the emails over, on a core of its own."""
-
-    def __init__(self, scheduler: Scheduler, stop: threading.Event, sender: SenderProcess) -> None:
-        super().__init__(scheduler, stop)
-        self.sender = sender
-        self.pending: collections.deque[list[_Ready]] = collections.deque()  # with the sender, oldest first
-        self.kept: list[list[_Outcome]] = []  # chunks not given to the sender (stopping, or it stopped)
-
-    def put(self, chunk: list[_Ready]) -> None:
-        self.in_flight += 1
-        if not (self.stop.is_set() or self.broken):
-            try:
-                self.sender.submit(self._wires(chunk))
-                self.pending.append(chunk)
-                return
-            except SenderGone:
-                self._lost()
-        self.kept.append(self._outcomes(chunk, [Handed(False)] * len(chunk)))
-
-    def finished(self, *, wait: bool = False) -> list[_Outcome] | None:
-        if not self.in_flight:
-            return None
-        if self.kept:
-            outcomes = self.kept.pop()
-        else:
-            if not wait and not self.sender.ready():
-                return None
-            try:
-                handed = self.sender.outcome()
-            except SenderGone:
-                self._lost()
-                outcomes = self.kept.pop()
-            else:
-                outcomes = self._outcomes(self.pending.popleft(), handed)
-        self.in_flight -= 1
-        return outcomes
-
-    def close(self, *, abort: bool) -> None:
-        if abort or self.broken:
-            self.scheduler._end_sender(now=True)
-
-    def _lost(self) -> None:
-        """The sender stopped: whatever it had may or may not have gone out."""
-        if not self.broken:
-            log.error("the sender process stopped with emails in hand: they are uncertain")
-        self.broken = True
-        lost = DeliveryError("the sender process stopped while it had this email: it may or may not have gone out", uncertain=True)
-        while self.pending:
-            chunk = self.pending.popleft()
-            self.kept.append(self._outcomes(chunk, [Handed(False) if ready.skipped else Handed(True, lost) for ready in chunk]))
 
 
 class Scheduler:
@@ -273,29 +115,25 @@ class Scheduler:
         self,
         engine: Engine,
         clock: Clock,
-        transport: MailTransport,
+        router: Router,
         notifier: Notifier,
         settings: Settings,
         worker_id: str | None = None,
         *,
         batch_size: int = BATCH_SIZE,
-        sender_process_from: int | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
-        self.transport = transport
+        self.router = router
         self.notifier = notifier
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch_size = batch_size
-        # Batches of this many emails or more are handed over by a sender process (None: never).
-        self.sender_process_from = sender_process_from
-        self._sender: SenderProcess | None = None  # started for the first such batch of a pass
         self.lease = dt.timedelta(seconds=settings.scheduler_lease_seconds)
         # Housekeeping (lost workers, digests) runs now and then, so an idle pass is one query.
         self._next_recovery: dt.datetime | None = None
         self._next_digests: dt.datetime | None = None
-        # One SMTP connection: the loop and the Send button take turns with it.
+        # The loop and the Send button take turns: each pass holds its mailboxes' connections.
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -308,16 +146,11 @@ class Scheduler:
         if self._next_recovery is None or now >= self._next_recovery:
             result.uncertain += self._recover(now)
             self._next_recovery = now + min(self.lease / 2, dt.timedelta(minutes=1))
-        try:
-            while stop is None or not stop.is_set():
-                with Session(self.engine, expire_on_commit=False) as session:
-                    ids = queue.claim_due(session, self.clock.now(), self.worker_id, limit=self.batch_size, lease=self.lease)
-                    session.commit()
-                if not ids:
-                    break
-                result.add(self._deliver_claimed(ids, stop))
-        finally:
-            self._close()
+
+        def claim_due(session: Session, limit: int, skip_reps: set[str]) -> list[int]:
+            return queue.claim_due(session, self.clock.now(), self.worker_id, limit=limit, lease=self.lease, skip_reps=skip_reps)
+
+        result.add(self._deliver(claim_due, stop or threading.Event()))
         now = self.clock.now()
         if self._next_digests is None or now >= self._next_digests:
             result.digests += self._digests(now)
@@ -326,21 +159,22 @@ class Scheduler:
 
     def deliver(self, send_ids: Sequence[int]) -> TickResult:
         """Deliver these planned sends now, whatever their due time; a second call is a no-op."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            ids = queue.claim(session, send_ids, self.clock.now(), self.worker_id, lease=self.lease)
-            session.commit()
-        if not ids:
-            return TickResult()
-        try:
-            return self._deliver_claimed(ids, None)
-        finally:
-            self._close()
+        claimed = False
+
+        def claim_these(session: Session, limit: int, skip_reps: set[str]) -> list[int]:
+            nonlocal claimed
+            if claimed:
+                return []
+            claimed = True
+            return queue.claim(session, send_ids, self.clock.now(), self.worker_id, lease=self.lease)
+
+        return self._deliver(claim_these, threading.Event())
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Pass after pass, every SCHEDULER_INTERVAL seconds, until `stop` is set.
 
-        Stopping finishes the email in flight and gives the rest of the batch back.
+        Stopping finishes the emails in flight and gives the rest back.
         """
         log.info("scheduler %s started", self.worker_id)
         while not stop.is_set():
@@ -362,175 +196,266 @@ class Scheduler:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the background loop after the email in flight."""
+        """Stop the background loop after the emails in flight."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
 
-    # --- delivering a claimed batch ---------------------------------------------------
-    def _deliver_claimed(self, ids: Sequence[int], stop: threading.Event | None) -> TickResult:
-        """Deliver claimed sends: this thread drafts and records, a hand-over gives them to the server.
-
-        Each chunk of emails is marked `sending` (one commit) just before it is
-        handed on; while the server takes it, this thread prepares the next chunk
-        and records the outcomes of the last one (sent and the next step planned,
-        in one transaction), so SMTP round trips overlap database work.
-        """
-        batch = _Batch()
-        stop = stop or threading.Event()
+    # --- the pipeline -------------------------------------------------------------------
+    def _deliver(self, claim: Callable[[Session, int, set[str]], list[int]], stop: threading.Event) -> TickResult:
+        """Claim, draft, compose, hand over and record, until nothing claimable is left."""
         with self._lock, Session(self.engine, expire_on_commit=False) as session:
-            sends = _load(session, ids)
-            hand_over = self._hand_over(len(sends), stop)
-            done = False
+            work = _Pass(session, Lanes(self.clock, stop))
+            claimable = True
             try:
-                chunk: list[_Ready] = []
-                for index, send in enumerate(sends):
-                    if stop.is_set() or hand_over.broken:
-                        queue.release(session, [s.id for s in sends[index:]], self.worker_id)  # type: ignore[misc]
+                while True:
+                    self._record(work, work.lanes.finished())
+                    if stop.is_set():
+                        claimable = False
+                        self._release(work)
+                    elif claimable and len(work.waiting) < self._backlog(work):
+                        claimable = self._claim(work, claim)
+                    chunk = self._take(work)
+                    if chunk:
+                        self._hand_on(work, chunk)
+                    elif work.lanes.in_flight:
+                        self._record(work, work.lanes.finished(wait_for=self._enough(work)))
+                    elif not (claimable or work.waiting):
                         break
-                    ready = self._prepare(session, send, batch)
-                    if ready is not None:
-                        chunk.append(ready)
-                    if len(chunk) == CHUNK:
-                        self._pass_on(session, hand_over, chunk, batch)
-                        chunk = []
-                self._pass_on(session, hand_over, chunk, batch)
-                while (outcomes := hand_over.finished(wait=True)) is not None:
-                    self._record(session, outcomes, batch)
-                self._commit(session, batch)
-                done = True
+                    else:
+                        self._commit(work)  # what was taken went elsewhere (tasks, failures)
+                self._commit(work)
             finally:
-                hand_over.close(abort=not done)
-        self._notify(batch)
-        self._tell_sent(batch)
-        if hand_over.broken:
-            raise SenderGone("the sender process stopped in the middle of a batch; the rest of it is claimable again")
-        return batch.result
+                self._release(work)
+                work.lanes.close()
+                self._record(work, work.lanes.finished())
+                session.commit()
+        self._notify(work)
+        self._tell_sent(work)
+        return work.result
 
-    def _hand_over(self, count: int, stop: threading.Event) -> _HandOver:
-        if self._sender is not None or (self.sender_process_from is not None and count >= self.sender_process_from):
-            if self._sender is None:
-                try:
-                    self._sender = SenderProcess(self.transport)
-                except (SenderGone, OSError) as exc:
-                    log.warning("could not start a sender process (%s): handing emails over in this one", exc)
-            if self._sender is not None:
-                return _ProcessHandOver(self, stop, self._sender)
-        return _ThreadHandOver(self, stop)
+    def _backlog(self, work: _Pass) -> int:
+        """How many claimed sends to keep in hand: what the lanes in use hold, or a chunk to start."""
+        return min(self.batch_size, max(CHUNK, sum(lane.capacity for lane in work.lanes.lanes.values())))
 
-    def _end_sender(self, *, now: bool = False) -> None:
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            sender.close(now=now)
+    def _enough(self, work: _Pass) -> int:
+        """Outcomes to wait for before a lane with emails waiting has room again (records go in groups)."""
+        busy = {self._lane(work, send.rep_id).route.key for send in work.waiting}
+        lanes = [lane for key, lane in work.lanes.lanes.items() if key in busy and not lane.held] or list(work.lanes.lanes.values())
+        return max(1, min(lane.in_flight - lane.capacity // 2 for lane in lanes))
 
-    def _prepare(self, session: Session, send: Send, batch: _Batch) -> _Ready | None:
-        """An email ready to hand over; a task or an email that cannot go out is dealt with here."""
-        now = self.clock.now()
+    def _claim(self, work: _Pass, claim: Callable[[Session, int, set[str]], list[int]]) -> bool:
+        """Claim more due sends (skipping reps whose lane is full); False once none are left."""
+        full = {send.rep_id for send in work.waiting if self._lane(work, send.rep_id).room <= 0}
+        wanted = 2 * self._backlog(work) - len(work.waiting)
+        # Committed with the next chunk's marks: till then the rows are this worker's
+        # alone (others skip locked rows), and one commit serves both.
+        ids = claim(work.session, wanted, full)
+        if not ids:
+            return bool(full)  # the reps skipped may have more once their lanes have room
+        sends = _load(work.session, ids)
+        work.waiting.extend(sends)
+        work.claimed.update((send.id, send) for send in sends)  # type: ignore[misc]
+        return True
+
+    def _lane(self, work: _Pass, rep_id: str) -> Lane:
+        route = work.routes.get(rep_id)
+        if route is None:
+            route = work.routes[rep_id] = self.router.route(rep_id)
+        return work.lanes.lane(route)
+
+    def _take(self, work: _Pass) -> list[Email]:
+        """Draft and compose the next chunk of emails that lanes have room for, in due order.
+
+        Due tasks, and emails that cannot go out, are dealt with on the way.
+        """
+        chunk: list[Email] = []
+        room: dict[str, int] = {}
+        kept: collections.deque[Send] = collections.deque()
+        while work.waiting and len(chunk) < CHUNK:
+            send = work.waiting.popleft()
+            lane = self._lane(work, send.rep_id)
+            if lane.held or lane.route.key in work.full:  # its reps are held in the store now
+                queue.release(work.session, [send.id], self.worker_id)  # type: ignore[list-item]
+                del work.claimed[send.id]  # type: ignore[arg-type]
+                continue
+            free = room.setdefault(lane.route.key, lane.room)
+            if free <= 0:
+                kept.append(send)  # its mailbox is busy: it keeps its place, others go on
+                continue
+            email = self._compose(work, send, lane.route)
+            if email is None:
+                del work.claimed[send.id]  # type: ignore[arg-type]
+            else:
+                room[lane.route.key] = free - 1
+                chunk.append(email)
+        kept.extend(work.waiting)
+        work.waiting = kept
+        return chunk
+
+    def _compose(self, work: _Pass, send: Send, route: Route) -> Email | None:
+        session, now = work.session, self.clock.now()
         if send.kind == "task":
             if queue.mark_queued(session, send, self.worker_id, now):
-                batch.result.tasks += 1
-                batch.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+                work.result.tasks += 1
+                work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
             return None
         try:
-            outgoing = email_for(session, send, now)
+            draft = draft_for(session, send)
+            sendable(draft)
+            assert draft.sender_email is not None
+            # A send tried before keeps its Message-ID: the server sees a retry as the same email.
+            message_id = send.message_id or new_message_id(draft.sender_email)
+            return compose_email(draft, mailbox=route.key, message_id=message_id, date=now)
         except NotSendable as problem:
-            self._not_sendable(session, send, now, problem, batch)
-            return None
+            self._not_sendable(work, send, now, problem)
         except Exception as exc:  # one broken send must not hold up the rest of the queue
             log.exception("send %s: the email could not be built", send.id)
-            self._not_sendable(session, send, now, NotSendable(not_built(exc), task=False), batch)
-            return None
-        draft = outgoing.draft
-        handing = queue.Handing(
-            send.id, outgoing.message_id, draft.subject, draft.body, draft.in_reply_to, " ".join(draft.references) or None  # type: ignore[arg-type]
-        )
-        return _Ready(send, outgoing, handing)
+            self._not_sendable(work, send, now, NotSendable(not_built(exc), task=False))
+        return None
 
-    def _pass_on(self, session: Session, hand_over: _HandOver, chunk: list[_Ready], batch: _Batch) -> None:
-        """Record the chunks done meanwhile, mark this one `sending`, commit, then hand it on.
+    def _hand_on(self, work: _Pass, chunk: list[Email]) -> None:
+        """Mark the chunk `sending` within each mailbox's limits, commit, then give it to the lanes.
 
-        One commit for both: the mark is stored before the server sees an email (the
-        crash contract) and the records cost no transaction of their own. At most two
-        chunks are marked and not yet recorded: if the worker is killed, no more than
-        that are left `sending` (and become uncertain for their reps).
+        One commit for the marks and the outcomes recorded since the last: the mark is
+        stored before the server sees an email (the crash contract).
         """
-        while (outcomes := hand_over.finished(wait=bool(chunk) and hand_over.in_flight >= 2)) is not None:
-            self._record(session, outcomes, batch)
-        now = self.clock.now()
-        mine = queue.mark_sending(session, [ready.handing for ready in chunk], self.worker_id, now, lease=self.lease)
-        self._commit(session, batch)
-        if not chunk:
-            return
-        for ready in chunk:
-            ready.marked_at, ready.skipped = now, ready.handing.send_id not in mine
-        hand_over.put(chunk)
+        session, now = work.session, self.clock.now()
+        allowed: list[Email] = []
+        held: list[tuple[list[Email], queue.Room, Route]] = []
+        by_mailbox: dict[str, list[Email]] = {}
+        for email in chunk:
+            by_mailbox.setdefault(email.mailbox, []).append(email)
+        for key, emails in by_mailbox.items():
+            route = work.lanes.lanes[key].route
+            room = queue.room(session, key, route.limits, now, len(emails))
+            if room.free is None or room.free >= len(emails):
+                allowed.extend(emails)
+                continue
+            allowed.extend(emails[: room.free])
+            held.append((emails[room.free :], room, route))
+            work.full.add(key)
+        mine = queue.mark_sending(session, allowed, self.worker_id, now, lease=self.lease)
+        handed: list[Email] = []
+        for email in allowed:
+            send = work.claimed[email.send_id]
+            if email.send_id in mine:
+                queue.handed(send, email, now, self.lease)
+                handed.append(email)
+            else:  # taken over by another worker after our lease ran out, or its enrollment ended
+                del work.claimed[email.send_id]
+        for emails, room, route in held:
+            self._held_by_limit(work, emails, room, route)
+        self._commit(work)
+        for email in handed:
+            work.lanes.lanes[email.mailbox].put(email)
 
-    def _commit(self, session: Session, batch: _Batch) -> None:
-        """Commit, then tell reps what the transaction settled."""
-        session.commit()
-        self._notify(batch)
-        if len(batch.sent_ids) >= SENT_NOTICE_EVERY:
-            self._tell_sent(batch)
+    def _held_by_limit(self, work: _Pass, emails: list[Email], room: queue.Room, route: Route) -> None:
+        """Emails past a limit wait for the first moment it allows: released, their reps held till then."""
+        session, now = work.session, self.clock.now()
+        sends = [work.claimed.pop(email.send_id) for email in emails]
+        queue.release(session, [email.send_id for email in emails], self.worker_id)
+        reps = {send.rep_id for send in sends}
+        limit = f"{route.limits.per_day:,} emails per 24 hours" if room.daily else f"{route.limits.per_minute} emails per minute"
+        queue.hold(session, sorted(reps), room.next_at, f"the mailbox's limit of {limit}", now)
+        work.result.held += len(emails)
+        if room.daily:
+            for send in sends:
+                if send.rep_id in reps and not queue.told_today(session, send.rep_id, now.date()):
+                    reps.discard(send.rep_id)
+                    waiting = queue.waiting_for(session, send.rep_id, now)
+                    rep = session.get(Rep, send.rep_id)
+                    when = room.next_at.astimezone(digest.rep_zone(session, rep)) if rep else room.next_at  # type: ignore[union-attr]
+                    text = (
+                        f"Your mailbox reached its limit of {limit}: {_count(waiting, 'email')} wait and go out "
+                        f"from {when:%a %d %b %H:%M} on, in order."
+                    )
+                    work.after_commit.append(lambda id=send.id, text=text: self.notifier.send_notice(id, text))
 
-    def _record(self, session: Session, outcomes: list[_Outcome], batch: _Batch) -> None:
-        """Store what the server said about a chunk (the caller commits)."""
+    def _release(self, work: _Pass) -> None:
+        """Give back the claimed sends not handed on (stopping): others may take them at once."""
+        if work.waiting:
+            ids = [send.id for send in work.waiting]
+            queue.release(work.session, ids, self.worker_id)  # type: ignore[arg-type]
+            for send_id in ids:
+                del work.claimed[send_id]  # type: ignore[arg-type]
+            work.waiting.clear()
+
+    def _record(self, work: _Pass, outcomes: list[Outcome]) -> None:
+        """Store what the servers said (the caller commits)."""
+        session = work.session
         delivered: list[tuple[Send, dt.datetime]] = []
-        # One flush for the chunk, at commit.
         with session.no_autoflush:
             for outcome in outcomes:
-                send, now, error = outcome.ready.send, outcome.at, outcome.error
-                if outcome.ready.skipped:
-                    continue  # another worker has it, or its enrollment ended meanwhile
+                send, now, error = work.claimed.pop(outcome.email.send_id), outcome.at, outcome.error
                 if outcome.handed and error is None:
-                    # The usual case, one UPDATE for the chunk; nothing in this batch reads
-                    # the session's copy of a delivered send again, so it is not refreshed.
                     delivered.append((send, now))
-                    if notice := outcome.ready.outgoing.draft.notice:
-                        batch.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
-                    continue
-                marked_at = outcome.ready.marked_at
-                assert marked_at is not None  # every chunk is marked before it is handed over
-                # The moves below read the send as mark_sending left it (its attempts).
-                queue.handed(send, outcome.ready.handing, marked_at, self.lease)
-                if error is None:
+                    if notice := outcome.email.notice:
+                        work.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
+                elif not outcome.handed:
                     queue.not_handed(session, send, self.worker_id, now)
+                elif error is None:
+                    raise AssertionError("an outcome handed over without an error is delivered")
+                elif error.holds_mailbox:
+                    queue.not_handed(session, send, self.worker_id, now)
+                    self._hold_mailbox(work, send, error.reason, refused_login=error.refused_login)
                 elif error.uncertain:
                     queue.mark_uncertain(session, send, self.worker_id, now, error.reason)
-                    batch.result.uncertain += 1
-                    batch.after_commit.append(lambda id=send.id: self.notifier.send_uncertain(id))
+                    work.result.uncertain += 1
+                    work.after_commit.append(lambda id=send.id: self.notifier.send_uncertain(id))
                 elif error.retry and not queue.retry_later(session, send, self.worker_id, now, error.reason):
-                    batch.result.retried += 1
+                    work.result.retried += 1
                 else:
                     if not error.retry:
                         queue.mark_failed(session, send, self.worker_id, now, error.reason)
-                    batch.result.failed += 1
-                    batch.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+                    work.result.failed += 1
+                    work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
-        batch.result.sent += len(sent)
-        batch.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
+        work.result.sent += len(sent)
+        work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
 
-    def _tell_sent(self, batch: _Batch) -> None:
-        sent, batch.sent_ids = batch.sent_ids, []
+    def _hold_mailbox(self, work: _Pass, send: Send, reason: str, *, refused_login: bool) -> None:
+        """The server asked to slow down, or refused the login: that mailbox's reps wait."""
+        now = self.clock.now()
+        route = work.routes[send.rep_id]
+        reps = sorted(rep for rep, other in work.routes.items() if other.key == route.key)
+        if refused_login and route.key.startswith("rep:"):
+            until, why = None, f"the mailbox refused the login: {reason}"  # until the rep reconnects it
+        elif refused_login:
+            until, why = now + RELAY_LOGIN_RETRY, f"the relay refused the login: {reason}"
+            log.error("%s; trying again at %s", why, until.isoformat())
+        else:
+            until, why = now + SLOW_DOWN, reason
+        first = all(queue.held_reason(work.session, rep) != why for rep in reps)
+        queue.hold(work.session, reps, until, why, now)
+        work.result.held += 1
+        if refused_login and first:
+            work.after_commit.append(lambda id=send.id, text=why: self.notifier.send_notice(id, text))
+
+    def _commit(self, work: _Pass) -> None:
+        """Commit, then tell reps what the transaction settled."""
+        work.session.commit()
+        self._notify(work)
+        if len(work.sent_ids) >= SENT_NOTICE_EVERY:
+            self._tell_sent(work)
+
+    def _tell_sent(self, work: _Pass) -> None:
+        sent, work.sent_ids = work.sent_ids, []
         if sent:
             self._safely(self.notifier.email_sent, sent)
 
-    def _close(self) -> None:
-        with self._lock:
-            self.transport.close()
-            self._end_sender()
-
-    def _not_sendable(self, session: Session, send: Send, now: dt.datetime, problem: NotSendable, batch: _Batch) -> None:
+    def _not_sendable(self, work: _Pass, send: Send, now: dt.datetime, problem: NotSendable) -> None:
         if problem.task:
-            if queue.make_task(session, send, self.worker_id, now, problem.reason):
-                batch.result.tasks += 1
-                batch.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
-        elif queue.mark_failed(session, send, self.worker_id, now, problem.reason):
-            batch.result.failed += 1
-            batch.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+            if queue.make_task(work.session, send, self.worker_id, now, problem.reason):
+                work.result.tasks += 1
+                work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+        elif queue.mark_failed(work.session, send, self.worker_id, now, problem.reason):
+            work.result.failed += 1
+            work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
 
-    def _notify(self, batch: _Batch) -> None:
-        calls, batch.after_commit = batch.after_commit, []
+    def _notify(self, work: _Pass) -> None:
+        calls, work.after_commit = work.after_commit, []
         for call in calls:
             self._safely(call)
 
@@ -541,7 +466,7 @@ class Scheduler:
         except Exception:
             log.exception("telling a rep failed")
 
-    # --- housekeeping -----------------------------------------------------------------
+    # --- periodic jobs ------------------------------------------------------------------
     def _recover(self, now: dt.datetime) -> int:
         with Session(self.engine, expire_on_commit=False) as session:
             lost = queue.recover_lost(session, now)
@@ -589,9 +514,9 @@ def _load(session: Session, ids: Sequence[int]) -> list[Send]:
         *_by_id(session, Campaign, {e.campaign_id for e in enrollments}),
         *session.exec(select(Rep).where(col(Rep.slack_user_id).in_({s.rep_id for s in sends}))),
     ]
-    # The session only holds objects weakly: keep them for the batch, so that
+    # The session only holds objects weakly: keep those of the last two claims, so that
     # draft_for's and progress's session.get() find them without a query.
-    session.info["batch"] = loaded
+    session.info["loaded"] = [*session.info.get("loaded", [])[-1:], loaded]
     return sends
 
 
@@ -625,12 +550,5 @@ class LoggingNotifier:
 
 
 def build_scheduler(settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None) -> Scheduler:
-    """A scheduler delivering over SMTP_URL, or into ./outbox/ without it (no notifier: logs only)."""
-    return Scheduler(
-        engine,
-        clock or SystemClock(),
-        transport_for(settings),
-        notifier or LoggingNotifier(),
-        settings,
-        sender_process_from=SENDER_PROCESS_FROM,
-    )
+    """A scheduler delivering through the relay (SMTP_URL), or into ./outbox/ without it (no notifier: logs only)."""
+    return Scheduler(engine, clock or SystemClock(), relay_for(settings), notifier or LoggingNotifier(), settings)

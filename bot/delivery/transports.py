@@ -1,9 +1,12 @@
-"""Mail transports: a real SMTP server (SMTP_URL), or .eml files in ./outbox/.
+"""Connections to mail servers: SMTP (a relay, a rep's own mailbox), or .eml files in ./outbox/.
 
-SmtpTransport keeps one connection open across a batch and says precisely how an
-email failed, because that decides what the scheduler may do next:
-- nothing was handed over (refused connection, timeout, a 4xx reply before the
-  body was accepted): `DeliveryError(retry=True)`, try again later;
+An SmtpTransport is one connection, kept open across emails, that says precisely
+how an email failed, because that decides what the scheduler may do next:
+- the server asks to slow down (421 4.7.0, 450/451 4.7.x, 452 4.5.3, or too many
+  connections): `DeliveryError(slow_down=True)`, the mailbox waits, no retry used;
+- the server refuses the login: `DeliveryError(refused_login=True)`, the mailbox waits;
+- nothing was handed over (refused connection, timeout, another 4xx reply before
+  the body was accepted): `DeliveryError(retry=True)`, try again later;
 - a 5xx reply: `DeliveryError(...)`, failed for good;
 - an error while or after the body was sent, before the server's final reply:
   `DeliveryError(uncertain=True)`, the server may have it: never re-send by itself.
@@ -17,15 +20,10 @@ import re
 import smtplib
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-# Light to import: the sender process (bot/delivery/sender.py) runs these transports.
-from bot.delivery.ports import DeliveryError, MailTransport, Outbound
+from bot.delivery.ports import DeliveryError, Email
 from bot.mail.check import answer, describe, open_smtp
 from bot.mail.urls import parse_smtp_url
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +42,23 @@ class SmtpTransport:
     def __repr__(self) -> str:  # never shows the password
         return f"SmtpTransport({self.server.shown()})"
 
-    def send(self, email: Outbound) -> None:
+    def send(self, email: Email) -> None:
         """Hand one email to the server, reusing the open connection."""
-        sender, recipients, data = email.sender, email.recipients, _dot_stuffed(email.data)
         reused = self._smtp is not None
         try:
-            self._transact(self._connection(), sender, recipients, data)
+            self._transact(self._connection(), email)
         except _Stale:
             if not reused:
                 raise DeliveryError("the mail server closed the connection before taking the email", retry=True) from None
             # A server may hang up on a connection that sat idle between batches.
             try:
-                self._transact(self._connection(), sender, recipients, data)
+                self._transact(self._connection(), email)
             except _Stale as exc:
                 raise DeliveryError(str(exc) or "the mail server closed the connection", retry=True) from None
+
+    def open(self) -> None:
+        """Connect and log in now, if not connected."""
+        self._connection()
 
     def close(self) -> None:
         """Say goodbye to the server, if connected."""
@@ -75,22 +76,33 @@ class SmtpTransport:
         try:
             smtp = open_smtp(self.server)
         # Failing to connect or log in says nothing about this email: try it again later.
+        except smtplib.SMTPAuthenticationError as exc:
+            reply = answer(_reply(exc.smtp_code, exc.smtp_error), self.server)
+            raise DeliveryError(f"the mail server refused the login: {reply}", refused_login=True) from None
         except smtplib.SMTPResponseException as exc:
             # answer(): a server that echoes the login back must not put the password in the error.
             reply = answer(_reply(exc.smtp_code, exc.smtp_error), self.server)
+            if slows_down(reply) or exc.smtp_code == 421:  # 421 at connect: too many connections, or going away
+                raise DeliveryError(f"the mail server asked to slow down: {reply}", slow_down=True) from None
             raise DeliveryError(f"the mail server refused the connection: {reply}", retry=True) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"could not connect to {self.server.address}: {describe(exc)}", retry=True) from None
         self._smtp = smtp
         return smtp
 
-    def _transact(self, smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> None:
+    def _transact(self, smtp: smtplib.SMTP, email: Email) -> None:
+        options: list[str] = []
+        if email.smtputf8:
+            if not smtp.has_extn("smtputf8"):
+                raise DeliveryError("the mail server does not take international addresses (no SMTPUTF8)")
+            options.append("SMTPUTF8")
+        data = _dot_stuffed(email.data)
         body_sent = False
         try:
-            code, reply = smtp.mail(sender)
+            code, reply = smtp.mail(email.sender, options)
             if code != 250:
                 self._refused(smtp, code, reply)
-            for recipient in recipients:
+            for recipient in email.recipients:
                 code, reply = smtp.rcpt(recipient)
                 if code not in (250, 251):
                     self._refused(smtp, code, reply)
@@ -123,7 +135,10 @@ class SmtpTransport:
                 smtp.rset()
             except (OSError, smtplib.SMTPException):
                 self._drop()
-        raise DeliveryError(_reply(code, reply), retry=400 <= code < 500 or code < 0)
+        text = _reply(code, reply)
+        if slows_down(text):
+            raise DeliveryError(f"the mail server asked to slow down: {text}", slow_down=True)
+        raise DeliveryError(text, retry=400 <= code < 500 or code < 0)
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -141,7 +156,7 @@ class OutboxTransport:
     def __init__(self, folder: str | Path = "outbox") -> None:
         self.folder = Path(folder)
 
-    def send(self, email: Outbound) -> None:
+    def send(self, email: Email) -> None:
         """Write the email to `<folder>/<message-id>.eml` (the folder is made as needed)."""
         name = re.sub(r"[^A-Za-z0-9._-]", "_", email.message_id.strip("<>")) or uuid.uuid4().hex
         try:
@@ -152,15 +167,20 @@ class OutboxTransport:
         except OSError as exc:
             raise DeliveryError(f"could not write to {self.folder}: {exc.strerror or exc}", retry=True) from None
 
+    def open(self) -> None:
+        """Nothing to connect to."""
+
     def close(self) -> None:
         """Nothing to let go of."""
 
 
-def transport_for(settings: Settings) -> MailTransport:
-    """SMTP when SMTP_URL is set, else .eml files in OUTBOX_DIR (./outbox/)."""
-    if settings.smtp_url:
-        return SmtpTransport(settings.smtp_url)
-    return OutboxTransport(settings.outbox_dir)
+# RFC 3463 codes with which servers ask a sender to slow down (../shared/spec/mail.md, Limits).
+_SLOW_DOWN = re.compile(r"^(?:421 4\.7\.0|45[01] 4\.7\.\d{1,3}|452 4\.5\.3)\b")
+
+
+def slows_down(reply: str) -> bool:
+    """Whether a server's reply ("451 4.7.1 ...") asks to send more slowly."""
+    return bool(_SLOW_DOWN.match(reply))
 
 
 def _dot_stuffed(data: bytes) -> bytes:

@@ -61,7 +61,7 @@ def check_smtp(server: ServerUrl) -> None:
 
 def check_imap(server: ServerUrl) -> None:
     """Log in to the IMAP server and out again; LoginFailed with the server's answer if that fails."""
-    # Imported here: the sender process imports this module for open_smtp alone.
+    # Imported here: sending needs this module for open_smtp alone.
     from imapclient import IMAPClient
 
     context = ssl.create_default_context()

@@ -1,12 +1,19 @@
 """The durable send queue: the `send` table, claimed by workers under a lease.
 
-A send's way through the queue:
+A send's way through the queue (every move is in `SEND_MOVES`, bot/store/models.py):
 
     planned --claim (lease)--> planned, leased --> sending (Message-ID stored, committed)
         --> the mail server's 250 --> sent (and the next step planned, one transaction)
         --> a temporary failure   --> planned again, later (growing delays), then failed
         --> a permanent failure   --> failed
         --> no answer to the body --> uncertain (never re-sent by itself)
+        --> not handed over (stopping; the mailbox is held) --> planned again, no try used
+
+Limits are counted here too, in the database, so that they hold across workers: an
+email marked `sending` records its mailbox and when (`handed_at`), and a mailbox's
+room is what its limits allow minus what it handed over in each window. A rep whose
+mailbox is full, slowed down or broken gets a hold: their sends are not claimed
+until it ends.
 
 A worker that dies leaves its rows behind: planned rows become claimable again when
 the lease runs out; `sending` rows become `uncertain`, because the server may have
@@ -22,16 +29,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from bot.delivery.ports import Email, Limits
 from bot.services import progress
-from bot.store.models import TASK_REPOSTS, Send, SendStatus
+from bot.store import locks
+from bot.store.models import TASK_REPOSTS, Hold, Send, SendStatus, allowed_moves
 
 SEND = Send.__table__  # type: ignore[attr-defined]
+HOLD = Hold.__table__  # type: ignore[attr-defined]
 # Temporary failures wait longer each time; one more failure after the last delay fails the send.
 RETRY_DELAYS = (
     dt.timedelta(minutes=1),
@@ -49,22 +59,38 @@ def _status_is(status: SendStatus) -> Any:
     return SEND.c.status == literal_column(f"'{status.value}'")
 
 
-def due_query(now: dt.datetime, limit: int, *, postgresql: bool) -> Any:
-    """The ids of planned sends that are due and not leased, oldest due first."""
+def due_query(now: dt.datetime, limit: int, *, postgresql: bool, skip_reps: Sequence[str] = ()) -> Any:
+    """The ids of planned sends that are due and not leased nor held, oldest due first."""
+    held = select(HOLD.c.rep_id).where(or_(HOLD.c.until.is_(None), HOLD.c.until > now))
     query = (
         select(SEND.c.id)
-        .where(_status_is(SendStatus.PLANNED), SEND.c.due_at <= now, or_(SEND.c.lease_until.is_(None), SEND.c.lease_until < now))
-        .order_by(SEND.c.due_at)
+        .where(
+            _status_is(SendStatus.PLANNED),
+            SEND.c.due_at <= now,
+            or_(SEND.c.lease_until.is_(None), SEND.c.lease_until < now),
+            SEND.c.rep_id.not_in(held),
+        )
+        .order_by(SEND.c.due_at, SEND.c.id)
         .limit(limit)
     )
+    if skip_reps:
+        query = query.where(SEND.c.rep_id.not_in(list(skip_reps)))
     # Several workers on PostgreSQL: each skips the rows another is claiming.
     return query.with_for_update(skip_locked=True) if postgresql else query
 
 
-def claim_due(session: Session, now: dt.datetime, worker_id: str, *, limit: int, lease: dt.timedelta = DEFAULT_LEASE) -> list[int]:
-    """Lease up to `limit` due sends to this worker; their ids. One indexed statement."""
+def claim_due(
+    session: Session,
+    now: dt.datetime,
+    worker_id: str,
+    *,
+    limit: int,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    skip_reps: Iterable[str] = (),
+) -> list[int]:
+    """Lease up to `limit` due sends to this worker, but those of held reps and of `skip_reps`; their ids."""
     postgresql = session.get_bind().dialect.name == "postgresql"
-    due = due_query(now, limit, postgresql=postgresql).scalar_subquery()
+    due = due_query(now, limit, postgresql=postgresql, skip_reps=sorted(skip_reps)).scalar_subquery()
     return _lease(session, SEND.c.id.in_(due), now, worker_id, lease)
 
 
@@ -101,6 +127,7 @@ def release(session: Session, send_ids: Sequence[int], worker_id: str) -> None:
 
 def _move(session: Session, send: Send, worker_id: str, expected: Sequence[SendStatus], **values: Any) -> bool:
     """Change this worker's send if it is still in an expected state; False if it is not."""
+    _allowed(expected, values.get("status"))
     statement = _move_statement(tuple(expected), tuple(values))
     params = {"send_id": send.id, "worker_id": worker_id, **{f"new_{name}": value for name, value in values.items()}}
     moved = session.connection().execute(statement, params).rowcount == 1
@@ -109,6 +136,13 @@ def _move(session: Session, send: Send, worker_id: str, expected: Sequence[SendS
             # The row was written directly: tell the session so it does not write it again.
             set_committed_value(send, name, value)
     return moved
+
+
+def _allowed(expected: Sequence[SendStatus], status: SendStatus | str | None) -> None:
+    if status is not None:
+        target = SendStatus(status)  # staying in a state (recording again) is always allowed
+        wrong = [state for state in expected if state != target and target not in allowed_moves(state)]
+        assert not wrong, f"no move from {wrong} to {status} in SEND_MOVES"
 
 
 @functools.cache
@@ -125,22 +159,10 @@ def _move_statement(expected: tuple[SendStatus, ...], names: tuple[str, ...]) ->
     )
 
 
-@dataclass(frozen=True)
-class Handing:
-    """What is stored of an email just before it is handed to the server."""
-
-    send_id: int
-    message_id: str
-    subject: str
-    body: str
-    in_reply_to: str | None
-    references: str | None  # space-separated Message-IDs
-
-
 def mark_sending(
-    session: Session, emails: Sequence[Handing], worker_id: str, now: dt.datetime, *, lease: dt.timedelta = DEFAULT_LEASE
+    session: Session, emails: Sequence[Email], worker_id: str, now: dt.datetime, *, lease: dt.timedelta = DEFAULT_LEASE
 ) -> set[int]:
-    """Record that these emails are about to be handed to the server, with their Message-IDs.
+    """Record that these emails are about to be handed to the server, with their Message-IDs and mailbox.
 
     Returns the ids that are still this worker's to send; the others had their lease
     run out and were taken by another worker, or their enrollment ended: skip them.
@@ -154,6 +176,7 @@ def mark_sending(
             "worker_id": worker_id,
             "lease_until": lease_until,
             "now": now,
+            "new_mailbox": email.mailbox,
             "new_message_id": email.message_id,
             "new_subject": email.subject,
             "new_body": email.body,
@@ -182,7 +205,8 @@ _SENDING = (
         lease_until=bindparam("lease_until"),
         attempts=SEND.c.attempts + 1,
         updated_at=bindparam("now"),
-        **{name: bindparam(f"new_{name}") for name in ("message_id", "subject", "body", "in_reply_to", "references")},
+        handed_at=bindparam("now"),
+        **{name: bindparam(f"new_{name}") for name in ("mailbox", "message_id", "subject", "body", "in_reply_to", "references")},
     )
 )
 _IN_FLIGHT = select(SEND.c.id, SEND.c.message_id).where(
@@ -190,12 +214,14 @@ _IN_FLIGHT = select(SEND.c.id, SEND.c.message_id).where(
 )
 
 
-def handed(send: Send, email: Handing, now: dt.datetime, lease: dt.timedelta = DEFAULT_LEASE) -> None:
-    """Bring a session's copy of a send up to date after `mark_sending` (run elsewhere) moved it."""
+def handed(send: Send, email: Email, now: dt.datetime, lease: dt.timedelta = DEFAULT_LEASE) -> None:
+    """Bring a session's copy of a send up to date after `mark_sending` moved its row."""
     for name, value in dict(
         status=SendStatus.SENDING.value,
         lease_until=now + lease,
         attempts=send.attempts + 1,
+        mailbox=email.mailbox,
+        handed_at=now,
         message_id=email.message_id,
         subject=email.subject,
         body=email.body,
@@ -207,7 +233,8 @@ def handed(send: Send, email: Handing, now: dt.datetime, lease: dt.timedelta = D
 
 
 def not_handed(session: Session, send: Send, worker_id: str, now: dt.datetime) -> bool:
-    """A send marked `sending` that was never handed over (the worker is stopping): planned again."""
+    """A send marked `sending` that the server did not get (the worker is stopping, or its
+    mailbox is held): planned again as it was, without using a try or the mailbox's limits."""
     return _move(
         session,
         send,
@@ -217,6 +244,8 @@ def not_handed(session: Session, send: Send, worker_id: str, now: dt.datetime) -
         attempts=max(send.attempts - 1, 0),
         lease_until=None,
         claimed_by=None,
+        mailbox=None,
+        handed_at=None,
         updated_at=now,
     )
 
@@ -397,3 +426,89 @@ def recover_lost(session: Session, now: dt.datetime) -> list[int]:
         .returning(SEND.c.id)
     )
     return list(session.execute(statement).scalars())
+
+
+# --- limits and holds -------------------------------------------------------------
+MINUTE = dt.timedelta(minutes=1)
+DAY = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Room:
+    """What a mailbox's limits allow now: `free` emails (None: no limit), and when the rest may go."""
+
+    free: int | None
+    next_at: dt.datetime | None = None
+    daily: bool = False  # the rolling 24-hour limit is the one that holds
+
+
+def room(session: Session, mailbox: str, limits: Limits, now: dt.datetime, wanted: int) -> Room:
+    """How many of `wanted` emails `mailbox` may hand over at `now`, counted across every worker.
+
+    Takes the mailbox's lock until the caller commits, so that two workers counting
+    at once cannot both take the last place: the caller marks what it takes as
+    `sending` in the same transaction.
+    """
+    windows = [(allowed, span) for allowed, span in ((limits.per_minute, MINUTE), (limits.per_day, DAY)) if allowed is not None]
+    if not windows:
+        return Room(None)
+    locks.lock(session, f"mailbox:{mailbox}")
+    free = wanted
+    next_at: dt.datetime | None = None
+    daily = False
+    for allowed, span in windows:
+        handed = select(SEND.c.handed_at).where(SEND.c.mailbox == mailbox, SEND.c.handed_at > now - span)
+        used = session.execute(select(func.count()).select_from(handed.subquery())).scalar_one()
+        left = max(allowed - used, 0)
+        if left >= wanted:
+            continue
+        # Once full, the window frees a place when the oldest email in it leaves it.
+        oldest = session.execute(handed.order_by(SEND.c.handed_at).offset(max(used - allowed, 0)).limit(1)).scalar()
+        at = (oldest or now) + span
+        if next_at is None or at > next_at:
+            next_at, daily = at, span == DAY
+        free = min(free, left)
+    return Room(free, next_at, daily=daily)
+
+
+def hold(session: Session, rep_ids: Sequence[str], until: dt.datetime | None, reason: str, now: dt.datetime) -> None:
+    """Hold these reps' sends until `until` (None: until lifted, e.g. a mailbox to reconnect)."""
+    for rep_id in set(rep_ids):
+        held = session.get(Hold, rep_id)
+        if held is None:
+            session.add(Hold(rep_id=rep_id, until=until, reason=reason, updated_at=now))
+        else:
+            held.until, held.reason, held.updated_at = until, reason, now
+            session.add(held)
+    session.flush()
+
+
+def lift_hold(session: Session, rep_id: str) -> None:
+    """The rep's sends go again (a mailbox reconnected, or removed)."""
+    held = session.get(Hold, rep_id)
+    if held is not None:
+        session.delete(held)
+        session.flush()
+
+
+def held_reason(session: Session, rep_id: str) -> str | None:
+    """Why the rep's sends are held, if they are."""
+    held = session.get(Hold, rep_id)
+    return held.reason if held is not None else None
+
+
+def told_today(session: Session, rep_id: str, today: dt.date) -> bool:
+    """Whether the rep was told today that a limit holds their emails; marks it told."""
+    held = session.get(Hold, rep_id)
+    if held is None or held.told_on == today:
+        return held is not None
+    held.told_on = today
+    session.add(held)
+    session.flush()
+    return False
+
+
+def waiting_for(session: Session, rep_id: str, now: dt.datetime) -> int:
+    """How many of a rep's emails are due and waiting."""
+    query = select(func.count()).where(_status_is(SendStatus.PLANNED), SEND.c.rep_id == rep_id, SEND.c.due_at <= now)
+    return int(session.execute(query).scalar_one())

@@ -70,6 +70,30 @@ class SendStatus(StrEnum):
     UNCERTAIN = "uncertain"  # the server may or may not have it; waits for the rep
 
 
+# Every move a send may make, from each state: the one table of them. The queue
+# (bot/services/queue.py) checks its moves against it; tests check every service's.
+SEND_MOVES: dict[SendStatus, frozenset[SendStatus]] = {
+    SendStatus.PLANNED: frozenset(
+        {SendStatus.PLANNED, SendStatus.SENDING, SendStatus.QUEUED, SendStatus.FAILED, SendStatus.PAUSED, SendStatus.CANCELLED}
+    ),
+    # PLANNED: not handed over (stopping, the mailbox held) or a temporary failure to retry later.
+    SendStatus.SENDING: frozenset({SendStatus.SENT, SendStatus.PLANNED, SendStatus.FAILED, SendStatus.UNCERTAIN}),
+    SendStatus.QUEUED: frozenset({SendStatus.PLANNED, SendStatus.SKIPPED, SendStatus.PAUSED, SendStatus.CANCELLED}),
+    # SENT: the server's 250 came after all, or the rep marked it sent; PLANNED: Send again.
+    SendStatus.UNCERTAIN: frozenset({SendStatus.SENT, SendStatus.PLANNED, SendStatus.CANCELLED}),
+    SendStatus.FAILED: frozenset({SendStatus.SENT, SendStatus.PLANNED, SendStatus.CANCELLED}),
+    SendStatus.PAUSED: frozenset({SendStatus.PLANNED, SendStatus.QUEUED, SendStatus.CANCELLED}),
+    SendStatus.SENT: frozenset(),
+    SendStatus.SKIPPED: frozenset(),
+    SendStatus.CANCELLED: frozenset(),
+}
+
+
+def allowed_moves(status: SendStatus | str) -> frozenset[SendStatus]:
+    """The states a send in `status` may move to."""
+    return SEND_MOVES[SendStatus(status)]
+
+
 class Rep(SQLModel, table=True):
     """A Slack user who owns campaigns or enrollments, as their Slack profile says."""
 
@@ -176,6 +200,8 @@ class Send(SQLModel, table=True):
         Index("ix_send_rep_status_due", "rep_id", "status", "due_at"),
         # Queued tasks whose Slack message never got through, with a repost to come.
         Index("ix_send_unposted", "updated_at", sqlite_where=UNPOSTED, postgresql_where=UNPOSTED),
+        # A mailbox's limits: what it handed over in the last minute and 24 hours.
+        Index("ix_send_mailbox_handed", "mailbox", "handed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -189,6 +215,8 @@ class Send(SQLModel, table=True):
     lease_until: dt.datetime | None = instant()
     claimed_by: str | None = None
     attempts: int = 0
+    mailbox: str | None = None  # the mailbox it was handed to ("relay", "rep:U..."), counted by its limits
+    handed_at: dt.datetime | None = instant()  # when it was marked `sending`
     # The rep's version (edited task) or, once sent, exactly what went out.
     subject: str | None = None
     body: str | None = None
@@ -289,4 +317,13 @@ class Mailbox(SQLModel, table=True):
     state: str = MailboxState.CONNECTED
     last_error: str | None = None
     created_at: dt.datetime = created()
+
+
+class Hold(SQLModel, table=True):
+    """A rep whose sends wait: their mailbox is at a limit, was asked to slow down, or is broken."""
+
+    rep_id: str = Field(primary_key=True)
+    until: dt.datetime | None = instant()  # None: until lifted (a broken mailbox, reconnected)
+    reason: str = ""
+    told_on: dt.date | None = None  # the rep was told on this (UTC) day that a limit holds their emails
     updated_at: dt.datetime = created()

@@ -21,7 +21,6 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from bot.delivery.scheduler import CHUNK
 from bot.store.db import make_engine
 from bot.store.models import Enrollment, Person, Send, SendStatus
 from tests.support.databases import PostgresSchema
@@ -29,6 +28,7 @@ from tests.support.due_emails import seed_due_emails
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.postgres
+CONNECTIONS = 5  # each worker's connections to the relay
 
 
 @pytest.fixture
@@ -50,6 +50,7 @@ def start_worker(database: tuple[str, Engine], tmp_path: Path) -> Iterator[Calla
             "SMTP_URL": sink.url,
             "SCHEDULER_INTERVAL": "0.2",
             "SCHEDULER_LEASE_SECONDS": "3",
+            "SMTP_MAX_CONNECTIONS": str(CONNECTIONS),
         }
         env.pop("SLACK_BOT_TOKEN", None)
         log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
@@ -107,7 +108,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(databas
     _, engine = database
     seed_due_emails(engine, 1_000, dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
 
-    with SmtpSink() as sink:
+    with SmtpSink(latency=0.01) as sink:
         doomed = start_worker(sink)
         assert sink.wait_for(100, timeout=120)
         doomed.send_signal(signal.SIGKILL)
@@ -124,4 +125,5 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(databas
     assert all(arrived[email] <= 1 for email, status in outcome.items() if status == SendStatus.UNCERTAIN)
     assert len(outcome) == 1_000 and set(arrived) <= set(outcome)
     uncertain = sum(status == SendStatus.UNCERTAIN for status in outcome.values())
-    assert uncertain <= 2 * CHUNK, f"{uncertain} uncertain: at most the chunk being sent and one not yet recorded"
+    assert uncertain <= 2 * CONNECTIONS, f"{uncertain} uncertain: at most two emails per open connection"
+    assert sink.most_connections > 1, "the worker was killed with several connections open"

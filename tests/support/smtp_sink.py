@@ -3,20 +3,28 @@
 It keeps every message it accepts (envelope and raw bytes), and can be told to
 answer a chosen recipient with a 4xx or 5xx reply, or to hang up right after the
 body of a chosen recipient's email arrived (before its final reply).
+
+It can also behave as real servers do: take `latency` seconds to accept each
+message (without holding up other connections), allow `max_connections` at once
+(answering `421` past the cap, as Microsoft 365 and Gmail do), refuse a login,
+and answer "slow down" to the next few emails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 @dataclass(frozen=True)
@@ -33,8 +41,17 @@ class Received:
 class SmtpSink:
     """Use as a context manager: `with SmtpSink() as sink: ... sink.url ... sink.messages`."""
 
-    def __init__(self, *, keep: bool = True) -> None:
+    def __init__(self, *, keep: bool = True, latency: float = 0.0, max_connections: int | None = None) -> None:
         self.keep = keep  # benchmarks only count
+        self.latency = latency  # seconds to accept a message, as a real server takes
+        self.max_connections = max_connections
+        self.open_connections = 0
+        self.most_connections = 0  # the most open at once
+        self.refused_connections = 0  # answered 421 for being past the cap
+        self.slow_downs: list[str] = []  # replies for the next emails' MAIL FROM
+        self.by_sender: Counter[str] = Counter()  # accepted emails per envelope sender
+        self.refusing_logins = False
+        self.accepted_at: list[float] = []  # wall-clock time of each accepted email (benchmarks)
         self.messages: list[Received] = []
         self.dropped: list[Received] = []  # bodies received on connections hung up before the reply
         self.count = 0
@@ -48,6 +65,14 @@ class SmtpSink:
     def reply_to(self, recipient: str, reply: str) -> None:
         """Answer RCPT TO:<recipient> with `reply`, e.g. "451 4.2.1 Mailbox busy"."""
         self.rcpt_replies[recipient] = reply
+
+    def slow_down(self, times: int, reply: str = "451 4.7.0 Temporary rate limit, slow down") -> None:
+        """Answer the next `times` emails' MAIL FROM with a "slow down" reply."""
+        self.slow_downs.extend([reply] * times)
+
+    def refuse_logins(self) -> None:
+        """Answer every AUTH with 535, as a server does for a wrong or revoked password."""
+        self.refusing_logins = True
 
     def hang_up_after_data(self, recipient: str) -> None:
         """Take the body of emails to `recipient`, then close the connection without replying."""
@@ -76,6 +101,15 @@ class SmtpSink:
             return self._arrived.wait_for(lambda: self.count >= count, timeout)
 
     # --- aiosmtpd handler hooks -----------------------------------------------------
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
+        with self._lock:
+            reply = self.slow_downs.pop(0) if self.slow_downs else None
+        if reply is not None:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         reply = self.rcpt_replies.get(address)
         if reply is not None:
@@ -84,6 +118,8 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.latency:
+            await asyncio.sleep(self.latency)  # other connections go on meanwhile
         received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
         if self.drop_after_data.intersection(envelope.rcpt_tos):
             with self._lock:
@@ -92,14 +128,20 @@ class SmtpSink:
             return "250 OK"  # never reaches the client: the connection is gone
         with self._arrived:
             self.count += 1
+            self.accepted_at.append(time.time())
+            self.by_sender[received.mail_from] += 1
             if self.keep:
                 self.messages.append(received)
             self._arrived.notify_all()
         return "250 OK"
 
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        return AuthResult(success=not self.refusing_logins, handled=False)
+
     # --- lifecycle ------------------------------------------------------------------
     def __enter__(self) -> SmtpSink:
-        self._controller = _AnyPortController(self, hostname="127.0.0.1", port=0, server_kwargs={"data_size_limit": 0})
+        server = {"data_size_limit": 0, "authenticator": self._authenticate, "auth_require_tls": False}
+        self._controller = _AnyPortController(self, hostname="127.0.0.1", port=0, server_kwargs=server)
         self._controller.start()
         return self
 
@@ -108,8 +150,44 @@ class SmtpSink:
             self._controller.stop()
 
 
+class _CappedSmtp(SMTP):
+    """aiosmtpd's server, counting open connections and refusing those past the sink's cap."""
+
+    def __init__(self, sink: SmtpSink, **kwargs: Any) -> None:
+        super().__init__(sink, **kwargs)
+        self.sink = sink
+        self.counted = False
+
+    async def _handle_client(self) -> None:
+        sink = self.sink
+        with sink._lock:
+            full = sink.max_connections is not None and sink.open_connections >= sink.max_connections
+            if full:
+                sink.refused_connections += 1
+            else:
+                sink.open_connections += 1
+                sink.most_connections = max(sink.most_connections, sink.open_connections)
+                self.counted = True
+        if full:
+            await self.push("421 4.7.0 Too many concurrent connections, try again later")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.counted:
+            self.counted = False
+            with self.sink._lock:
+                self.sink.open_connections -= 1
+        super().connection_lost(error)
+
+
 class _AnyPortController(Controller):
     """Binds port 0 and learns the port the system picked before its readiness check."""
+
+    def factory(self) -> SMTP:
+        return _CappedSmtp(self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self) -> None:
         assert self.server is not None

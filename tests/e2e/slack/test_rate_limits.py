@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from bot.clock import FixedClock
 from bot.delivery.scheduler import Scheduler
+from bot.delivery.routes import Relay
 from bot.delivery.transports import OutboxTransport
 from bot.slack.client import RATE_LIMIT_RETRIES
 from bot.slack.context import Deps
@@ -27,7 +28,7 @@ def test_a_burst_of_due_tasks_reaches_the_rep_once_each_through_429s(
         make_task(session, due_at=clock.now(), email=f"person{n}@example.com", status="planned")
     fake_slack.rate_limit("chat.postMessage", times=4, retry_after=0)
 
-    result = Scheduler(deps.engine, clock, OutboxTransport(tmp_path), notifier, deps.settings).tick()
+    result = Scheduler(deps.engine, clock, Relay(lambda: OutboxTransport(tmp_path)), notifier, deps.settings).tick()
 
     assert result.tasks == 12
     assert fake_slack.limited.count("chat.postMessage") == 4  # Slack did push back
@@ -49,7 +50,7 @@ def test_a_task_slack_refused_past_every_retry_is_posted_again_later(
     make_rep(session)
     make_task(session, due_at=clock.now(), status="planned")
     fake_slack.rate_limit("chat.postMessage", times=RATE_LIMIT_RETRIES + 1, retry_after=0)  # the first post, and every retry
-    scheduler = Scheduler(deps.engine, clock, OutboxTransport(tmp_path), notifier, deps.settings)
+    scheduler = Scheduler(deps.engine, clock, Relay(lambda: OutboxTransport(tmp_path)), notifier, deps.settings)
 
     assert scheduler.tick().tasks == 1
     assert fake_slack.calls_to("chat.postMessage") == []  # Slack never took it

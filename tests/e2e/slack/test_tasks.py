@@ -20,7 +20,8 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from bot.clock import FixedClock
-from bot.delivery.ports import Outbound
+from bot.delivery.ports import Email
+from bot.delivery.routes import Relay
 from bot.delivery.scheduler import Scheduler
 from bot.slack.blocks import tasks as blocks
 from bot.slack.context import Deps
@@ -370,13 +371,13 @@ def test_slash_tasks_lists_the_reps_tasks_privately(
 
 
 class CountingTransport:
-    """A MailTransport that keeps what it was handed."""
+    """A mail server connection that keeps what it was handed (shared by every connection)."""
 
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []  # parsed back from the wire
         self._lock = threading.Lock()
 
-    def send(self, email: Outbound) -> None:
+    def send(self, email: Email) -> None:
         with self._lock:
             self.sent.append(BytesParser(policy=policy.default).parsebytes(email.data))  # type: ignore[arg-type]
 
@@ -388,7 +389,7 @@ def test_with_the_real_scheduler_double_clicks_and_retries_send_one_email(
     session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, deps: Deps, slack_client: WebClient
 ) -> None:
     transport = CountingTransport()
-    deps.deliverer = Scheduler(deps.engine, clock, transport, notifier, deps.settings)
+    deps.deliverer = Scheduler(deps.engine, clock, Relay(lambda: transport), notifier, deps.settings)
     make_rep(session)
     send = make_task(session, due_at=clock.now())
     notifier.task_due(send.id)

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.clock import FixedClock
-from bot.delivery.ports import MailTransport
+from bot.delivery.ports import Connection, Limits
+from bot.delivery.routes import Relay
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import SmtpTransport
 from bot.settings import load_settings
@@ -27,36 +28,25 @@ def notifier() -> RecordingNotifier:
     return RecordingNotifier()
 
 
-@pytest.fixture(params=["thread", "sender process"])
-def hand_over(request: pytest.FixtureRequest) -> str:
-    """How emails reach the server: a thread of the scheduler's process, or a sender process."""
-    return request.param  # type: ignore[no-any-return]
-
-
 @pytest.fixture
-def make_scheduler(
-    engine: Engine, clock: FixedClock, notifier: RecordingNotifier, sink: SmtpSink, hand_over: str
-) -> Callable[..., Scheduler]:
-    """A scheduler on the test database, delivering to the sink unless given a transport.
-
-    Every test using it runs twice: handing emails over in a thread, and (for the
-    real SMTP transport) through a sender process, whatever the batch's size.
-    """
+def make_scheduler(engine: Engine, clock: FixedClock, notifier: RecordingNotifier, sink: SmtpSink) -> Callable[..., Scheduler]:
+    """A scheduler on the test database, delivering through a relay to the sink (or `url`) unless given a connection."""
 
     def make(
-        transport: MailTransport | None = None, worker_id: str = "worker-1", batch_size: int = 100, **settings: object
+        connection: Connection | None = None,
+        worker_id: str = "worker-1",
+        url: str | None = None,
+        batch_size: int = 100,
+        limits: Limits = Limits(),
+        **settings: object,
     ) -> Scheduler:
         settings.setdefault("digest_cron", "0 0 1 1 *")  # digests have tests of their own
-        transport = transport or SmtpTransport(sink.url, timeout=5)
+        # A connection given is the only one (each lane thread would otherwise share it).
+        connect = (lambda: connection) if connection is not None else (lambda: SmtpTransport(url or sink.url, timeout=5))
+        if connection is not None:
+            limits = Limits(limits.per_minute, limits.per_day, connections=1)
         return Scheduler(
-            engine,
-            clock,
-            transport,
-            notifier,
-            load_settings(**settings),
-            worker_id=worker_id,
-            batch_size=batch_size,
-            sender_process_from=1 if hand_over == "sender process" and type(transport) is SmtpTransport else None,
+            engine, clock, Relay(connect, limits), notifier, load_settings(**settings), worker_id=worker_id, batch_size=batch_size
         )
 
     return make

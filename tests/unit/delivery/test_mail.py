@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 from email.message import EmailMessage
@@ -9,16 +10,28 @@ from email.message import EmailMessage
 import pytest
 from sqlmodel import Session
 
+from bot.store.models import Send
+
 from bot.clock import FixedClock
-from bot.delivery.mail import NotSendable, email_for, envelope, wire_bytes
+from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
+from bot.delivery.ports import Email
 from bot.services import progress
+from bot.services.drafts import draft_for
 from tests.support.due_emails import due_email
 from tests.support.factories import make_campaign, make_rep
 
 
-def parsed(message: EmailMessage) -> EmailMessage:
+def email_for(session: Session, send: Send, now: dt.datetime) -> Email:
+    """The send's email as the scheduler composes it: draft, check, compose."""
+    draft = draft_for(session, send)
+    sendable(draft)
+    assert draft.sender_email is not None
+    return compose_email(draft, mailbox="relay", message_id=new_message_id(draft.sender_email), date=now)
+
+
+def parsed(outgoing: Email) -> EmailMessage:
     """The message as a receiving mail client reads it."""
-    return email.message_from_bytes(wire_bytes(message), policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(outgoing.data, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def text_of(message: EmailMessage, kind: str) -> str:
@@ -30,7 +43,7 @@ def test_an_email_comes_from_its_rep_to_its_person_with_an_id_in_the_reps_domain
     send = due_email(session, clock.now(), "pat@buyer.example", first_name="Pat", last_name="Buyer")
 
     outgoing = email_for(session, send, clock.now())
-    received = parsed(outgoing.message)
+    received = parsed(outgoing)
 
     assert received["From"].addresses[0].display_name == "Rita Rep"
     assert received["From"].addresses[0].addr_spec == "rita@seller.example"
@@ -39,7 +52,7 @@ def test_an_email_comes_from_its_rep_to_its_person_with_an_id_in_the_reps_domain
     assert received["Date"].datetime == clock.now()
     assert received["Message-ID"] == outgoing.message_id
     assert outgoing.message_id.endswith("@seller.example>")
-    assert envelope(outgoing.message) == ("rita@seller.example", ["pat@buyer.example"])
+    assert (outgoing.sender, outgoing.recipients) == ("rita@seller.example", ["pat@buyer.example"])
 
 
 def test_non_ascii_names_and_subjects_are_encoded_and_read_back_intact(session: Session, clock: FixedClock):
@@ -47,9 +60,8 @@ def test_non_ascii_names_and_subjects_are_encoded_and_read_back_intact(session: 
     campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hej {{ first_name }} – ett förslag som är långt nog för att behöva vikas på flera rader", "body": "Hej!"}])
     send = due_email(session, clock.now(), "zoe@buyer.example", campaign=campaign, first_name="Zoë", last_name="Müller")
 
-    message = email_for(session, send, clock.now()).message
-    raw = wire_bytes(message)
-    received = parsed(message)
+    outgoing = email_for(session, send, clock.now())
+    raw, received = outgoing.data, parsed(outgoing)
 
     assert raw.isascii(), "headers and bodies are 7-bit on the wire"
     assert b"=?utf-8?" in raw
@@ -62,7 +74,7 @@ def test_non_ascii_names_and_subjects_are_encoded_and_read_back_intact(session: 
 def test_lines_end_in_crlf_on_the_wire(session: Session, clock: FixedClock):
     send = due_email(session, clock.now())
 
-    raw = wire_bytes(email_for(session, send, clock.now()).message)
+    raw = email_for(session, send, clock.now()).data
 
     assert b"\r\n" in raw
     assert b"\n" not in raw.replace(b"\r\n", b"")
@@ -72,7 +84,7 @@ def test_plain_text_and_html_alternatives_with_the_text_escaped(session: Session
     campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "Hi {{ first_name }},\n\nis <b>this</b> & that for you?\nBest"}])
     send = due_email(session, clock.now(), campaign=campaign, first_name="Pat")
 
-    received = parsed(email_for(session, send, clock.now()).message)
+    received = parsed(email_for(session, send, clock.now()))
 
     assert received.get_content_type() == "multipart/alternative"
     assert text_of(received, "plain").rstrip() == "Hi Pat,\n\nis <b>this</b> & that for you?\nBest"
@@ -89,7 +101,7 @@ def test_a_thread_step_replies_to_the_email_before_it_quoting_it(session: Sessio
     session.commit()
     assert follow_up is not None
 
-    received = parsed(email_for(session, follow_up, clock.advance(days=2)).message)
+    received = parsed(email_for(session, follow_up, clock.advance(days=2)))
 
     assert received["Subject"] == "Re: Hello Pat"
     assert received["In-Reply-To"] == first_message.message_id

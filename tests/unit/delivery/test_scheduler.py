@@ -346,18 +346,18 @@ def test_stopping_finishes_the_email_in_flight_and_gives_the_rest_back(
 def test_an_email_that_cannot_be_built_fails_alone_and_the_rest_go_out(
     session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier, make_scheduler: MakeScheduler, monkeypatch
 ):
-    import bot.delivery.mail as mail
+    import bot.delivery.scheduler as scheduler
 
     broken = due_email(session, clock.now(), "broken@buyer.example")
     fine = due_email(session, clock.now(), "fine@buyer.example")
-    build = mail.draft_for
+    build = scheduler.draft_for
 
     def draft_for(session, send):  # type: ignore[no-untyped-def]
         if send.id == broken.id:
             raise RuntimeError("step 1 has vanished")
         return build(session, send)
 
-    monkeypatch.setattr(mail, "draft_for", draft_for)
+    monkeypatch.setattr(scheduler, "draft_for", draft_for)
     make_scheduler().tick()
 
     assert (reload(session, broken).status, reload(session, broken).reason) == (

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.delivery.mail import compose, outbound
+from bot.delivery.mail import compose_email
 from bot.delivery.ports import DeliveryError
-from bot.delivery.transports import OutboxTransport, SmtpTransport, transport_for
+from bot.delivery.ports import Limits
+from bot.delivery.routes import relay_for
+from bot.delivery.transports import OutboxTransport, SmtpTransport
 from bot.services.drafts import Draft
 from bot.settings import load_settings
 from tests.support.smtp_sink import SilentServer, SmtpSink, refused_port
@@ -29,7 +31,7 @@ def message(to: str = "pat@buyer.example", body: str = "Hi Pat,\n.\n.hidden line
         body=body,
         full_body=body,
     )
-    return outbound(compose(draft, message_id=f"<{n}.test@seller.example>", date=NOW))
+    return compose_email(draft, mailbox="relay", message_id=f"<{n}.test@seller.example>", date=NOW)
 
 
 def test_emails_arrive_with_their_envelope_over_one_connection(sink: SmtpSink):
@@ -110,9 +112,9 @@ def test_a_connection_dropped_after_the_body_is_uncertain(sink: SmtpSink):
 
 
 def test_without_smtp_url_emails_are_written_to_the_outbox_folder(tmp_path: Path):
-    transport = transport_for(load_settings(smtp_url=None, outbox_dir=str(tmp_path / "outbox")))
+    route = relay_for(load_settings(smtp_url=None, outbox_dir=str(tmp_path / "outbox"))).route("U0REP")
 
-    transport.send(message())
+    route.connect().send(message())
 
     [written] = list((tmp_path / "outbox").glob("*.eml"))
     assert written.name == "1.test_seller.example.eml"
@@ -120,11 +122,13 @@ def test_without_smtp_url_emails_are_written_to_the_outbox_folder(tmp_path: Path
 
 
 def test_with_smtp_url_emails_go_to_the_server(sink: SmtpSink):
-    transport = transport_for(load_settings(smtp_url=sink.url))
-    transport.send(message())
+    route = relay_for(load_settings(smtp_url=sink.url, smtp_max_connections=4, smtp_per_minute=30)).route("U0REP")
+    connection = route.connect()
+    connection.send(message())
 
-    assert isinstance(transport, SmtpTransport) and len(sink.messages) == 1
-    transport.close()
+    assert isinstance(connection, SmtpTransport) and len(sink.messages) == 1
+    assert (route.key, route.limits) == ("relay", Limits(per_minute=30, per_day=None, connections=4))
+    connection.close()
 
 
 def test_an_unwritable_outbox_is_retried_later(tmp_path: Path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.delivery.ports import DeliveryError, Outbound
+from bot.delivery.ports import DeliveryError, Email
 from bot.delivery.transports import SmtpTransport
 from bot.mail.check import ANSWER_LENGTH, LoginFailed, check_imap, check_smtp
 from bot.mail.urls import parse_imap_url, parse_smtp_url
@@ -96,7 +96,7 @@ def test_an_imap_server_that_is_down_is_named():
 
 
 def test_the_relay_transport_logs_in_the_same_way_and_keeps_the_password_out_of_its_errors(trusted: Certificate):
-    email = Outbound(sender=USER, recipients=["pat@buyer.example"], data=b"Subject: Hi\r\n\r\nHello\r\n", message_id="<1@x>")
+    email = Email(1, "relay", USER, ["pat@buyer.example"], b"Subject: Hi\r\n\r\nHello\r\n", "<1@x>", "Hi", "Hello")
     with SmtpLogin(trusted, users={USER: PASSWORD}, refusal="535 5.7.8 No such login wrong guess") as server:
         transport = SmtpTransport(smtp_url(server))
         transport.send(email)
@@ -105,5 +105,5 @@ def test_the_relay_transport_logs_in_the_same_way_and_keeps_the_password_out_of_
             SmtpTransport(smtp_url(server, password="wrong guess")).send(email)
 
     assert server.logins == [USER] and len(server.messages) == 1
-    assert error.value.retry
-    assert error.value.reason == "the mail server refused the connection: 535 5.7.8 No such login •••"
+    assert error.value.refused_login and not error.value.retry, "the mailbox waits; the email uses no retry"
+    assert error.value.reason == "the mail server refused the login: 535 5.7.8 No such login •••"

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from bot.clock import FixedClock
 from bot.delivery.scheduler import Scheduler
+from bot.delivery.routes import Relay
 from bot.delivery.transports import OutboxTransport
 from bot.services.digest import fired_today
 from bot.settings import load_settings
@@ -28,7 +29,7 @@ UTC = dt.timezone.utc
 
 def scheduler(engine: Engine, clock: FixedClock, notifier: RecordingNotifier, folder: Path, cron: str, worker: str = "w1") -> Scheduler:
     settings = load_settings(digest_cron=cron)
-    return Scheduler(engine, clock, OutboxTransport(folder), notifier, settings, worker_id=worker)
+    return Scheduler(engine, clock, Relay(lambda: OutboxTransport(folder)), notifier, settings, worker_id=worker)
 
 
 def posts_during(engine: Engine, clock: FixedClock, notifier: RecordingNotifier, folder: Path, cron: str, day: dt.date) -> list[dt.datetime]:

@@ -1,0 +1,179 @@
+"""Handing emails over: one lane per mailbox, with up to its connection limit open at once.
+
+A lane is a queue of emails (in due order) and a few threads, each holding one open
+connection to the mailbox's server and taking the next email when it is done with
+the last. Lanes share nothing, so a slow, full or broken mailbox holds back only
+its own emails. Threads and their connections last for a pass and are closed at its
+end. Nothing here touches the database: every outcome goes back to the scheduler,
+which records it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+from bot.clock import Clock
+from bot.delivery.ports import Connection, DeliveryError, Email, Outcome, Route
+
+log = logging.getLogger(__name__)
+
+
+class Lane:
+    """One mailbox's emails and connections."""
+
+    def __init__(self, route: Route, outcomes: queue.SimpleQueue[Outcome], clock: Clock, stop: threading.Event) -> None:
+        self.route = route
+        self.outcomes = outcomes
+        self.clock = clock
+        self.stop = stop
+        self.waiting: collections.deque[Email] = collections.deque()
+        self.in_flight = 0  # given to this lane, outcome not yet taken by the scheduler
+        self.held = False  # the server asked to slow down or refused the login: hand over no more this pass
+        self.threads: list[threading.Thread] = []
+        self.connections = route.limits.connections  # fewer when the server takes fewer
+        self.open = 0  # connections open now
+        self._ready = threading.Condition()
+        self._closing = False
+
+    @property
+    def capacity(self) -> int:
+        """Emails the lane holds at most: one being handed over and one next, per connection."""
+        return 2 * self.connections
+
+    @property
+    def room(self) -> int:
+        """How many more emails the lane takes now.
+
+        It holds up to two per connection (one being handed over, one next), and is
+        topped up once half of that is done, so that emails are marked `sending`
+        in chunks rather than one by one.
+        """
+        if self.held or self.in_flight > self.capacity // 2:
+            return 0
+        return self.capacity - self.in_flight
+
+    def put(self, email: Email) -> None:
+        with self._ready:
+            self.in_flight += 1
+            self.waiting.append(email)
+            if len(self.threads) < min(self.connections, self.in_flight):
+                thread = threading.Thread(target=self._run, name=f"lane {self.route.key}", daemon=True)
+                self.threads.append(thread)
+                thread.start()
+            self._ready.notify()
+
+    def taken(self) -> None:
+        """The scheduler took one of this lane's outcomes."""
+        with self._ready:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        """End the lane's threads once the emails they hold are done; each closes its connection."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify_all()
+        for thread in self.threads:
+            thread.join()
+
+    def _next(self) -> Email | None:
+        with self._ready:
+            while not self.waiting and not self._closing:
+                self._ready.wait()
+            return self.waiting.popleft() if self.waiting else None
+
+    def _give_back(self, email: Email) -> None:
+        self.outcomes.put(Outcome(email, self.clock.now(), handed=False))
+
+    def _run(self) -> None:
+        connection: Connection | None = None
+        try:
+            while (email := self._next()) is not None:
+                if self.stop.is_set() or self.held:
+                    self._give_back(email)  # stopping, or the mailbox waits: planned again
+                    continue
+                try:
+                    if connection is None:
+                        connection = self._open()
+                    connection.send(email)
+                except _Fewer:
+                    with self._ready:
+                        self.waiting.appendleft(email)  # for a connection the server did take
+                        self._ready.notify()
+                    return
+                except DeliveryError as error:
+                    if error.holds_mailbox:
+                        self.held = True
+                    self.outcomes.put(Outcome(email, self.clock.now(), error=error))
+                except Exception as exc:  # a bug, not the server's answer: the email may have gone out
+                    log.exception("mailbox %s: handing an email over failed", self.route.key)
+                    error = DeliveryError(f"handing the email over failed: {exc}", uncertain=True)
+                    self.outcomes.put(Outcome(email, self.clock.now(), error=error))
+                else:
+                    self.outcomes.put(Outcome(email, self.clock.now()))
+        finally:
+            if connection is not None:
+                connection.close()
+                with self._ready:
+                    self.open -= 1
+
+    def _open(self) -> Connection:
+        """A new connection, logged in; _Fewer when the server takes fewer than the limit allows."""
+        connection = self.route.connect()
+        try:
+            connection.open()
+        except DeliveryError as error:
+            with self._ready:
+                if error.slow_down and self.open > 0:
+                    # Too many connections for this server: go on with those it took.
+                    self.connections = self.open
+                    self.threads.remove(threading.current_thread())
+                    raise _Fewer() from None
+            raise
+        with self._ready:
+            self.open += 1
+        return connection
+
+
+class _Fewer(Exception):
+    """The server refused one more connection while others are open."""
+
+
+class Lanes:
+    """The lanes of one pass, by mailbox; their outcomes arrive on one queue."""
+
+    def __init__(self, clock: Clock, stop: threading.Event) -> None:
+        self.clock = clock
+        self.stop = stop
+        self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.lanes: dict[str, Lane] = {}
+
+    def lane(self, route: Route) -> Lane:
+        lane = self.lanes.get(route.key)
+        if lane is None:
+            lane = self.lanes[route.key] = Lane(route, self.outcomes, self.clock, self.stop)
+        return lane
+
+    @property
+    def in_flight(self) -> int:
+        return sum(lane.in_flight for lane in self.lanes.values())
+
+    def finished(self, *, wait_for: int = 0) -> list[Outcome]:
+        """The outcomes that have come in, waiting for at least `wait_for` of them (at most those in flight)."""
+        outcomes: list[Outcome] = []
+        for _ in range(min(wait_for, self.in_flight)):
+            outcomes.append(self.outcomes.get())
+        while True:
+            try:
+                outcomes.append(self.outcomes.get_nowait())
+            except queue.Empty:
+                break
+        for outcome in outcomes:
+            self.lanes[outcome.email.mailbox].taken()
+        return outcomes
+
+    def close(self) -> None:
+        for lane in self.lanes.values():
+            lane.close()
+
