@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class Route:
 
 
 class Router(Protocol):
-    def route(self, rep_id: str) -> Route:
+    def route(self, session: Session, rep_id: str) -> Route:
         """The mailbox this rep's emails leave through now."""
 
 

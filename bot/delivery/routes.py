@@ -1,17 +1,26 @@
 """Which mailbox a rep's emails leave through, and within what limits.
 
-Without a mailbox of their own, every rep's emails go through the company relay
-(`SMTP_URL`, with `SMTP_MAX_CONNECTIONS`, `SMTP_PER_MINUTE`, `SMTP_PER_DAY`), or
-into the outbox folder when no relay is set.
+A rep who connected a mailbox of their own sends through it, within its limits (its
+provider's preset, or what an admin set). It is never silently swapped for the relay:
+while it is broken, the rep's emails wait. Every other rep's emails go through the
+company relay (`SMTP_URL`, with `SMTP_MAX_CONNECTIONS`, `SMTP_PER_MINUTE`,
+`SMTP_PER_DAY`), or into the outbox folder when no relay is set.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+from sqlmodel import Session
+
 from bot.delivery.ports import Connection, Limits, Route
 from bot.delivery.transports import OutboxTransport, SmtpTransport
+from bot.mail import mailboxes
 from bot.settings import Settings
+from bot.store.models import Mailbox
+
+# Connections to a rep's own mailbox of a provider without a preset, unless an admin set them.
+OWN_MAILBOX_CONNECTIONS = 3
 
 
 class Relay:
@@ -20,8 +29,35 @@ class Relay:
     def __init__(self, connect: Callable[[], Connection], limits: Limits | None = None, *, key: str = "relay") -> None:
         self.relay = Route(key, connect, limits or Limits())
 
-    def route(self, rep_id: str) -> Route:
+    def route(self, session: Session, rep_id: str) -> Route:
         return self.relay
+
+
+class Mailboxes:
+    """A Router: each rep's own mailbox when they connected one, else the relay."""
+
+    def __init__(self, relay: Relay, settings: Settings) -> None:
+        self.relay = relay
+        self.key = settings.secret_key
+
+    def route(self, session: Session, rep_id: str) -> Route:
+        mailbox = session.get(Mailbox, rep_id)
+        if mailbox is None:
+            return self.relay.route(session, rep_id)
+        server = mailboxes.smtp_server(mailbox, self.key)
+        limits = mailboxes.limits_of(mailbox)
+        connections = limits.max_connections or OWN_MAILBOX_CONNECTIONS
+        return Route(own_key(rep_id), lambda: SmtpTransport(server), Limits(limits.per_minute, limits.per_day, connections))
+
+
+def own_key(rep_id: str) -> str:
+    """The mailbox key of a rep's own mailbox."""
+    return f"rep:{rep_id}"
+
+
+def router_for(settings: Settings) -> Mailboxes:
+    """Reps' own mailboxes, and the relay (or the outbox folder) for everyone else."""
+    return Mailboxes(relay_for(settings), settings)
 
 
 def relay_for(settings: Settings) -> Relay:

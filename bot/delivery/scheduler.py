@@ -40,11 +40,12 @@ from bot.clock import Clock, SystemClock
 from bot.delivery.lanes import Lane, Lanes
 from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
-from bot.delivery.routes import relay_for
+from bot.delivery.routes import own_key, router_for
+from bot.mail import mailboxes
 from bot.services import digest, queue
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
-from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
+from bot.store.models import Campaign, Enrollment, Mailbox, Person, Rep, Send, Step
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ class Scheduler:
     def _lane(self, work: _Pass, rep_id: str) -> Lane:
         route = work.routes.get(rep_id)
         if route is None:
-            route = work.routes[rep_id] = self.router.route(rep_id)
+            route = work.routes[rep_id] = self.router.route(work.session, rep_id)
         return work.lanes.lane(route)
 
     def _take(self, work: _Pass) -> list[Email]:
@@ -420,8 +421,10 @@ class Scheduler:
         now = self.clock.now()
         route = work.routes[send.rep_id]
         reps = sorted(rep for rep, other in work.routes.items() if other.key == route.key)
-        if refused_login and route.key.startswith("rep:"):
-            until, why = None, f"the mailbox refused the login: {reason}"  # until the rep reconnects it
+        mailbox = work.session.get(Mailbox, send.rep_id) if route.key == own_key(send.rep_id) else None
+        if refused_login and mailbox is not None:
+            until, why = None, f"your mailbox refused the login: {reason}"  # until the rep reconnects it
+            mailboxes.mark_broken(work.session, mailbox, reason, now)
         elif refused_login:
             until, why = now + RELAY_LOGIN_RETRY, f"the relay refused the login: {reason}"
             log.error("%s; trying again at %s", why, until.isoformat())
@@ -437,11 +440,11 @@ class Scheduler:
         """Commit, then tell reps what the transaction settled."""
         work.session.commit()
         self._notify(work)
-        if len(work.sent_ids) >= SENT_NOTICE_EVERY:
-            self._tell_sent(work)
+        while len(work.sent_ids) >= SENT_NOTICE_EVERY:
+            self._tell_sent(work, SENT_NOTICE_EVERY)
 
-    def _tell_sent(self, work: _Pass) -> None:
-        sent, work.sent_ids = work.sent_ids, []
+    def _tell_sent(self, work: _Pass, most: int | None = None) -> None:
+        sent, work.sent_ids = work.sent_ids[:most], work.sent_ids[len(work.sent_ids) if most is None else most :]
         if sent:
             self._safely(self.notifier.email_sent, sent)
 
@@ -550,5 +553,5 @@ class LoggingNotifier:
 
 
 def build_scheduler(settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None) -> Scheduler:
-    """A scheduler delivering through the relay (SMTP_URL), or into ./outbox/ without it (no notifier: logs only)."""
-    return Scheduler(engine, clock or SystemClock(), relay_for(settings), notifier or LoggingNotifier(), settings)
+    """A scheduler delivering through reps' own mailboxes and the relay (SMTP_URL), or into ./outbox/ (no notifier: logs only)."""
+    return Scheduler(engine, clock or SystemClock(), router_for(settings), notifier or LoggingNotifier(), settings)

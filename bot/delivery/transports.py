@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bot.delivery.ports import DeliveryError, Email
 from bot.mail.check import answer, describe, open_smtp
-from bot.mail.urls import parse_smtp_url
+from bot.mail.urls import ServerUrl, parse_smtp_url
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,14 @@ log = logging.getLogger(__name__)
 class SmtpTransport:
     """smtp://user:password@host:port?starttls=true&timeout=30, or smtps://... (TLS from the start)."""
 
-    def __init__(self, url: str, *, timeout: float | None = None) -> None:
-        try:
-            server = parse_smtp_url(url)
-        except ValueError as exc:
-            raise ValueError(f"SMTP_URL {exc}") from None
+    def __init__(self, url: str | ServerUrl, *, timeout: float | None = None) -> None:
+        if isinstance(url, ServerUrl):
+            server = url
+        else:
+            try:
+                server = parse_smtp_url(url)
+            except ValueError as exc:
+                raise ValueError(f"SMTP_URL {exc}") from None
         self.server = server if timeout is None else dataclasses.replace(server, timeout=timeout)
         self._smtp: smtplib.SMTP | None = None
 

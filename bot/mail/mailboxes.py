@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from bot.mail import credentials
 from bot.mail.urls import IMAP, SMTP, Security, ServerUrl
 from bot.services.errors import ServiceError
+from bot.services import queue
 from bot.store.models import Mailbox, MailboxAuth, MailboxState
 
 
@@ -126,6 +127,7 @@ def set_mailbox(
         mailbox.sqlmodel_update(values)
     session.add(mailbox)
     session.flush()
+    queue.lift_hold(session, rep_id)  # a broken mailbox set again: the rep's emails go on
     return mailbox
 
 
@@ -145,6 +147,7 @@ def remove_mailbox(session: Session, rep_id: str) -> None:
     if mailbox is None:
         raise MailboxError(f"{rep_id} has no mailbox")
     session.delete(mailbox)
+    queue.lift_hold(session, rep_id)  # its emails go through the relay now
     session.flush()
 
 

@@ -317,6 +317,7 @@ class Mailbox(SQLModel, table=True):
     state: str = MailboxState.CONNECTED
     last_error: str | None = None
     created_at: dt.datetime = created()
+    updated_at: dt.datetime = created()
 
 
 class Hold(SQLModel, table=True):

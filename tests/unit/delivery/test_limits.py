@@ -143,7 +143,7 @@ class TwoMailboxes:
     def __init__(self, relay: Route, own: Route) -> None:
         self.relay, self.own = relay, own
 
-    def route(self, rep_id: str) -> Route:
+    def route(self, session: Session, rep_id: str) -> Route:
         return self.own if rep_id == OTHER_REP else self.relay
 
 

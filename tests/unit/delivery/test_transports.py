@@ -112,7 +112,7 @@ def test_a_connection_dropped_after_the_body_is_uncertain(sink: SmtpSink):
 
 
 def test_without_smtp_url_emails_are_written_to_the_outbox_folder(tmp_path: Path):
-    route = relay_for(load_settings(smtp_url=None, outbox_dir=str(tmp_path / "outbox"))).route("U0REP")
+    route = relay_for(load_settings(smtp_url=None, outbox_dir=str(tmp_path / "outbox"))).relay
 
     route.connect().send(message())
 
@@ -122,7 +122,7 @@ def test_without_smtp_url_emails_are_written_to_the_outbox_folder(tmp_path: Path
 
 
 def test_with_smtp_url_emails_go_to_the_server(sink: SmtpSink):
-    route = relay_for(load_settings(smtp_url=sink.url, smtp_max_connections=4, smtp_per_minute=30)).route("U0REP")
+    route = relay_for(load_settings(smtp_url=sink.url, smtp_max_connections=4, smtp_per_minute=30)).relay
     connection = route.connect()
     connection.send(message())
 

@@ -1,7 +1,7 @@
 """delivery limits: each send's mailbox and hand-over time; holds on reps' sends
 
-Revision ID: 0002_delivery
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 """
 
 from typing import Sequence, Union
@@ -12,8 +12,8 @@ from alembic import op
 
 import bot.store.models
 
-revision: str = "0002_delivery"
-down_revision: Union[str, None] = "0001"
+revision: str = "0005"
+down_revision: Union[str, None] = "0004"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
