@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from slack_sdk.models.blocks import DateTimePickerElement, DividerBlock, InputBlock
+from slack_sdk.models.blocks import Block, DateTimePickerElement, DividerBlock, InputBlock
 from slack_sdk.models.views import View
 
 from bot.services.campaigns import CampaignDetails, CampaignSummary
@@ -51,7 +51,7 @@ USAGE = "\n".join(
 
 def usage(problem: str | None = None) -> Message:
     """How to use /campaign, after the `problem` with what was typed, if any."""
-    blocks = [section(f":warning: {escape(problem)}")] if problem else []
+    blocks: list[Block] = [section(f":warning: {escape(problem)}")] if problem else []
     text = f"{problem} Type /campaign help for usage." if problem else "How to use /campaign"
     return Message(text=text, blocks=blocks + [section(USAGE)])
 
@@ -107,7 +107,7 @@ def add_result(campaign_name: str, result: AddResult, send_at: dt.datetime | Non
     name = shown(campaign_name, NAME_CHARS)
     added, active, invalid = result.added, result.already_active, result.invalid
     text = f"{campaign_name}: {len(added)} added, {len(active)} already active, {len(invalid)} invalid."
-    blocks = []
+    blocks: list[Block] = []
     if added:
         lines = [shown(line.email_or_text, NAME_CHARS) for line in added]
         blocks.append(section(capped_lines(lines, head=f":white_check_mark: *Added to {name}* ({len(added)})")))

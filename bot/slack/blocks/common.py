@@ -177,7 +177,7 @@ def button(
 
 
 def view(
-    type: str,  # noqa: A002 - Slack's own word
+    type: str,
     blocks: Sequence[Block],
     *,
     callback_id: str | None = None,

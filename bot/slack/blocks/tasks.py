@@ -33,7 +33,6 @@ from bot.services.drafts import Draft, person_name
 from bot.slack.blocks.common import (
     MAX_INPUT,
     MAX_LABEL,
-    MAX_TEXT,
     MAX_URL,
     Message,
     button,
@@ -78,6 +77,10 @@ LINK_CHARS = 50_000
 BODY_PARTS = 10  # a longer body is edited in parts of MAX_INPUT; more parts do not fit a modal
 
 DraftOf = Callable[[Send], Draft]
+
+
+def always(draft: Draft) -> DraftOf:
+    return lambda _: draft
 
 
 def block_prefix(send_id: int) -> str:
@@ -270,20 +273,21 @@ def controls(
     return [state]
 
 
-def trouble(entry: Entry) -> str | None:
+def trouble(entry: Entry, name: str | None = None) -> str | None:
     """"An email to Ada Lovelace failed" (or may not have gone out); None otherwise."""
+    name = who(entry) if name is None else name
     if entry.send.status == SendStatus.FAILED:
-        return f"An email to {who(entry)} failed"
+        return f"An email to {name} failed"
     if entry.send.status == SendStatus.UNCERTAIN:
-        return f"An email to {who(entry)} may not have gone out"
+        return f"An email to {name} may not have gone out"
     return None
 
 
 def headline(entry: Entry) -> str:
-    problem = trouble(entry)
+    problem = trouble(entry, fit(who(entry), NAME_CHARS))
     if problem:
         icon = ":x:" if entry.send.status == SendStatus.FAILED else ":grey_question:"
-        return f"{icon} *{shown(problem, NAME_CHARS + 40)}*"
+        return f"{icon} *{escape(problem)}*"
     if entry.send.kind == "task":
         return ":memo: *Email task*: send it yourself, or let me send it"
     return ":email: *Email*"
@@ -320,7 +324,7 @@ def email_blocks(entry: Entry, draft: Draft, zone: ZoneInfo) -> list[Block]:
 
 def task_message(entry: Entry, draft: Draft, zone: ZoneInfo, now: dt.datetime) -> Message:
     """The direct message of one send: a task with its buttons, or what became of it."""
-    blocks = email_blocks(entry, draft, zone) + controls(entry, lambda _: draft, zone, now)
+    blocks = email_blocks(entry, draft, zone) + controls(entry, always(draft), zone, now)
     state = state_words(entry.send, zone, now)
     if entry.send.status == SendStatus.QUEUED:
         text = f"Email task: “{draft.subject}” to {who(entry)} ({step_words(entry)})"
@@ -340,7 +344,7 @@ def item_blocks(
     draft = draft_of(send)
     overdue = " · :warning: *overdue*" if entry.overdue else ""
     text = f"{person_line(entry)}{overdue}\n{step_shown(entry, start=True)} · _{shown(draft.subject, ITEM_SUBJECT_CHARS)}_"
-    return [section(text, block_id=prefix + "head")] + controls(entry, lambda _: draft, zone, now, links=links)
+    return [section(text, block_id=prefix + "head")] + controls(entry, always(draft), zone, now, links=links)
 
 
 def items(
@@ -355,12 +359,13 @@ def items(
     link_chars = unlinked = 0
     for entry in entries[:limit]:
         draft = draft_of(entry.send)
+        same = always(draft)
         links = link_urls(draft) if entry.send.status == SendStatus.QUEUED else []
         size = sum(len(url) for _, _, url in links)
         if links and (unlinked or link_chars + size > LINK_CHARS):
             links, size, unlinked = [], 0, unlinked + 1
         link_chars += size
-        blocks += item_blocks(entry, lambda _: draft, zone, now, links=links)
+        blocks += item_blocks(entry, same, zone, now, links=links)
     if len(entries) > limit:
         blocks.append(context(more.format(n=len(entries) - limit)))
     if unlinked:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
