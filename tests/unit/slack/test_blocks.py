@@ -159,7 +159,7 @@ def test_launch_modal_fits(campaign: str, people: list[str], hint: str) -> None:
     fits_view(commands.launch_modal(campaign, people, metadata="{}", preset=NOW, hint=hint))
 
 
-@BUILDERS
+@settings(BUILDERS, max_examples=20)  # each example builds up to 105 items
 @given(agenda=agendas(35), choices=st.lists(drafts, min_size=1, max_size=3))
 def test_home_tasks_and_digest_fit(agenda: Agenda, choices: list[Draft]) -> None:
     fits_view(home.home_view(agenda, draft_of(choices), ZONE, NOW))
