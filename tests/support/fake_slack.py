@@ -3,8 +3,8 @@
 The app's real WebClient reaches it through SLACK_API_URL. It records every call,
 keeps posted messages (so chat.update can be checked), checks each call's required
 parameters against Slack's own OpenAPI description (tests/support/slack_methods.py),
-checks blocks and views with slack_sdk's Block Kit models, can answer 429 with
-Retry-After (or 503, down), and serves
+checks blocks and views with slack_sdk's Block Kit models and Slack's limits
+(tests/support/slack_limits.py), can answer 429 with Retry-After (or 503, down), and serves
 response_url endpoints. `apps.connections.open` hands out `.socket_mode_url()` (see
 tests/support/fake_socket_mode.py).
 """
@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from tests.support import slack_methods
+from tests.support.slack_limits import message_problems, view_problems
 
 REPO = Path(__file__).resolve().parents[2]
 BOT_USER_ID = "U0BOT0001"
@@ -242,7 +243,8 @@ class FakeSlack:
                 block.to_dict()  # validates the block and everything in it
         except (SlackObjectFormationError, KeyError, TypeError) as exc:
             return f"{method}: invalid blocks: {exc}"
-        return None
+        over = message_problems({"blocks": blocks})  # the limits slack_sdk does not check
+        return f"{method}: {'; '.join(over)}" if over else None
 
     def _message(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
         problem = self._blocks_problem(method, params.get("blocks"))
@@ -260,6 +262,7 @@ class FakeSlack:
             View(**view).to_dict()  # validates the view and its blocks
         except (SlackObjectFormationError, KeyError, TypeError) as exc:
             self.problems.append(f"{method}: invalid view: {exc}")
+        self.problems += [f"{method}: {problem}" for problem in view_problems(view)]
         return view
 
     def _new_ts(self) -> str:

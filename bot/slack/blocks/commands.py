@@ -5,19 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from slack_sdk.models.blocks import DateTimePickerElement, DividerBlock, HeaderBlock, InputBlock, PlainTextObject
+from slack_sdk.models.blocks import Block, DateTimePickerElement, DividerBlock, InputBlock
 from slack_sdk.models.views import View
 
 from bot.services.campaigns import CampaignDetails, CampaignSummary
 from bot.services.enrollments import AddResult
 from bot.slack.blocks.common import (
-    MAX_MESSAGE_BLOCKS,
+    MAX_LABEL,
     Message,
-    capped,
     capped_lines,
     context,
     escape,
+    header,
+    plain,
     section,
+    shown,
+    view,
 )
 from bot.store.models import Step
 
@@ -26,19 +29,21 @@ SEND_AT_BLOCK = "send_at"
 SEND_AT_ACTION = "send_at"
 # Counts `/campaign show` always lists; the rarer ones only when not zero.
 SHOWN_COUNTS = ("active", "finished", "replied", "removed")
-HEADER_MAX = 150
+# How much of a piece of data a line shows.
+NAME_CHARS = 200  # a campaign's name, a person as typed
+LINE_CHARS = 300  # a step's subject, why an entry was not added
 
 USAGE = "\n".join(
     [
         "*/campaign*: run email campaigns from Slack.",
         "• `/campaign list`: every campaign.",
         "• `/campaign show NAME`: its steps, and how many people are active, finished, replied, removed.",
-        "• `/campaign add NAME PEOPLE`: add people, each an email or `Name <email>`, separated by spaces, "
+        "• `/campaign add NAME PEOPLE`: add people, each an email or `Name &lt;email&gt;`, separated by spaces, "
         "commas or new lines. You own the people you add: emails go out in your name and their tasks come to you.",
         "• `/campaign remove NAME EMAIL`: take a person out of a campaign.",
         "• `/campaign pause NAME EMAIL` and `/campaign resume NAME EMAIL`.",
         '• A campaign name with spaces goes in double quotes: `/campaign add "Q4 outreach" '
-        "Ada Lovelace <ada@example.com>, bob@example.com`",
+        "Ada Lovelace &lt;ada@example.com&gt;, bob@example.com`",
         "• `/tasks`: your email tasks waiting to be sent.",
     ]
 )
@@ -46,7 +51,7 @@ USAGE = "\n".join(
 
 def usage(problem: str | None = None) -> Message:
     """How to use /campaign, after the `problem` with what was typed, if any."""
-    blocks = [section(f":warning: {escape(problem)}")] if problem else []
+    blocks: list[Block] = [section(f":warning: {escape(problem)}")] if problem else []
     text = f"{problem} Type /campaign help for usage." if problem else "How to use /campaign"
     return Message(text=text, blocks=blocks + [section(USAGE)])
 
@@ -57,7 +62,7 @@ def campaign_list(summaries: Sequence[CampaignSummary]) -> Message:
         text = "There are no campaigns yet. Import one with `bot campaign import FILE`."
         return Message(text=text, blocks=[section(text)])
     lines = [
-        f"• *{escape(s.name)}*: {_count(s.steps, 'step')}, {s.active} active (owner <@{s.owner_id}>)"
+        f"• *{shown(s.name, NAME_CHARS)}*: {_count(s.steps, 'step')}, {s.active} active (owner <@{s.owner_id}>)"
         for s in summaries
     ]
     text = f"{_count(len(summaries), 'campaign')}"
@@ -67,7 +72,7 @@ def campaign_list(summaries: Sequence[CampaignSummary]) -> Message:
 def campaign_details(details: CampaignDetails) -> Message:
     """One campaign: its settings, its steps and its people counted by status."""
     campaign = details.campaign
-    settings = [f"time zone {campaign.timezone}", f"owner <@{campaign.owner_id}>", f"version {campaign.version}"]
+    settings = [f"time zone {shown(campaign.timezone, NAME_CHARS)}", f"owner <@{campaign.owner_id}>", f"version {campaign.version}"]
     if campaign.skip_weekends:
         settings.append("weekends skipped")
     if campaign.send_in == "recipient":
@@ -79,7 +84,7 @@ def campaign_details(details: CampaignDetails) -> Message:
     return Message(
         text=text,
         blocks=[
-            HeaderBlock(text=PlainTextObject(text=_fit(campaign.name, HEADER_MAX))),
+            header(campaign.name),
             context(" · ".join(settings)),
             section(capped_lines(steps)),
             DividerBlock(),
@@ -91,7 +96,7 @@ def campaign_details(details: CampaignDetails) -> Message:
 def _step_line(step: Step) -> str:
     when = f"{step.send} {step.time:%H:%M}" if step.time else step.send
     if step.subject:
-        what = f"“{escape(step.subject)}”"
+        what = f"“{shown(step.subject, LINE_CHARS)}”"
     else:
         what = "reply in thread" if step.send == "thread" else "no subject"
     return f"{step.position}. Day {step.day} · {when} · {what}"
@@ -99,25 +104,25 @@ def _step_line(step: Step) -> str:
 
 def add_result(campaign_name: str, result: AddResult, send_at: dt.datetime | None = None) -> Message:
     """Who was added, who was already active, who was invalid and why."""
-    name = escape(campaign_name)
+    name = shown(campaign_name, NAME_CHARS)
     added, active, invalid = result.added, result.already_active, result.invalid
     text = f"{campaign_name}: {len(added)} added, {len(active)} already active, {len(invalid)} invalid."
-    blocks = []
+    blocks: list[Block] = []
     if added:
-        lines = [escape(line.email_or_text) for line in added]
-        blocks.append(section(f":white_check_mark: *Added to {name}* ({len(added)})\n{capped_lines(lines)}"))
+        lines = [shown(line.email_or_text, NAME_CHARS) for line in added]
+        blocks.append(section(capped_lines(lines, head=f":white_check_mark: *Added to {name}* ({len(added)})")))
         if send_at is not None:
             blocks.append(context(f"First email {slack_date(send_at)}."))
     if active:
-        lines = [escape(line.email_or_text) for line in active]
-        blocks.append(section(f":information_source: *Already active in {name}* ({len(active)})\n{capped_lines(lines)}"))
+        lines = [shown(line.email_or_text, NAME_CHARS) for line in active]
+        blocks.append(section(capped_lines(lines, head=f":information_source: *Already active in {name}* ({len(active)})")))
     if invalid:
-        lines = [f"`{escape(line.email_or_text)}`: {escape(line.reason)}" for line in invalid]
-        blocks.append(section(f":x: *Not added* ({len(invalid)})\n{capped_lines(lines)}"))
+        lines = [f"`{shown(line.email_or_text, NAME_CHARS)}`: {shown(line.reason, LINE_CHARS)}" for line in invalid]
+        blocks.append(section(capped_lines(lines, head=f":x: *Not added* ({len(invalid)})")))
     if not blocks:
-        blocks.append(section(f"No one to add to {name}: give people as emails or `Name <email>`."))
+        blocks.append(section(f"No one to add to {name}: give people as emails or `Name &lt;email&gt;`."))
         text = f"No one to add to {campaign_name}."
-    return Message(text=text, blocks=capped(blocks, MAX_MESSAGE_BLOCKS))
+    return Message(text=text, blocks=blocks)
 
 
 def done(text: str) -> Message:
@@ -134,27 +139,28 @@ def launch_modal(
     hint: str,
 ) -> View:
     """The modal asking when the first email goes out (`preset` is the step's own time)."""
-    listed = capped_lines([escape(person) for person in people])
+    head = f"Add {_count(len(people), 'person', 'people')} to *{shown(campaign_name, NAME_CHARS)}*:"
+    listed = capped_lines([shown(person, NAME_CHARS) for person in people], head=head)
     picker = DateTimePickerElement(
         action_id=SEND_AT_ACTION,
         initial_date_time=int(preset.timestamp()) if preset else None,
     )
-    return View(
-        type="modal",
-        callback_id=LAUNCH_CALLBACK,
-        private_metadata=metadata,
-        title=PlainTextObject(text="Add people"),
-        submit=PlainTextObject(text="Add"),
-        close=PlainTextObject(text="Cancel"),
-        blocks=[
-            section(f"Add {_count(len(people), 'person', 'people')} to *{escape(campaign_name)}*:\n{listed}"),
+    return view(
+        "modal",
+        [
+            section(listed),
             InputBlock(
                 block_id=SEND_AT_BLOCK,
-                label=PlainTextObject(text="Send the first email at"),
+                label=plain("Send the first email at", MAX_LABEL),
                 element=picker,
-                hint=PlainTextObject(text=hint),
+                hint=plain(hint, MAX_LABEL),
             ),
         ],
+        callback_id=LAUNCH_CALLBACK,
+        title="Add people",
+        submit="Add",
+        close="Cancel",
+        private_metadata=metadata,
     )
 
 
@@ -167,6 +173,3 @@ def slack_date(at: dt.datetime) -> str:
 def _count(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}"
 
-
-def _fit(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

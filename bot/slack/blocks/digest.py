@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from slack_sdk.models.blocks import Block, DividerBlock, HeaderBlock
+from slack_sdk.models.blocks import Block, DividerBlock
 
 from bot.services.agenda import Agenda
-from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, Message, capped_lines, section
+from bot.slack.blocks.common import Message, capped_lines, header, section
 from bot.slack.blocks.home import plural
 from bot.slack.blocks.tasks import email_line, items
 
@@ -25,7 +25,7 @@ def digest_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
     """Queued and overdue tasks with their buttons, then today's planned emails (`agenda`: DIGEST_TASKS and DIGEST_EMAILS)."""
     day = now.astimezone(zone)
     blocks: list[Block] = [
-        HeaderBlock(text=f"Your day, {day:%A} {day.day} {day:%B}"),
+        header(f"Your day, {day:%A} {day.day} {day:%B}"),
         section(summary(agenda)),
     ]
     if agenda.tasks:
@@ -36,6 +36,5 @@ def digest_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
         lines = [email_line(e, zone) for e in agenda.scheduled_today[:DIGEST_EMAILS]]
         if agenda.email_count > len(lines):
             lines.append(f"and {agenda.email_count - len(lines)} more emails")
-        blocks += [DividerBlock(), section("*Going out today*\n" + capped_lines(lines, more_text="and {n} more emails"))]
-    assert len(blocks) <= MAX_MESSAGE_BLOCKS
+        blocks += [DividerBlock(), section(capped_lines(lines, more_text="and {n} more emails", head="*Going out today*"))]
     return Message(text=f"Your day: {summary(agenda)}", blocks=blocks)

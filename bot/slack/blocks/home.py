@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from slack_sdk.models.blocks import Block, DividerBlock, HeaderBlock
+from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
 from bot.services.agenda import Agenda
-from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, Message, capped_lines, context, escape, section
-from bot.slack.blocks.tasks import email_line, items
+from bot.slack.blocks.common import Message, capped_lines, context, header, section, shown, view
+from bot.slack.blocks.tasks import NAME_CHARS, email_line, items
 
 # Each task takes two blocks: 30 tasks leave room for everything else under 100.
 HOME_TASKS = 30
@@ -27,7 +27,7 @@ def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
 
     `agenda`: at least HOME_TASKS tasks and HOME_EMAILS emails where there are that many.
     """
-    blocks: list[Block] = [HeaderBlock(text="Your email tasks")]
+    blocks: list[Block] = [header("Your email tasks")]
     if agenda.task_count:
         overdue = f", {agenda.overdue} overdue" if agenda.overdue else ""
         blocks.append(context(f"{plural(agenda.task_count, 'task')} waiting for you{overdue}"))
@@ -35,7 +35,7 @@ def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
     else:
         blocks.append(section(":tada: Nothing waiting for you. New tasks show up here and in your messages from me."))
 
-    blocks += [DividerBlock(), HeaderBlock(text="Going out today")]
+    blocks += [DividerBlock(), header("Going out today")]
     if agenda.scheduled_today:
         lines = [email_line(e, zone) for e in agenda.scheduled_today[:HOME_EMAILS]]
         lines += [f"and {agenda.email_count - len(lines)} more emails"] if agenda.email_count > len(lines) else []
@@ -43,10 +43,10 @@ def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
     else:
         blocks.append(context("No emails planned for the rest of today."))
 
-    blocks += [DividerBlock(), HeaderBlock(text="Your active campaigns")]
+    blocks += [DividerBlock(), header("Your active campaigns")]
     if agenda.campaigns:
         lines = [
-            f"*“{escape(c.name)}”*: {plural(c.active, 'person', 'people')} active, {plural(c.queued, 'task')} queued"
+            f"*“{shown(c.name, NAME_CHARS)}”*: {plural(c.active, 'person', 'people')} active, {plural(c.queued, 'task')} queued"
             for c in agenda.campaigns[:HOME_CAMPAIGNS]
         ]
         if len(agenda.campaigns) > HOME_CAMPAIGNS:
@@ -55,8 +55,7 @@ def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
     else:
         blocks.append(context("No active campaigns. Add people with `/campaign add NAME PEOPLE`."))
     blocks.append(context(f"Updated {now.astimezone(zone):%a %d %b %H:%M} ({zone.key})"))
-    assert len(blocks) <= MAX_VIEW_BLOCKS
-    return View(type="home", blocks=blocks)
+    return view("home", blocks)
 
 
 LIST_TASKS = 20  # `/tasks`: two blocks each, under a message's 50
@@ -71,5 +70,4 @@ def tasks_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
     blocks: list[Block] = [section(f"*{title}*")]
     more = "and {n} more tasks: see the Home tab"
     blocks += items(agenda.tasks, zone, now, limit=LIST_TASKS, total=agenda.task_count, more=more)
-    assert len(blocks) <= MAX_MESSAGE_BLOCKS
     return Message(text=f"Your email tasks: {title}", blocks=blocks)

@@ -21,20 +21,31 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ConfirmObject,
-    ContextBlock,
     DateTimePickerElement,
     InputBlock,
-    MarkdownTextObject,
     PlainTextInputElement,
-    PlainTextObject,
-    SectionBlock,
 )
 from slack_sdk.models.views import View
 
 from bot.core import rules
 from bot.services.agenda import Entry
 from bot.services.drafts import Draft, person_name
-from bot.slack.blocks.common import MAX_SECTION_TEXT, Message, context, escape
+from bot.slack.blocks.common import (
+    MAX_INPUT,
+    MAX_LABEL,
+    MAX_URL,
+    Message,
+    button,
+    context,
+    escape,
+    fit,
+    fitting,
+    plain,
+    section,
+    shown,
+    slack_len,
+    view,
+)
 from bot.store.models import Send, SendStatus
 
 # Action ids (buttons) and callback ids (modals): the listeners register these.
@@ -53,8 +64,17 @@ SCHEDULE_VIEW = "task_schedule_view"
 SUBJECT_BLOCK, BODY_BLOCK, WHEN_BLOCK = "subject", "body", "when"
 INPUT = "value"  # the action_id of every modal input
 
-MAX_URL = 3000  # Block Kit's limit on a button's url
-MAX_INPUT = 3000  # a plain_text_input holds at most 3,000 characters
+# How much of a piece of data a block shows (the email itself is never cut). A list
+# item stays under ~5 KB however its data is written, so a list of 30 does under 150 KB.
+NAME_CHARS = 100  # a person's name, email or company; a campaign's name in "step 2 of ..."
+SUBJECT_CHARS = 1000  # in a task's own message
+ITEM_SUBJECT_CHARS = 150  # in a list
+REASON_CHARS = 300  # a mail server's reply, a cancel reason
+# A list (App Home, `/tasks`, the digest) gives Gmail and Outlook links (up to 6,000
+# characters a task) to its first tasks, while they fit in LINK_CHARS: a view must
+# stay under 250 KB.
+LINK_CHARS = 50_000
+BODY_PARTS = 10  # a longer body is edited in parts of MAX_INPUT; more parts do not fit a modal
 
 
 def block_prefix(send_id: int) -> str:
@@ -86,10 +106,20 @@ def who(entry: Entry) -> str:
 
 
 def person_line(entry: Entry) -> str:
-    parts = [f"*{escape(who(entry))}*", escape(entry.person.email)]
+    parts = [f"*{shown(who(entry), NAME_CHARS)}*", shown(entry.person.email, NAME_CHARS)]
     if entry.person.company:
-        parts.append(escape(entry.person.company))
+        parts.append(shown(entry.person.company, NAME_CHARS))
     return " · ".join(parts)
+
+
+def step_shown(entry: Entry, *, start: bool = False) -> str:
+    """step_words() for mrkdwn: escaped, and a long campaign name cut."""
+    return shown(step_words(entry, start=start), NAME_CHARS + 20)
+
+
+def reason(text: str) -> str:
+    """A server's reply or a cancel reason, cut to a readable length."""
+    return fit(text, REASON_CHARS)
 
 
 def state_words(send: Send, zone: ZoneInfo, now: dt.datetime) -> str | None:
@@ -106,13 +136,13 @@ def state_words(send: Send, zone: ZoneInfo, now: dt.datetime) -> str | None:
     if status == SendStatus.SKIPPED:
         return "Skipped"
     if status == SendStatus.FAILED:
-        return f"Failed: {send.last_error or send.reason or 'the mail server refused it'}"
+        return f"Failed: {reason(send.last_error or send.reason or 'the mail server refused it')}"
     if status == SendStatus.UNCERTAIN:
-        return f"May not have gone out: {send.last_error or send.reason or 'the connection was lost'}"
+        return f"May not have gone out: {reason(send.last_error or send.reason or 'the connection was lost')}"
     if status == SendStatus.PAUSED:
         return "Paused (the person is paused in this campaign)"
     if status == SendStatus.CANCELLED:
-        return f"Cancelled: {send.reason}" if send.reason else "Cancelled"
+        return f"Cancelled: {reason(send.reason)}" if send.reason else "Cancelled"
     return str(status)
 
 
@@ -131,25 +161,30 @@ STATE_ICONS = {
 # --- Links to mail clients ------------------------------------------------------
 
 
-def _compose_url(base: str, fixed: dict[str, str], body_key: str, body: str) -> str:
-    """`base` + query, with as much of the body as fits in MAX_URL (cut with "…")."""
+def _compose_url(base: str, fixed: dict[str, str], body_key: str, body: str) -> str | None:
+    """`base` + query, with as much of the body as fits in MAX_URL (cut with "…");
+    None when not even the address and subject fit."""
 
     def url(text: str) -> str:
         return base + urlencode({**fixed, body_key: text}, quote_via=quote)
 
-    whole = url(body)
-    if len(whole) <= MAX_URL:
+    if len(body) <= MAX_URL and len(whole := url(body)) <= MAX_URL:
         return whole
     budget = MAX_URL - len(url("…"))
-    kept = 0
-    for index, char in enumerate(body):
-        kept += len(quote(char, safe=""))
-        if kept > budget:
-            return url(body[:index] + "…")
-    return whole  # pragma: no cover - the loop always cuts when the whole did not fit
+    if budget < 0:
+        return None
+    # The longest start of the body whose quoted form fits: each character takes at least one.
+    low, high = 0, min(len(body), budget)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(quote(body[:middle], safe="")) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return url(body[:low] + "…")
 
 
-def gmail_url(draft: Draft) -> str:
+def gmail_url(draft: Draft) -> str | None:
     """Gmail's compose window, filled in (the body cut to fit Block Kit's url limit)."""
     return _compose_url(
         "https://mail.google.com/mail/?",
@@ -159,7 +194,7 @@ def gmail_url(draft: Draft) -> str:
     )
 
 
-def outlook_url(draft: Draft) -> str:
+def outlook_url(draft: Draft) -> str | None:
     """Outlook on the web's compose window, filled in."""
     return _compose_url(
         "https://outlook.office.com/mail/deeplink/compose?",
@@ -173,13 +208,19 @@ def outlook_url(draft: Draft) -> str:
 
 
 def confirmed(text: str, action_id: str, value: str, question: str, explanation: str, deny: str) -> ButtonElement:
-    """A button that asks before it acts (Slack shows the dialog)."""
+    """A button that asks before it acts (Slack shows the dialog); its words are constants that fit."""
     confirm = ConfirmObject(title=question, text=explanation, confirm=text, deny=deny)
-    return ButtonElement(text=text, action_id=action_id, value=value, confirm=confirm)
+    return button(text, action_id, value=value, confirm=confirm)
 
 
-def task_buttons(send_id: int, draft: Draft | None) -> list[ButtonElement]:
-    """Send, Edit, Schedule, Skip and the compose links; only Skip when the email cannot be built."""
+Links = list[tuple[str, str, str]]  # words, action id and url of each Open in ... button
+
+
+def task_buttons(send_id: int, draft: Draft | None, links: Links | None = None) -> list[ButtonElement]:
+    """The task's buttons; `links` the Open in Gmail and Outlook ones (None: all that fit).
+
+    Only Skip when the email cannot be built.
+    """
     value = str(send_id)
     skip = confirmed(
         "Skip", SKIP, value, "Skip this step?",
@@ -187,20 +228,26 @@ def task_buttons(send_id: int, draft: Draft | None) -> list[ButtonElement]:
     )
     if draft is None:
         return [skip]
-    return [
-        ButtonElement(text="Send", action_id=SEND, value=value, style="primary"),
-        ButtonElement(text="Edit", action_id=EDIT, value=value),
-        ButtonElement(text="Schedule", action_id=SCHEDULE, value=value),
+    buttons = [
+        button("Send", SEND, value=value, style="primary"),
+        button("Edit", EDIT, value=value),
+        button("Schedule", SCHEDULE, value=value),
         skip,
-        ButtonElement(text="Open in Gmail", action_id=OPEN_GMAIL, url=gmail_url(draft)),
-        ButtonElement(text="Open in Outlook", action_id=OPEN_OUTLOOK, url=outlook_url(draft)),
     ]
+    links = link_urls(draft) if links is None else links
+    return buttons + [button(text, action_id, url=url) for text, action_id, url in links]
+
+
+def link_urls(draft: Draft) -> Links:
+    """The Open in Gmail and Open in Outlook buttons (those whose url fits)."""
+    urls = (("Open in Gmail", OPEN_GMAIL, gmail_url(draft)), ("Open in Outlook", OPEN_OUTLOOK, outlook_url(draft)))
+    return [(text, action_id, url) for text, action_id, url in urls if url]
 
 
 def retry_buttons(send_id: int) -> list[ButtonElement]:
     value = str(send_id)
     return [
-        ButtonElement(text="Send again", action_id=SEND_AGAIN, value=value, style="primary"),
+        button("Send again", SEND_AGAIN, value=value, style="primary"),
         confirmed(
             "Mark as sent", MARK_SENT, value, "Mark as sent?",
             "Only if you know it arrived (check your Sent folder): the campaign goes on as if it was sent.", "Cancel",
@@ -208,42 +255,40 @@ def retry_buttons(send_id: int) -> list[ButtonElement]:
     ]
 
 
-def controls(entry: Entry, zone: ZoneInfo, now: dt.datetime) -> list[Block]:
-    """The buttons of a send, or the words saying what became of it."""
+def controls(entry: Entry, zone: ZoneInfo, now: dt.datetime, *, links: Links | None = None) -> list[Block]:
+    """The buttons of a send (see task_buttons() for `links`), or the words saying what became of it."""
     send = entry.send
     assert send.id is not None
     prefix = block_prefix(send.id)
     if send.status == SendStatus.QUEUED:
-        return [ActionsBlock(block_id=prefix + "actions", elements=task_buttons(send.id, entry.draft))]
+        buttons = task_buttons(send.id, entry.draft, links)
+        return [ActionsBlock(block_id=prefix + "actions", elements=buttons)]
     words = state_words(send, zone, now) or ""
     icon = STATE_ICONS.get(SendStatus(send.status), "")
-    state = ContextBlock(block_id=prefix + "state", elements=[MarkdownTextObject(text=f"{icon} {escape(words)}".strip())])
+    state = context(f"{icon} {escape(words)}".strip(), block_id=prefix + "state")
     if send.status in (SendStatus.FAILED, SendStatus.UNCERTAIN):
         return [state, ActionsBlock(block_id=prefix + "actions", elements=retry_buttons(send.id))]
     return [state]
 
 
-def trouble(entry: Entry) -> str | None:
+def trouble(entry: Entry, name: str | None = None) -> str | None:
     """"An email to Ada Lovelace failed" (or may not have gone out); None otherwise."""
+    name = who(entry) if name is None else name
     if entry.send.status == SendStatus.FAILED:
-        return f"An email to {who(entry)} failed"
+        return f"An email to {name} failed"
     if entry.send.status == SendStatus.UNCERTAIN:
-        return f"An email to {who(entry)} may not have gone out"
+        return f"An email to {name} may not have gone out"
     return None
 
 
 def headline(entry: Entry) -> str:
-    problem = trouble(entry)
+    problem = trouble(entry, fit(who(entry), NAME_CHARS))
     if problem:
         icon = ":x:" if entry.send.status == SendStatus.FAILED else ":grey_question:"
         return f"{icon} *{escape(problem)}*"
     if entry.send.kind == "task":
         return ":memo: *Email task*: send it yourself, or let me send it"
     return ":email: *Email*"
-
-
-def clip(text: str, limit: int = MAX_SECTION_TEXT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def quoted(text: str) -> str:
@@ -258,28 +303,26 @@ def email_blocks(entry: Entry, zone: ZoneInfo) -> list[Block]:
     if entry.overdue:
         when = f":warning: overdue since {day_and_time(entry.send.due_at, zone)}"
     blocks: list[Block] = [
-        SectionBlock(block_id=prefix + "head", text=MarkdownTextObject(text=f"{headline(entry)}\n{person_line(entry)}")),
-        ContextBlock(
-            block_id=prefix + "step",
-            elements=[MarkdownTextObject(text=f"{escape(step_words(entry, start=True))} · {when}")],
-        ),
+        section(f"{headline(entry)}\n{person_line(entry)}", block_id=prefix + "head"),
+        context(f"{step_shown(entry, start=True)} · {when}", block_id=prefix + "step"),
     ]
     draft = entry.draft
     if draft is None:
         to_do = " Skip this step to go on with the campaign." if entry.send.status == SendStatus.QUEUED else ""
-        text = f":warning: {escape(problem_words(entry))}.{to_do}"
-        return blocks + [SectionBlock(block_id=prefix + "problem", text=MarkdownTextObject(text=clip(text)))]
+        return blocks + [section(f":warning: {escape(problem_words(entry))}.{to_do}", block_id=prefix + "problem")]
     blocks += [
-        SectionBlock(block_id=prefix + "subject", text=MarkdownTextObject(text=f"*Subject:* {escape(draft.subject)}")),
-        SectionBlock(block_id=prefix + "body", text=MarkdownTextObject(text=clip(quoted(draft.full_body)))),
+        section(f"*Subject:* {shown(draft.subject, SUBJECT_CHARS)}", block_id=prefix + "subject"),
+        # Cut to fit, visibly: the email itself goes out whole.
+        section(quoted(draft.full_body), block_id=prefix + "body"),
     ]
     notes = []
     if draft.missing and entry.send.status == SendStatus.QUEUED:
-        notes.append(f":warning: No value for {escape(', '.join(draft.missing))}: edit the email before sending.")
+        missing = shown(", ".join(draft.missing), SUBJECT_CHARS)
+        notes.append(f":warning: No value for {missing}: edit the email before sending.")
     if draft.notice:
-        notes.append(f":information_source: {escape(draft.notice)}")
+        notes.append(f":information_source: {shown(draft.notice, SUBJECT_CHARS)}")
     if notes:
-        blocks.append(ContextBlock(block_id=prefix + "notes", elements=[MarkdownTextObject(text=n) for n in notes]))
+        blocks.append(context(*notes, block_id=prefix + "notes"))
     return blocks
 
 
@@ -308,36 +351,54 @@ def task_message(entry: Entry, zone: ZoneInfo, now: dt.datetime) -> Message:
 def about(entry: Entry, limit: int) -> str:
     """The email's subject in a list, or why it cannot be built."""
     if entry.draft is None:
-        return f":warning: {escape(clip(problem_words(entry), limit))}"
-    return f"_{escape(clip(entry.draft.subject, limit))}_"
+        return f":warning: {shown(problem_words(entry), limit)}"
+    return f"_{shown(entry.draft.subject, limit)}_"
 
 
-def item_blocks(entry: Entry, zone: ZoneInfo, now: dt.datetime) -> list[Block]:
+def item_blocks(entry: Entry, zone: ZoneInfo, now: dt.datetime, *, links: Links | None = None) -> list[Block]:
     """A send as a short list item (App Home, `/tasks`, the digest): two or three blocks."""
     send = entry.send
     prefix = block_prefix(send.id)  # type: ignore[arg-type]
     overdue = " · :warning: *overdue*" if entry.overdue else ""
-    text = f"{person_line(entry)}{overdue}\n{escape(step_words(entry, start=True))} · {about(entry, 200)}"
-    return [SectionBlock(block_id=prefix + "head", text=MarkdownTextObject(text=text))] + controls(entry, zone, now)
+    text = f"{person_line(entry)}{overdue}\n{step_shown(entry, start=True)} · {about(entry, ITEM_SUBJECT_CHARS)}"
+    return [section(text, block_id=prefix + "head")] + controls(entry, zone, now, links=links)
 
 
 def items(
     entries: Sequence[Entry], zone: ZoneInfo, now: dt.datetime, *, limit: int, total: int, more: str
 ) -> list[Block]:
-    """The first `limit` entries as items, then one "and N more" line for the rest of `total`."""
-    shown = entries[:limit]
+    """The first `limit` entries as items, then one "and N more" line for the rest of `total`.
+
+    The first tasks have their Gmail and Outlook links, while they fit in LINK_CHARS;
+    a line after the list says which do not.
+    """
     blocks: list[Block] = []
-    for entry in shown:
-        blocks += item_blocks(entry, zone, now)
-    if total > len(shown):
-        blocks.append(context(more.format(n=total - len(shown))))
+    link_chars = unlinked = 0
+    listed = entries[:limit]
+    for entry in listed:
+        draft = entry.draft
+        links = link_urls(draft) if draft is not None and entry.send.status == SendStatus.QUEUED else []
+        size = sum(len(url) for _, _, url in links)
+        if links and (unlinked or link_chars + size > LINK_CHARS):
+            links, size, unlinked = [], 0, unlinked + 1
+        link_chars += size
+        blocks += item_blocks(entry, zone, now, links=links)
+    if total > len(listed):
+        blocks.append(context(more.format(n=total - len(listed))))
+    if unlinked:
+        blocks.append(
+            context(
+                f":link: Open in Gmail and Outlook are on the first {len(listed) - unlinked} tasks only, to keep this "
+                "list within Slack's size limit: each task's own message has them."
+            )
+        )
     return blocks
 
 
 def email_line(entry: Entry, zone: ZoneInfo) -> str:
     """One of today's planned emails on one line: time, person, step, subject."""
     local = entry.send.due_at.astimezone(zone)
-    return f"`{local:%H:%M}` {escape(who(entry))} · {escape(step_words(entry))} · {about(entry, 120)}"
+    return f"`{local:%H:%M}` {shown(who(entry), NAME_CHARS)} · {step_shown(entry)} · {about(entry, 120)}"
 
 
 def replace_items(blocks: Sequence[dict[str, Any]], send_id: int, new: Sequence[Block]) -> list[dict[str, Any]]:
@@ -368,42 +429,112 @@ def read_metadata(text: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def modal(callback_id: str, title: str, submit: str, private_metadata: str, blocks: Sequence[Block]) -> View:
-    return View(
-        type="modal",
+def modal(callback_id: str, title: str, submit: str | None, private_metadata: str, blocks: Sequence[Block]) -> View:
+    return view(
+        "modal",
+        blocks,
         callback_id=callback_id,
         title=title,
         submit=submit,
-        close="Cancel",
+        close="Cancel" if submit else "Close",
         private_metadata=private_metadata,
-        blocks=list(blocks),
     )
 
 
-def to_line(entry: Entry) -> ContextBlock:
-    return context(f"To {escape(who(entry))} <{escape(entry.person.email)}> · {escape(step_words(entry))}")
+def to_line(entry: Entry) -> Block:
+    address = shown(f"<{entry.person.email}>", NAME_CHARS)
+    return context(f"To {shown(who(entry), NAME_CHARS)} {address} · {step_shown(entry)}")
+
+
+def body_block(part: int) -> str:
+    """The block_id of the body's `part` (0-based): "body", then "body-2", "body-3"..."""
+    return BODY_BLOCK if part == 0 else f"{BODY_BLOCK}-{part + 1}"
+
+
+def split_body(body: str, limit: int = MAX_INPUT) -> tuple[list[str], list[str]]:
+    """The body in parts that each fit an input, cut at a line break where one is near,
+    and the text that joins each part to the one before (join_body() undoes it)."""
+    parts: list[str] = []
+    joins: list[str] = []
+    rest = body
+    while slack_len(rest) > limit:
+        end = fitting(rest, limit)
+        newline = rest.rfind("\n", 1, end + 1)
+        cut, join = (newline, "\n") if newline > 0 else (end, "")
+        parts.append(rest[:cut])
+        joins.append(join)
+        rest = rest[cut + len(join) :]
+    return parts + [rest], joins
+
+
+def join_body(parts: Sequence[str], joins: Sequence[str]) -> str:
+    return parts[0] + "".join(join + part for join, part in zip(joins, parts[1:]))
+
+
+def edited_body(view: dict[str, Any]) -> str:
+    """The body saved in the Edit modal (Slack's view_submission), its parts joined again."""
+    values = view["state"]["values"]
+    joins = read_metadata(view["private_metadata"]).get("joins") or []
+    parts = [(values.get(body_block(i), {}).get(INPUT) or {}).get("value") or "" for i in range(len(joins) + 1)]
+    return join_body(parts, joins)
 
 
 def edit_modal(entry: Entry, draft: Draft, private_metadata: str) -> View:
-    """Subject and body, filled with the email as it will go out now."""
+    """Subject and body, filled with the email as it will go out now; a long body in parts.
+
+    Text is never cut here (saving would keep the cut): an email too long for the
+    modal gets one that says so instead.
+    """
+    parts, joins = split_body(draft.body)
+    if len(parts) > BODY_PARTS or slack_len(draft.subject) > MAX_INPUT:
+        return too_long_modal(entry, draft, private_metadata)
+    if joins:
+        private_metadata = json.dumps({**read_metadata(private_metadata), "joins": joins}, separators=(",", ":"))
     blocks: list[Block] = [
         to_line(entry),
         InputBlock(
             block_id=SUBJECT_BLOCK,
             label="Subject",
-            element=PlainTextInputElement(action_id=INPUT, initial_value=draft.subject[:250] or None, max_length=250),
-        ),
-        InputBlock(
-            block_id=BODY_BLOCK,
-            label="Body",
-            element=PlainTextInputElement(
-                action_id=INPUT, initial_value=draft.body[:MAX_INPUT] or None, multiline=True, max_length=MAX_INPUT
-            ),
+            element=PlainTextInputElement(action_id=INPUT, initial_value=draft.subject or None, max_length=MAX_INPUT),
         ),
     ]
+    for index, part in enumerate(parts):
+        blocks.append(
+            InputBlock(
+                block_id=body_block(index),
+                label=f"Body, part {index + 1} of {len(parts)}" if joins else "Body",
+                element=PlainTextInputElement(
+                    action_id=INPUT, initial_value=part or None, multiline=True, max_length=MAX_INPUT
+                ),
+                optional=index > 0,
+            )
+        )
+    if joins:
+        blocks.append(
+            context(
+                f"A field holds {MAX_INPUT:,} characters, so the body is in {len(parts)} parts here: "
+                "they are joined again, as one body, when you save."
+            )
+        )
     if draft.full_body != draft.body:
         blocks.append(context("The previous email is quoted under your text, as before."))
     return modal(EDIT_VIEW, "Edit email", "Save", private_metadata, blocks)
+
+
+def too_long_modal(entry: Entry, draft: Draft, private_metadata: str) -> View:
+    """Why the Edit modal cannot hold this email, and what to do instead."""
+    what = (
+        f"subject is {len(draft.subject):,} characters"
+        if slack_len(draft.subject) > MAX_INPUT
+        else f"body is {len(draft.body):,} characters"
+    )
+    text = (
+        f":warning: This email's {what}: more than Slack's editor holds "
+        f"({MAX_INPUT:,} for the subject, {BODY_PARTS * MAX_INPUT:,} for the body), so it cannot be edited here. "
+        "Nothing is cut: *Send* sends it whole. To change it, edit the campaign's template, "
+        "or *Skip* this task and write the email in your mail client."
+    )
+    return modal(EDIT_VIEW, "Edit email", None, private_metadata, [to_line(entry), section(text)])
 
 
 def default_schedule_time(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
@@ -426,7 +557,7 @@ def schedule_modal(entry: Entry, private_metadata: str, now: dt.datetime, zone: 
                 block_id=WHEN_BLOCK,
                 label="Send at",
                 element=DateTimePickerElement(action_id=INPUT, initial_date_time=int(initial.timestamp())),
-                hint=PlainTextObject(text=f"In your Slack time zone ({zone.key}). The email goes out by itself then."),
+                hint=plain(f"In your Slack time zone ({zone.key}). The email goes out by itself then.", MAX_LABEL),
             ),
         ],
     )

@@ -177,6 +177,17 @@ def test_the_rep_profile_is_refreshed_after_a_day(
     assert (rep.name, rep.email, rep.timezone) == ("Rita Lindqvist", "rita@new.example", "America/New_York")
 
 
+def test_a_long_campaign_name_and_many_people_get_their_reply(slack: SlackRequests, fake_slack: FakeSlack, session: Session) -> None:
+    # `&` escapes to five characters: the list's room used to ignore the line before it.
+    make_campaign(session, TASK_FIRST, name="R&D " * 10)
+    people = " ".join(f"p{n}@example.com" for n in range(200))
+    reply = ask(slack, fake_slack, f'add "{"R&D " * 10}" {people}')
+    assert reply.text.endswith(": 200 added, 0 already active, 0 invalid.")
+    listed = reply.payload["blocks"][0]["text"]["text"]
+    assert listed.startswith(":white_check_mark: *Added to R&amp;D R&amp;D") and "\np0@example.com\n" in listed
+    assert listed.endswith(" more")
+
+
 # --- add: the launch modal -----------------------------------------------------------
 
 

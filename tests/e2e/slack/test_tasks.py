@@ -241,6 +241,35 @@ def test_edit_keeps_the_reps_version(fake_slack: FakeSlack, slack: SlackRequests
     assert deliverer.delivered == [task.id]
 
 
+def test_edit_opens_a_long_email_whole_and_saving_it_keeps_every_character(
+    fake_slack: FakeSlack, slack: SlackRequests, task: Send, session: Session
+) -> None:
+    subject = "Widgets & gadgets, " * 13 + "and a few more words to pass 250 characters!"
+    body = "".join(f"Paragraph {n}: we make very good widgets, é 😀 & <co>. " * 12 + "\n\n" for n in range(10))[:6940]
+    session.execute(update(Send).where(col(Send.id) == task.id).values(subject=subject, body=body))
+    session.commit()
+    view = open_modal(fake_slack, slack, blocks.EDIT, task)
+    assert input_of(view, blocks.SUBJECT_BLOCK)["initial_value"] == subject
+    parts = [b for b in view["blocks"] if b.get("block_id", "").startswith(blocks.BODY_BLOCK)]
+    assert [p["label"]["text"] for p in parts] == ["Body, part 1 of 3", "Body, part 2 of 3", "Body, part 3 of 3"]
+    assert "joined again, as one body, when you save" in text_of(view)
+
+    def value(block: dict[str, Any], text: str | None = None) -> dict[str, Any]:
+        return {"value": {"value": text or block["element"]["initial_value"]}}
+
+    unchanged = {"subject": {"value": {"value": subject}}, **{p["block_id"]: value(p) for p in parts}}
+    assert submit(fake_slack, slack, view, unchanged) is None
+    assert (reload(session, task).subject, task.body) == (subject, body)
+
+    changed = {**unchanged, "body-3": value(parts[2], "Best, Rita")}
+    assert submit(fake_slack, slack, view, changed) is None
+    assert reload(session, task).body == join_parts(parts[:2]) + "\nBest, Rita"
+
+
+def join_parts(parts: list[dict[str, Any]]) -> str:
+    return "\n".join(p["element"]["initial_value"] for p in parts)
+
+
 def test_edit_refuses_an_empty_subject_on_the_field(fake_slack: FakeSlack, slack: SlackRequests, task: Send) -> None:
     view = open_modal(fake_slack, slack, blocks.EDIT, task)
     answer = submit(fake_slack, slack, view, {"subject": {"value": {"value": None}}, "body": {"value": {"value": "Hi"}}})

@@ -22,7 +22,7 @@ def register(app: App, deps: Deps) -> None:
         send_id = int(blocks.read_metadata(view["private_metadata"])["send"])
         values = view["state"]["values"]
         subject = values[blocks.SUBJECT_BLOCK][blocks.INPUT].get("value") or ""
-        text = values[blocks.BODY_BLOCK][blocks.INPUT].get("value") or ""
+        text = blocks.edited_body(view)
         user = body["user"]["id"]
         try:
             with session_scope(deps.engine) as session:
