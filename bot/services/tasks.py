@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from bot.core.templates import MAX_SUBJECT
 from bot.services import progress
 from bot.services.drafts import draft_for
 from bot.services.errors import NotYourSend, ServiceError
@@ -42,6 +43,8 @@ def save_edit(session: Session, send_id: int, rep_id: str, subject: str, body: s
     subject = " ".join(subject.split())  # a header is one line
     if not subject:
         raise TaskError("The subject cannot be empty.")
+    if len(subject) > MAX_SUBJECT:
+        raise TaskError(f"The subject is {len(subject):,} characters; it can have at most {MAX_SUBJECT}.")
     send = _mine(session, send_id, rep_id)
     if send.status == SendStatus.QUEUED and send.subject == subject and send.body == body:
         return send  # the same save, again

@@ -32,6 +32,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.core import rules
+from bot.core.templates import MAX_SUBJECT
 from bot.services.agenda import Entry
 from bot.services.drafts import Draft, person_name
 from bot.slack.blocks.common import MAX_SECTION_TEXT, Message, context, escape
@@ -372,7 +373,7 @@ def edit_modal(entry: Entry, draft: Draft, private_metadata: str) -> View:
         InputBlock(
             block_id=SUBJECT_BLOCK,
             label="Subject",
-            element=PlainTextInputElement(action_id=INPUT, initial_value=draft.subject[:250] or None, max_length=250),
+            element=PlainTextInputElement(action_id=INPUT, initial_value=draft.subject[:MAX_SUBJECT] or None, max_length=MAX_SUBJECT),
         ),
         InputBlock(
             block_id=BODY_BLOCK,
