@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock, SystemClock
+from bot.core.rules import StepKind
 from bot.delivery.mail import NotSendable, Outgoing, email_for
 from bot.delivery.ports import DeliveryError, MailTransport, Notifier, Outbound
 from bot.delivery.sender import Handed, SenderGone, SenderProcess, hand_chunk
@@ -426,7 +427,7 @@ class Scheduler:
     def _prepare(self, session: Session, send: Send, batch: _Batch) -> _Ready | None:
         """An email ready to hand over; a task or an email that cannot go out is dealt with here."""
         now = self.clock.now()
-        if send.kind == "task":
+        if send.kind == StepKind.TASK:
             if queue.mark_queued(session, send, self.worker_id, now):
                 batch.result.tasks += 1
                 batch.after_commit.append(lambda id=send.id: self.notifier.task_due(id))

@@ -78,7 +78,7 @@ def agenda_for(session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo |
                 col(Send.status) == SendStatus.QUEUED,
                 and_(
                     col(Send.status) == SendStatus.PLANNED,
-                    col(Send.kind) == "email",
+                    col(Send.kind) == rules.StepKind.EMAIL,
                     col(Send.due_at) >= start,
                     col(Send.due_at) < end,
                 ),

@@ -87,7 +87,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
         owner_id=owner_id,
         timezone=timezone,
         skip_weekends=spec.skip_weekends,
-        send_in=spec.send_in.value,
+        send_in=spec.send_in,
         task_time=spec.task_time,
         fields=list(spec.fields),
     )
@@ -129,7 +129,7 @@ def _add_steps(session: Session, campaign: Campaign, steps: Sequence[StepSpec]) 
             version=campaign.version,
             position=position,
             day=step.day,
-            send=step.send.value,
+            send=step.send,
             time=step.time,
             subject=step.subject,
             body=step.body,

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot.clock import UTC
+from bot.core.rules import StepKind
 from bot.store.models import Campaign, Digest, Enrollment, Rep, Send, SendStatus
 
 DIGEST = Digest.__table__  # type: ignore[attr-defined]
@@ -83,7 +84,7 @@ def has_something_to_list(session: Session, rep_id: str, now: dt.datetime, zone:
     today_emails = exists().where(
         Send.rep_id == rep_id,
         Send.status == SendStatus.PLANNED,
-        Send.kind == "email",
+        Send.kind == StepKind.EMAIL,
         Send.due_at >= start,  # type: ignore[operator]
         Send.due_at < end,  # type: ignore[operator]
     )

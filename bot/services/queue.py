@@ -29,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from bot.services import progress
+from bot.core.rules import StepKind
 from bot.store.models import Send, SendStatus
 
 SEND = Send.__table__  # type: ignore[attr-defined]
@@ -348,7 +349,7 @@ def make_task(session: Session, send: Send, worker_id: str, now: dt.datetime, re
         send,
         worker_id,
         [SendStatus.PLANNED],
-        kind="task",
+        kind=StepKind.TASK,
         status=SendStatus.QUEUED.value,
         reason=reason,
         lease_until=None,

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from bot.core.rules import StepKind
 from bot.core.templates import MAX_SUBJECT
 from bot.services import progress
 from bot.services.drafts import draft_for
@@ -35,7 +36,7 @@ def send_now(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> S
     if send.status != SendStatus.QUEUED:
         return send
     _check_ready(session, send)
-    return _move(session, send, SendStatus.QUEUED, kind="email", status=SendStatus.PLANNED, due_at=now, updated_at=now)
+    return _move(session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=now, updated_at=now)
 
 
 def save_edit(session: Session, send_id: int, rep_id: str, subject: str, body: str, now: dt.datetime) -> Send:
@@ -57,13 +58,13 @@ def schedule(session: Session, send_id: int, rep_id: str, at: dt.datetime, now: 
     if at.tzinfo is None:
         raise ValueError("schedule() needs an aware datetime")
     send = _mine(session, send_id, rep_id)
-    if send.status == SendStatus.PLANNED and send.kind == "email" and send.due_at == at:
+    if send.status == SendStatus.PLANNED and send.kind == StepKind.EMAIL and send.due_at == at:
         return send  # the same request, again
     if at <= now:
         raise TaskError("Pick a time in the future.")
     _require_queued(session, send)
     _check_ready(session, send)
-    return _move(session, send, SendStatus.QUEUED, kind="email", status=SendStatus.PLANNED, due_at=at, updated_at=now)
+    return _move(session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=at, updated_at=now)
 
 
 def skip(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> Send:

@@ -236,7 +236,7 @@ def headline(entry: Entry) -> str:
     if problem:
         icon = ":x:" if entry.send.status == SendStatus.FAILED else ":grey_question:"
         return f"{icon} *{escape(problem)}*"
-    if entry.send.kind == "task":
+    if entry.send.kind == rules.StepKind.TASK:
         return ":memo: *Email task*: send it yourself, or let me send it"
     return ":email: *Email*"
 
