@@ -28,8 +28,9 @@ from sqlalchemy import bindparam, literal_column, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
-from bot.services import progress
 from bot.core.rules import StepKind
+from bot.services import progress
+from bot.store import bulk
 from bot.store.models import Send, SendStatus
 
 SEND = Send.__table__  # type: ignore[attr-defined]
@@ -50,23 +51,15 @@ def _status_is(status: SendStatus) -> Any:
     return SEND.c.status == literal_column(f"'{status.value}'")
 
 
-def due_query(now: dt.datetime, limit: int, *, postgresql: bool) -> Any:
-    """The ids of planned sends that are due and not leased, oldest due first."""
-    query = (
+def claim_due(session: Session, now: dt.datetime, worker_id: str, *, limit: int, lease: dt.timedelta = DEFAULT_LEASE) -> list[int]:
+    """Lease up to `limit` due sends to this worker; their ids. One indexed statement."""
+    due = (
         select(SEND.c.id)
         .where(_status_is(SendStatus.PLANNED), SEND.c.due_at <= now, or_(SEND.c.lease_until.is_(None), SEND.c.lease_until < now))
         .order_by(SEND.c.due_at)
         .limit(limit)
     )
-    # Several workers on PostgreSQL: each skips the rows another is claiming.
-    return query.with_for_update(skip_locked=True) if postgresql else query
-
-
-def claim_due(session: Session, now: dt.datetime, worker_id: str, *, limit: int, lease: dt.timedelta = DEFAULT_LEASE) -> list[int]:
-    """Lease up to `limit` due sends to this worker; their ids. One indexed statement."""
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    due = due_query(now, limit, postgresql=postgresql).scalar_subquery()
-    return _lease(session, SEND.c.id.in_(due), now, worker_id, lease)
+    return _lease(session, SEND.c.id.in_(bulk.skipping_locked(session, due).scalar_subquery()), now, worker_id, lease)
 
 
 def claim(session: Session, send_ids: Sequence[int], now: dt.datetime, worker_id: str, *, lease: dt.timedelta = DEFAULT_LEASE) -> list[int]:
@@ -78,9 +71,7 @@ def claim(session: Session, send_ids: Sequence[int], now: dt.datetime, worker_id
         _status_is(SendStatus.PLANNED),
         or_(SEND.c.lease_until.is_(None), SEND.c.lease_until < now),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return _lease(session, SEND.c.id.in_(query.scalar_subquery()), now, worker_id, lease)
+    return _lease(session, SEND.c.id.in_(bulk.skipping_locked(session, query).scalar_subquery()), now, worker_id, lease)
 
 
 def _lease(session: Session, which: Any, now: dt.datetime, worker_id: str, lease: dt.timedelta) -> list[int]:

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 from bot.clock import UTC
 from bot.core.rules import SendIn, SendOption, StepKind
 
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """An aware UTC instant on every database."""
 
@@ -61,7 +62,7 @@ class EnumText(TypeDecorator[StrEnum]):
 
 def state(enum: type[StrEnum], default: StrEnum | None = None) -> Any:
     """A column holding one of `enum`'s members (required when there is no default)."""
-    column = Column(EnumText(enum), nullable=False, default=default)
+    column: Column[Any] = Column(EnumText(enum), nullable=False, default=default)
     return Field(sa_column=column) if default is None else Field(default=default, sa_column=column)
 
 
