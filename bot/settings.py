@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from urllib.parse import urlsplit
 
 from croniter import croniter
@@ -109,10 +108,6 @@ class Settings(BaseSettings):
     @classmethod
     def _feed_channel(cls, value: str | None) -> str | None:
         return value or None
-
-    @cached_property
-    def sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     def require(self, *names: str) -> None:
         """Stop with one line naming the first setting that is needed but missing."""

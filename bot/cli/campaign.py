@@ -21,7 +21,7 @@ from bot.cli.people_csv import read_people
 from bot.clock import SystemClock
 from bot.core.rules import Planned, RuleError
 from bot.services import campaigns, enrollments
-from bot.services.campaign_file import CampaignSpec, dump_campaign, parse_campaign
+from bot.services.campaign_file import MAX_FILE_BYTES, CampaignSpec, dump_campaign, parse_campaign
 from bot.services.errors import ServiceError, UnknownCampaign
 from bot.services.people import Invalid, PersonInput, check_people, parse_people
 from bot.settings import load_settings
@@ -132,14 +132,13 @@ def database() -> Iterator[Session]:
 
 def read_campaign_file(path: str) -> CampaignSpec:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)  # enough to know it is too large
     except FileNotFoundError:
         raise CommandError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
         raise CommandError(f"{path}: cannot read it ({exc.strerror})") from None
-    return parse_campaign(text, source=path)
+    return parse_campaign(data, source=path)
 
 
 @one_line_errors

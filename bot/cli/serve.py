@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import signal
 from typing import Any
@@ -14,12 +12,14 @@ from slack_sdk.errors import SlackApiError
 
 from bot.cli import CommandError
 from bot.clock import SystemClock
+from bot.delivery.scheduler import build_scheduler
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
 from bot.slack.client import make_client
 from bot.slack.context import Deps
 from bot.slack.http import HttpServer, serve_socket_mode
 from bot.slack.notices import queued_slack
+from bot.slack.notifier import SlackNotifier
 from bot.store.db import connect
 
 logger = logging.getLogger(__name__)
@@ -46,15 +46,13 @@ def serve(args: argparse.Namespace) -> int:
     clock = SystemClock()
     client = make_client(settings)
     _check_token(client)
-    notifier = _optional("bot.slack.notifier", "SlackNotifier", engine, client, clock, settings)
+    notifier = SlackNotifier(engine, client, clock, settings)
     scheduler = poster = None
     if not args.no_scheduler:
         # The scheduler only queues what reps are told; the poster's thread posts it.
         queued, poster = queued_slack(engine, settings, clock)
-        scheduler = _optional("bot.delivery.scheduler", "build_scheduler", settings, engine, queued, clock)
-        if scheduler is None:
-            logger.warning("no scheduler in this build: nothing will be sent")
-    deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler, notifier=notifier)
+        scheduler = build_scheduler(settings, engine, queued, clock)
+    deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler)
     app = build_app(deps, client)
     _stop_on_sigterm()
     if poster is not None:
@@ -110,13 +108,6 @@ def _check_token(client: WebClient) -> None:
         reason = getattr(exc, "reason", None) or exc  # urllib's URLError wraps the socket's error
         reason = getattr(reason, "strerror", None) or reason
         raise CommandError(f"cannot reach Slack at SLACK_API_URL ({client.base_url}): {reason}") from None
-
-
-def _optional(module: str, name: str, *args: Any) -> Any:
-    """Build `module.name(*args)`, or None while that part of the bot is not there yet."""
-    if importlib.util.find_spec(module) is None:
-        return None
-    return getattr(importlib.import_module(module), name)(*args)
 
 
 def _stop_on_sigterm() -> None:

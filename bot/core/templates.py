@@ -16,6 +16,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 PERSON_FIELDS = ("first_name", "last_name", "email", "company", "title")
 SENDER_FIELDS = ("first_name", "last_name", "name", "email")
+# The longest subject a campaign or a rep may write: what Slack's Edit dialog holds,
+# and far from the 998 characters a header line may have.
+MAX_SUBJECT = 250
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
@@ -32,18 +35,26 @@ class MissingFields(ValueError):
         super().__init__(f"no value for {', '.join(self.names)}")
 
 
+TOO_DEEP = "the template is nested too deeply"
+
+
 @lru_cache(maxsize=512)
 def _parse(source: str) -> nodes.Template:
     try:
         return _env.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    except RecursionError:  # Jinja's parser recurses once per level of nesting
+        raise TemplateProblem(TOO_DEEP) from None
 
 
 @lru_cache(maxsize=512)
 def _compiled(source: str) -> Template:
     _parse(source)  # a syntax error names its line
-    return _env.from_string(source)
+    try:
+        return _env.from_string(source)
+    except (RecursionError, SyntaxError):  # Python's own limits on the code Jinja generates
+        raise TemplateProblem(TOO_DEEP) from None
 
 
 @lru_cache(maxsize=512)
@@ -87,6 +98,7 @@ def allowed_fields(custom_fields: Iterable[str] = ()) -> frozenset[str]:
 
 def unknown_fields(source: str, custom_fields: Iterable[str] = ()) -> list[str]:
     """The names a template uses that it may not (raises TemplateProblem on bad syntax)."""
+    _compiled(source)  # what cannot be compiled is refused now, not when an email is due
     return sorted(fields_used(source) - allowed_fields(custom_fields))
 
 

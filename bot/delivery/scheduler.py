@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock, SystemClock
+from bot.core.rules import StepKind
 from bot.delivery.lanes import Lane, Lanes
 from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
@@ -297,7 +298,7 @@ class Scheduler:
 
     def _compose(self, work: _Pass, send: Send, route: Route) -> Email | None:
         session, now = work.session, self.clock.now()
-        if send.kind == "task":
+        if send.kind == StepKind.TASK:
             if queue.mark_queued(session, send, self.worker_id, now):
                 work.result.tasks += 1
                 work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))

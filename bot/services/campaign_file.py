@@ -21,7 +21,7 @@ import yaml
 
 from bot.core import rules
 from bot.core.rules import DEFAULT_TASK_TIME, SendIn, SendOption
-from bot.core.templates import PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
+from bot.core.templates import MAX_SUBJECT, PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
 from bot.services.errors import ServiceError
 
 CAMPAIGN_KEYS = ("name", "timezone", "skip_weekends", "send_in", "task_time", "fields", "steps")
@@ -75,11 +75,59 @@ class CampaignSpec:
 # --- reading ---------------------------------------------------------------------
 
 
+# Limits that keep any file, however built, to bounded memory and time: a real
+# campaign file is a few KB, nests four levels (steps, a step, its values) and holds
+# a few hundred values.
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 10
+MAX_VALUES = 5_000
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that campaign files do not take (anchors, aliases, too much)."""
+
+
 class _Loader(yaml.SafeLoader):
     """A SafeLoader that refuses repeated keys and keeps times like 10:30 as written.
 
     (YAML 1.1 reads an unquoted 10:30 as the base-60 number 630, but 09:30 as text.)
+    Anchors and aliases are refused (nested aliases expand to billions of values), and
+    so is nesting deeper than MAX_DEPTH or more than MAX_VALUES values.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._values = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if event.anchor is not None:  # an anchor (&name) or an alias (*name)
+            self._refuse("anchors and aliases (&name, *name) are not allowed in a campaign file; write the value out", event)
+        self._values += 1
+        if self._values > MAX_VALUES:
+            self._refuse(f"more than {MAX_VALUES:,} values; a campaign file has far fewer", event)
+        if self._depth == MAX_DEPTH:
+            self._refuse(f"nested more than {MAX_DEPTH} levels deep; a campaign file needs 4", event)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    @staticmethod
+    def _refuse(problem: str, event: Any) -> None:
+        raise _Refused(None, None, problem, event.start_mark)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:  # 2026-02-30, a 5,000-digit number ...
+            kind = node.tag.rpartition(":")[2]
+            reason = str(exc).split(";")[0]
+            raise _Refused(
+                None, None, f"cannot read this {kind} ({reason}); put it in quotes if it is text", node.start_mark
+            ) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -88,7 +136,7 @@ class _Loader(yaml.SafeLoader):
                 continue
             if key_node.value in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f'the key "{key_node.value}" appears twice', key_node.start_mark
+                    None, None, f'the key "{_clipped(key_node.value)}" appears twice', key_node.start_mark
                 )
             seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
@@ -115,8 +163,19 @@ class _Problem(Exception):
         self.step = step
 
 
-def parse_campaign(text: str, source: str = "<file>") -> CampaignSpec:
-    """Read a campaign file, or raise CampaignFileError naming its first problem."""
+def parse_campaign(text: str | bytes, source: str = "<file>") -> CampaignSpec:
+    """Read a campaign file (bytes must be UTF-8), or raise CampaignFileError naming its first problem."""
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        raise CampaignFileError(
+            f"larger than {MAX_FILE_BYTES // 1024} KB, the most a campaign file may be", source=source
+        )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = text.count(b"\n", 0, exc.start) + 1
+            raise CampaignFileError("not UTF-8 text; save the file as UTF-8", source=source, line=line) from None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
@@ -124,9 +183,17 @@ def parse_campaign(text: str, source: str = "<file>") -> CampaignSpec:
         if exc.context_mark is not None and (mark is None or mark.index >= len(text.rstrip())):
             mark = exc.context_mark  # "at the end of the file" helps less than where the open bracket was
         line = mark.line + 1 if mark is not None else None
-        raise CampaignFileError(f"not valid YAML: {exc.problem or exc.context}", source=source, line=line) from None
+        problem = exc.problem or exc.context
+        if not isinstance(exc, _Refused):
+            problem = f"not valid YAML: {problem}"
+        raise CampaignFileError(problem, source=source, line=line) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        # For text, PyYAML gives the character as its code point.
+        problem = f"not valid YAML: the character U+{exc.character:04X} is not allowed"
+        raise CampaignFileError(problem, source=source, line=line) from None
     except yaml.YAMLError as exc:
-        raise CampaignFileError(f"not valid YAML: {exc}", source=source) from None
+        raise CampaignFileError(f"not valid YAML: {str(exc).splitlines()[0]}", source=source) from None
     try:
         return _campaign(data)
     except _Problem as problem:
@@ -159,15 +226,20 @@ def _campaign(data: Any) -> CampaignSpec:
 def _refuse_unknown(data: dict[Any, Any], known: tuple[str, ...], what: str, step: int | None = None) -> None:
     for key in data:
         if key not in known:
-            where = f"step {step}, {key}" if step is not None else str(key)
+            where = f"step {step}, {_clipped(key)}" if step is not None else _clipped(key)
             guess = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {guess[0]}? " if guess else ""
             raise _Problem(where, f"unknown key; {hint}{what} has only {', '.join(known)}", step)
 
 
 def _shown(value: Any) -> str:
-    """A value as the file would write it: "25:00", true, 540."""
-    return json.dumps(value, default=str, ensure_ascii=False)
+    """A value as the file would write it: "25:00", true, 540 (a long one cut, to keep one line)."""
+    return _clipped(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def _clipped(value: Any, limit: int = 60) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _name(value: Any) -> str:
@@ -273,6 +345,12 @@ def _step(data: Any, position: int) -> StepSpec:
             raise _Problem(f"{where}, subject", "missing; every step but a thread step needs one", position)
         if not isinstance(subject, str) or len(subject.strip().splitlines()) != 1:
             raise _Problem(f"{where}, subject", "must be one line of text", position)
+        if len(subject.strip()) > MAX_SUBJECT:
+            raise _Problem(
+                f"{where}, subject",
+                f"{len(subject.strip()):,} characters; a subject is at most {MAX_SUBJECT} (what Slack's Edit dialog holds)",
+                position,
+            )
     body = data["body"]
     if not isinstance(body, str) or not body.strip():
         raise _Problem(f"{where}, body", "must be the email's text", position)

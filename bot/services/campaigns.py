@@ -69,7 +69,7 @@ def _count(n: int, word: str) -> str:
 
 
 def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt.datetime) -> ImportResult:
-    """Create the campaign named in `spec`, or update the one of that name; then commit.
+    """Create the campaign named in `spec`, or update the one of that name (the caller commits).
 
     The time zone is the file's, else the owner's Slack time zone (from the rep
     table), else, for an update, the campaign's current one.
@@ -87,7 +87,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
         owner_id=owner_id,
         timezone=timezone,
         skip_weekends=spec.skip_weekends,
-        send_in=spec.send_in.value,
+        send_in=spec.send_in,
         task_time=spec.task_time,
         fields=list(spec.fields),
     )
@@ -96,7 +96,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
         session.add(campaign)
         session.flush()
         _add_steps(session, campaign, spec.steps)
-        session.commit()
+        session.flush()
         return ImportResult(campaign, created=True, new_version=False, settings_changed=True, steps=len(spec.steps))
 
     assert campaign.id is not None
@@ -112,7 +112,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
     if new_version or settings_changed:
         campaign.updated_at = now
         session.add(campaign)
-        session.commit()
+        session.flush()
     return ImportResult(campaign, False, new_version, settings_changed, steps=len(spec.steps))
 
 
@@ -129,7 +129,7 @@ def _add_steps(session: Session, campaign: Campaign, steps: Sequence[StepSpec]) 
             version=campaign.version,
             position=position,
             day=step.day,
-            send=step.send.value,
+            send=step.send,
             time=step.time,
             subject=step.subject,
             body=step.body,

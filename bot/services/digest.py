@@ -16,12 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from sqlalchemy import exists, or_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot.clock import UTC
 from bot.services.agenda import day_bounds, planned_today
+from bot.store import bulk
 from bot.store.models import Campaign, Digest, Enrollment, Rep, Send, SendStatus
 
 DIGEST = Digest.__table__  # type: ignore[attr-defined]
@@ -113,14 +112,8 @@ def due_digests(session: Session, now: dt.datetime, cron: str) -> list[DueDigest
 
 def claim_digest(session: Session, rep_id: str, local_date: dt.date, now: dt.datetime) -> bool:
     """Take the rep's digest for `local_date`; False when another worker already has it."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(DIGEST)
-        .values(rep_id=rep_id, local_date=local_date, created_at=now)
-        .on_conflict_do_nothing(index_elements=["rep_id", "local_date"])
-        .returning(DIGEST.c.rep_id)
-    )
-    return session.execute(statement).first() is not None
+    values = {"rep_id": rep_id, "local_date": local_date, "created_at": now}
+    return bulk.insert_unless_exists(session, DIGEST, values, key=["rep_id", "local_date"])
 
 
 def record_posted(session: Session, rep_id: str, local_date: dt.date, now: dt.datetime) -> None:

@@ -2,29 +2,27 @@
 
 Adding is one bulk operation whatever the number of people: a few statements, each
 over all of them (SQLAlchemy Core INSERT ... RETURNING fed by arrays, see
-`_insert_from_arrays`), never one round trip per person. Only the first step of each
+`bot.store.bulk`), never one round trip per person. Only the first step of each
 enrollment is planned; `progress.complete` plans the rest. The caller commits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Literal, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError
-from sqlalchemy import Dialect, Table, any_, bindparam, cast, func, true, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from bot.core import rules
 from bot.services import progress
 from bot.services.errors import EnrollmentError
 from bot.services.people import Invalid, PersonInput, normalize_email
+from bot.store import bulk
 from bot.store.models import (
     ACTIVE_STATUSES,
     Campaign,
@@ -48,6 +46,7 @@ PERSON_FIELDS = ("first_name", "last_name", "company", "title", "timezone")
 PERSON: Table = Person.__table__  # type: ignore[attr-defined]
 ENROLLMENT: Table = Enrollment.__table__  # type: ignore[attr-defined]
 SEND: Table = Send.__table__  # type: ignore[attr-defined]
+ACTIVE_ONCE = next(index for index in ENROLLMENT.indexes if index.name == "uq_enrollment_active")
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,9 @@ def add_people(
         if person_ids[email] not in active
     ]
     # A concurrent add of the same person loses on uq_enrollment_active and skips the row.
-    inserted = _insert(session, ENROLLMENT, rows, launch, ENROLLMENT.c.id, ENROLLMENT.c.person_id, conflict="enrollment")
+    inserted = bulk.insert_many(
+        session, ENROLLMENT, rows, launch, ENROLLMENT.c.id, ENROLLMENT.c.person_id, skip_existing=ACTIVE_ONCE
+    )
     enrollment_ids = {person_id: enrollment_id for enrollment_id, person_id in inserted}
     send_ids = _plan_first_sends(session, steps[0], rows, launch, enrollment_ids, plans)
 
@@ -216,7 +217,7 @@ def resume(session: Session, campaign: Campaign, email: str, *, rep_id: str, now
 
 
 def end_enrollment(
-    session: Session, enrollment: Enrollment, status: str, reason: str, now: dt.datetime
+    session: Session, enrollment: Enrollment, status: EnrollmentStatus, reason: str, now: dt.datetime
 ) -> list[int]:
     """End an active or paused enrollment with `status`; cancel what it had planned.
 
@@ -317,7 +318,7 @@ def _plan_first_sends(
     now = launch["created_at"]
     same = {c.name: getattr(first, c.name) for c in SEND.c if c.name not in per_send} | {"created_at": now, "updated_at": now}
     sends = [{"enrollment_id": enrollment_id, "due_at": plans.first(row["zone"])[0]} for enrollment_id, row in new]
-    return [send_id for (send_id,) in _insert(session, SEND, sends, same, SEND.c.id)]
+    return [send_id for (send_id,) in bulk.insert_many(session, SEND, sends, same, SEND.c.id)]
 
 
 # --- people ------------------------------------------------------------------------
@@ -339,7 +340,7 @@ def _merged(first: PersonInput, later: PersonInput) -> PersonInput:
 
 def _stored_people(session: Session, emails: list[str]) -> dict[str, dict[str, Any]]:
     columns = [PERSON.c.id, PERSON.c.email, PERSON.c.fields, *(PERSON.c[name] for name in PERSON_FIELDS)]
-    query = core_select(*columns).where(_in(session, PERSON.c.email, emails))
+    query = core_select(*columns).where(bulk.in_values(session, PERSON.c.email, emails))
     return {row["email"]: dict(row) for row in session.execute(query).mappings()}
 
 
@@ -372,7 +373,10 @@ def _insert_people(session: Session, people: list[PersonInput], now: dt.datetime
         )
         for person in people
     ]
-    inserted = _insert(session, PERSON, rows, {"created_at": now}, PERSON.c.id, PERSON.c.email, conflict="person")
+    # Someone else may store a few of them meanwhile: skip those, read them below.
+    inserted = bulk.insert_many(
+        session, PERSON, rows, {"created_at": now}, PERSON.c.id, PERSON.c.email, skip_existing=[PERSON.c.email]
+    )
     ids = {email: person_id for person_id, email in inserted}
     # Someone else added a few of them in the meantime: use their rows.
     missing = [row["email"] for row in rows if row["email"] not in ids]
@@ -385,80 +389,9 @@ def _active_people(session: Session, campaign: Campaign, person_ids: list[int]) 
     query = core_select(ENROLLMENT.c.person_id, ENROLLMENT.c.status).where(
         ENROLLMENT.c.campaign_id == campaign.id,
         ENROLLMENT.c.status.in_(ACTIVE_STATUSES),
-        _in(session, ENROLLMENT.c.person_id, person_ids),
+        bulk.in_values(session, ENROLLMENT.c.person_id, person_ids),
     )
     return {person_id: status for person_id, status in session.execute(query)}
-
-
-# --- bulk inserts --------------------------------------------------------------------
-
-
-def _insert(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    same: dict[str, Any],
-    *returning: Any,
-    conflict: str | None = None,
-) -> list[Any]:
-    """Insert `rows` (all with the same keys), each with the values `same`; return `returning`
-    for the rows inserted.
-
-    conflict="person": skip people whose address is stored meanwhile; "enrollment":
-    skip people who became active in the campaign meanwhile (uq_enrollment_active).
-    """
-    if not rows:
-        return []
-    dialect = session.get_bind().dialect
-    statement = _insert_from_arrays(table, rows, same, dialect)
-    if conflict == "person":
-        statement = statement.on_conflict_do_nothing(index_elements=[PERSON.c.email])
-    elif conflict == "enrollment":
-        index = next(index for index in ENROLLMENT.indexes if index.name == "uq_enrollment_active")
-        statement = statement.on_conflict_do_nothing(
-            index_elements=list(index.columns), index_where=index.dialect_kwargs[f"{dialect.name}_where"]
-        )
-    return session.execute(statement.returning(*returning)).all()
-
-
-def _insert_from_arrays(table: Table, rows: list[dict[str, Any]], same: dict[str, Any], dialect: Dialect) -> Any:
-    """INSERT ... SELECT over the rows sent as arrays: one statement, a handful of values.
-
-    Multi-row VALUES (SQLAlchemy's insertmanyvalues) binds one value per row and column,
-    each converted in Python and, with psycopg, each placeholder parsed on the client:
-    for 10,000 people that was most of the time (seconds on PostgreSQL). Here the values
-    every row shares (the campaign, the launch time ...) are bound once and each other
-    column as one array: PostgreSQL `unnest(array, ...)`, SQLite `json_each`.
-    """
-    varying = list(rows[0])
-    columns = [[row[name] for row in rows] for name in varying]
-    if dialect.name == "postgresql":
-        arrays = [bindparam(None, values, type_=ARRAY(table.c[name].type)) for name, values in zip(varying, columns)]
-        unnest = func.unnest(*arrays).table_valued(*varying).render_derived()
-        read = [cast(unnest.c[name], table.c[name].type) for name in varying]
-        insert: Any = postgresql.insert
-    else:
-        converted = [_bound(table.c[name].type, dialect, values) for name, values in zip(varying, columns)]
-        each = func.json_each(bindparam(None, json.dumps(list(zip(*converted))))).table_valued("value")
-        read = [func.json_extract(each.c.value, f"$[{index}]") for index in range(len(varying))]
-        insert = sqlite.insert
-    shared = [bindparam(None, value, type_=table.c[name].type) for name, value in same.items()]
-    # SQLite reads `FROM x ON CONFLICT` as a join unless the SELECT has a WHERE.
-    select_rows = core_select(*read, *shared).where(true())
-    return insert(table).from_select([*varying, *same], select_rows)
-
-
-def _bound(type_: Any, dialect: Dialect, values: list[Any]) -> list[Any]:
-    """Values as the column type would bind them (an instant as SQLite stores it ...)."""
-    process = type_.dialect_impl(dialect).bind_processor(dialect)
-    return [process(value) for value in values] if process else values
-
-
-def _in(session: Session, column: Any, values: list[Any]) -> Any:
-    """`column IN values` with the values bound as one array, whatever their number."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-    return column.in_(core_select(func.json_each(bindparam(None, json.dumps(values))).table_valued("value").c.value))
 
 
 # --- one enrollment ----------------------------------------------------------------

@@ -35,9 +35,10 @@ from sqlalchemy import and_, bindparam, func, literal_column, or_, select, updat
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from bot.core.rules import StepKind
 from bot.delivery.ports import Email, Limits
 from bot.services import progress
-from bot.store import locks
+from bot.store import bulk, locks
 from bot.store.models import TASK_REPOSTS, Hold, Send, SendStatus, allowed_moves
 
 SEND = Send.__table__  # type: ignore[attr-defined]
@@ -59,10 +60,21 @@ def _status_is(status: SendStatus) -> Any:
     return SEND.c.status == literal_column(f"'{status.value}'")
 
 
-def due_query(now: dt.datetime, limit: int, *, postgresql: bool, skip_reps: Sequence[str] = ()) -> Any:
-    """The ids of planned sends that are due and not leased nor held, oldest due first."""
+def claim_due(
+    session: Session,
+    now: dt.datetime,
+    worker_id: str,
+    *,
+    limit: int,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    skip_reps: Iterable[str] = (),
+) -> list[int]:
+    """Lease up to `limit` due sends to this worker, but those of held reps and of `skip_reps`; their ids.
+
+    One indexed statement.
+    """
     held = select(HOLD.c.rep_id).where(or_(HOLD.c.until.is_(None), HOLD.c.until > now))
-    query = (
+    due = (
         select(SEND.c.id)
         .where(
             _status_is(SendStatus.PLANNED),
@@ -74,24 +86,8 @@ def due_query(now: dt.datetime, limit: int, *, postgresql: bool, skip_reps: Sequ
         .limit(limit)
     )
     if skip_reps:
-        query = query.where(SEND.c.rep_id.not_in(list(skip_reps)))
-    # Several workers on PostgreSQL: each skips the rows another is claiming.
-    return query.with_for_update(skip_locked=True) if postgresql else query
-
-
-def claim_due(
-    session: Session,
-    now: dt.datetime,
-    worker_id: str,
-    *,
-    limit: int,
-    lease: dt.timedelta = DEFAULT_LEASE,
-    skip_reps: Iterable[str] = (),
-) -> list[int]:
-    """Lease up to `limit` due sends to this worker, but those of held reps and of `skip_reps`; their ids."""
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    due = due_query(now, limit, postgresql=postgresql, skip_reps=sorted(skip_reps)).scalar_subquery()
-    return _lease(session, SEND.c.id.in_(due), now, worker_id, lease)
+        due = due.where(SEND.c.rep_id.not_in(sorted(skip_reps)))
+    return _lease(session, SEND.c.id.in_(bulk.skipping_locked(session, due).scalar_subquery()), now, worker_id, lease)
 
 
 def claim(session: Session, send_ids: Sequence[int], now: dt.datetime, worker_id: str, *, lease: dt.timedelta = DEFAULT_LEASE) -> list[int]:
@@ -103,9 +99,7 @@ def claim(session: Session, send_ids: Sequence[int], now: dt.datetime, worker_id
         _status_is(SendStatus.PLANNED),
         or_(SEND.c.lease_until.is_(None), SEND.c.lease_until < now),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return _lease(session, SEND.c.id.in_(query.scalar_subquery()), now, worker_id, lease)
+    return _lease(session, SEND.c.id.in_(bulk.skipping_locked(session, query).scalar_subquery()), now, worker_id, lease)
 
 
 def _lease(session: Session, which: Any, now: dt.datetime, worker_id: str, lease: dt.timedelta) -> list[int]:
@@ -377,7 +371,7 @@ def make_task(session: Session, send: Send, worker_id: str, now: dt.datetime, re
         send,
         worker_id,
         [SendStatus.PLANNED],
-        kind="task",
+        kind=StepKind.TASK,
         status=SendStatus.QUEUED.value,
         reason=reason,
         lease_until=None,

@@ -5,7 +5,7 @@ Every action checks that the send is the rep's (`NotYourSend`) and changes the s
 with a conditional UPDATE (`... WHERE status = <the status it was read in>`), so two
 clicks racing each other, or a request Slack retries, can never both win: the loser
 finds the send already moved on and returns it as it now is, changing nothing.
-Each action commits its own transaction.
+The caller (the listener) commits.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from bot.core.rules import StepKind
+from bot.core.templates import MAX_SUBJECT
 from bot.services import progress
 from bot.services.drafts import Draft, draft_or_problem
 from bot.services.errors import NotYourSend, ServiceError
@@ -34,7 +36,7 @@ def send_now(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> S
     if send.status != SendStatus.QUEUED:
         return send
     _check_ready(session, send)
-    return _move(session, send, SendStatus.QUEUED, kind="email", status=SendStatus.PLANNED, due_at=now, updated_at=now)
+    return _move(session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=now, updated_at=now)
 
 
 def save_edit(session: Session, send_id: int, rep_id: str, subject: str, body: str, now: dt.datetime) -> Send:
@@ -42,6 +44,8 @@ def save_edit(session: Session, send_id: int, rep_id: str, subject: str, body: s
     subject = " ".join(subject.split())  # a header is one line
     if not subject:
         raise TaskError("The subject cannot be empty.")
+    if len(subject) > MAX_SUBJECT:
+        raise TaskError(f"The subject is {len(subject):,} characters; it can have at most {MAX_SUBJECT}.")
     send = _mine(session, send_id, rep_id)
     if send.status == SendStatus.QUEUED and send.subject == subject and send.body == body:
         return send  # the same save, again
@@ -54,13 +58,13 @@ def schedule(session: Session, send_id: int, rep_id: str, at: dt.datetime, now: 
     if at.tzinfo is None:
         raise ValueError("schedule() needs an aware datetime")
     send = _mine(session, send_id, rep_id)
-    if send.status == SendStatus.PLANNED and send.kind == "email" and send.due_at == at:
+    if send.status == SendStatus.PLANNED and send.kind == StepKind.EMAIL and send.due_at == at:
         return send  # the same request, again
     if at <= now:
         raise TaskError("Pick a time in the future.")
     _require_queued(session, send)
     _check_ready(session, send)
-    return _move(session, send, SendStatus.QUEUED, kind="email", status=SendStatus.PLANNED, due_at=at, updated_at=now)
+    return _move(session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=at, updated_at=now)
 
 
 def skip(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> Send:
@@ -97,12 +101,13 @@ def mark_sent(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> 
     if send.status not in WAITING_FOR_REP:
         return send
     _check_active(session, send)
-    if send.subject is None or send.body is None:
+    subject, body = send.subject, send.body
+    if subject is None or body is None:
         # A thread step after this one quotes what was sent: keep it on the send.
         draft = _draft(session, send)
-        send.subject = send.subject if send.subject is not None else draft.subject
-        send.body = send.body if send.body is not None else draft.full_body
-    return _finish(session, send, send.status, sent=True, now=now)
+        subject = subject if subject is not None else draft.subject
+        body = body if body is not None else draft.full_body
+    return _finish(session, send, send.status, sent=True, now=now, subject=subject, body=body)
 
 
 def _mine(session: Session, send_id: int, rep_id: str) -> Send:
@@ -175,27 +180,31 @@ def _move(session: Session, send: Send, expected: str, **values: Any) -> Send:
         update(Send).where(col(Send.id) == send.id, col(Send.status) == expected).values(**values),
         execution_options={"synchronize_session": False},
     )
-    session.commit()
     session.refresh(send)
     return send
 
 
-def _finish(session: Session, send: Send, expected: str, *, sent: bool, now: dt.datetime) -> Send:
+def _finish(
+    session: Session,
+    send: Send,
+    expected: str,
+    *,
+    sent: bool,
+    now: dt.datetime,
+    subject: str | None = None,
+    body: str | None = None,
+) -> Send:
     """Mark the send done (first click wins) and plan the enrollment's next step."""
     assert send.id is not None
     done = SendStatus.SENT if sent else SendStatus.SKIPPED
     values: dict[str, Any] = {"status": done, "done_at": now, "updated_at": now}
-    if send.subject is not None:
-        values.update(subject=send.subject, body=send.body)
+    if subject is not None:
+        values.update(subject=subject, body=body)
     won = session.execute(
         update(Send).where(col(Send.id) == send.id, col(Send.status) == expected).values(**values),
         execution_options={"synchronize_session": False},
     )
-    if won.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        session.refresh(send)
-        return send
     session.refresh(send)
-    progress.complete(session, send, sent=sent, at=now)
-    session.commit()
+    if won.rowcount == 1:  # type: ignore[attr-defined]
+        progress.complete(session, send, sent=sent, at=now)
     return send

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from bot.clock import Clock
-from bot.delivery.ports import Deliverer, Notifier
+from bot.delivery.ports import Deliverer
 from bot.settings import Settings
 
 WORK_THREADS = 4
@@ -31,7 +31,6 @@ class Deps:
     clock: Clock
     settings: Settings
     deliverer: Deliverer | None = None
-    notifier: Notifier | None = None
     work: Executor = field(default_factory=_work_pool)
 
     def drain(self) -> None:

@@ -8,15 +8,15 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from bot.store import bulk
 from bot.store.models import Rep
 
 logger = logging.getLogger(__name__)
 
 FRESH_FOR = dt.timedelta(days=1)
+REP = Rep.__table__  # type: ignore[attr-defined]
 
 
 def ensure_rep(session: Session, client: WebClient, user_id: str, now: dt.datetime) -> Rep:
@@ -36,7 +36,8 @@ def ensure_rep(session: Session, client: WebClient, user_id: str, now: dt.dateti
             raise
         logger.warning("users.info failed for %s; keeping the profile of %s", user_id, rep.updated_at, exc_info=True)
         return rep
-    _upsert(session, _profile(user_id, user, now))
+    # Two first requests from one rep may race: insert-or-update, never a key error.
+    bulk.upsert(session, REP, _profile(user_id, user, now), key=["slack_user_id"])
     session.flush()
     rep = session.get(Rep, user_id, populate_existing=True)
     assert rep is not None
@@ -56,11 +57,3 @@ def _profile(user_id: str, user: dict[str, Any], now: dt.datetime) -> dict[str, 
         "timezone": user.get("tz"),
         "updated_at": now,
     }
-
-
-def _upsert(session: Session, values: dict[str, Any]) -> None:
-    # Two first requests from one rep may race: insert-or-update, never a key error.
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Rep).values(**values)
-    changed = {key: statement.excluded[key] for key in values if key != "slack_user_id"}
-    session.execute(statement.on_conflict_do_update(index_elements=["slack_user_id"], set_=changed))

@@ -1,7 +1,9 @@
 """The tables: campaigns and their steps, people, enrollments, sends, reps, digests, notices, mailboxes.
 
 Every instant is stored timezone-aware UTC (the `UTCDateTime` column type refuses a
-naive value and hands back aware ones, on SQLite too).
+naive value and hands back aware ones, on SQLite too). Every state (a send's kind
+and status, an enrollment's status, a step's send option) is its StrEnum, stored as
+its value in a text column (`EnumText`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, Uni
 from sqlmodel import Field, SQLModel
 
 from bot.clock import UTC
+from bot.core.rules import SendIn, SendOption, StepKind
 
-ACTIVE_STATUSES = ("active", "paused")
 TASK_REPOSTS = 3  # times a task message Slack refused is posted again (bot/services/queue.py)
 UNPOSTED = text(f"status = 'queued' AND slack_ts IS NULL AND slack_reposts < {TASK_REPOSTS}")
 
@@ -44,6 +46,29 @@ def instant(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
+class EnumText(TypeDecorator[StrEnum]):
+    """A StrEnum as its value in a text column: a value it does not have is refused."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> StrEnum | None:
+        return None if value is None else self.enum(value)
+
+
+def state(enum: type[StrEnum], default: StrEnum | None = None) -> Any:
+    """A column holding one of `enum`'s members (required when there is no default)."""
+    column: Column[Any] = Column(EnumText(enum), nullable=False, default=default)
+    return Field(sa_column=column) if default is None else Field(default=default, sa_column=column)
+
+
 def created() -> Any:
     return Field(default_factory=lambda: dt.datetime.now(UTC), sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -56,6 +81,9 @@ class EnrollmentStatus(StrEnum):
     REPLIED = "replied"
     BOUNCED = "bounced"
     UNSUBSCRIBED = "unsubscribed"
+
+
+ACTIVE_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
 class SendStatus(StrEnum):
@@ -112,7 +140,7 @@ class Campaign(SQLModel, table=True):
     owner_id: str
     timezone: str
     skip_weekends: bool = False
-    send_in: str = "campaign"
+    send_in: SendIn = state(SendIn, SendIn.CAMPAIGN)
     task_time: dt.time = dt.time(9, 0)
     fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Each import that changes the steps makes a new version; enrollments keep theirs.
@@ -129,7 +157,7 @@ class Step(SQLModel, table=True):
     version: int
     position: int  # 1-based; list order is send order
     day: int
-    send: str
+    send: SendOption = state(SendOption)
     time: dt.time | None = None
     subject: str | None = None
     body: str = ""
@@ -169,7 +197,7 @@ class Enrollment(SQLModel, table=True):
     version: int
     person_id: int = Field(foreign_key="person.id", index=True)
     rep_id: str
-    status: str = EnrollmentStatus.ACTIVE
+    status: EnrollmentStatus = state(EnrollmentStatus, EnrollmentStatus.ACTIVE)
     zone: str  # the resolved IANA zone its wall-clock times are computed in
     launched_at: dt.datetime = instant(nullable=False)
     send_at: dt.datetime | None = instant()
@@ -209,8 +237,8 @@ class Send(SQLModel, table=True):
     step_id: int = Field(foreign_key="step.id")
     position: int
     rep_id: str
-    kind: str  # "email" or "task"
-    status: str = SendStatus.PLANNED
+    kind: StepKind = state(StepKind)
+    status: SendStatus = state(SendStatus, SendStatus.PLANNED)
     due_at: dt.datetime = instant(nullable=False)
     lease_until: dt.datetime | None = instant()
     claimed_by: str | None = None

@@ -194,3 +194,36 @@ def test_a_usage_mistake_is_one_line_too(bot: Bot) -> None:
     assert done.stderr == (
         "bot campaign import: the following arguments are required: --owner (see bot campaign import --help)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"name: Laughs\nlol0: &lol0 lol\n"
+            + b"".join(b"lol%d: &lol%d [%s]\n" % (n, n, b", ".join([b"*lol%d" % (n - 1)] * 9)) for n in range(1, 9))
+            + b"skip_weekends: [*lol8, *lol8, *lol8, *lol8, *lol8, *lol8, *lol8, *lol8, *lol8]\n",
+            "bot: bad.yaml, line 2: anchors and aliases (&name, *name) are not allowed in a campaign file; write the value out",
+        ),
+        (b"[" * 100_000, "bot: bad.yaml, line 1: nested more than 10 levels deep; a campaign file needs 4"),
+        (b"# " + b"x" * 10_000_000, "bot: bad.yaml: larger than 256 KB, the most a campaign file may be"),
+        (bytes(range(256)) * 64, "bot: bad.yaml, line 2: not UTF-8 text; save the file as UTF-8"),
+        (b"name: Caf\xe9\n", "bot: bad.yaml, line 1: not UTF-8 text; save the file as UTF-8"),
+        (b"- day: 1\n- day: 2\n", "bot: bad.yaml: a campaign file is a mapping of keys (name, timezone, steps, ...)"),
+        (b"just a sentence\n", "bot: bad.yaml: a campaign file is a mapping of keys (name, timezone, steps, ...)"),
+    ],
+    ids=["billion-laughs", "deep", "huge", "binary", "latin-1", "list", "scalar"],
+)
+def test_a_hostile_file_is_one_line_whatever_it_holds(bot: Bot, content: bytes, message: str) -> None:
+    (bot.folder / "bad.yaml").write_bytes(content)
+
+    assert bot.fails("import", "bad.yaml", "--owner", "U0REP0001") == message
+    assert bot.fails("preview", "bad.yaml", *LAUNCH) == message
+
+
+def test_a_subject_over_the_limit_is_refused_at_import(bot: Bot) -> None:
+    path = bot.write("long.yaml", WORKED_EXAMPLE.replace("subject: A question", "subject: " + "A question " * 30))
+
+    assert bot.fails("import", path, "--owner", "U0REP0001") == (
+        "bot: long.yaml: step 2, subject: 329 characters; a subject is at most 250 (what Slack's Edit dialog holds)"
+    )

@@ -8,6 +8,7 @@ from typing import Sequence
 from slack_sdk.models.blocks import Block, DateTimePickerElement, DividerBlock, InputBlock
 from slack_sdk.models.views import View
 
+from bot.core.rules import SendIn, SendOption
 from bot.services.campaigns import CampaignDetails, CampaignSummary
 from bot.services.enrollments import AddResult
 from bot.slack.blocks.common import (
@@ -75,7 +76,7 @@ def campaign_details(details: CampaignDetails) -> Message:
     settings = [f"time zone {shown(campaign.timezone, NAME_CHARS)}", f"owner <@{campaign.owner_id}>", f"version {campaign.version}"]
     if campaign.skip_weekends:
         settings.append("weekends skipped")
-    if campaign.send_in == "recipient":
+    if campaign.send_in == SendIn.RECIPIENT:
         settings.append("sent in each person's time zone")
     steps = [_step_line(step) for step in details.steps] or ["No steps."]
     counts = [f"{status} {details.counts.get(status, 0)}" for status in SHOWN_COUNTS]
@@ -98,7 +99,7 @@ def _step_line(step: Step) -> str:
     if step.subject:
         what = f"“{shown(step.subject, LINE_CHARS)}”"
     else:
-        what = "reply in thread" if step.send == "thread" else "no subject"
+        what = "reply in thread" if step.send == SendOption.THREAD else "no subject"
     return f"{step.position}. Day {step.day} · {when} · {what}"
 
 

@@ -28,6 +28,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.core import rules
+from bot.core.templates import MAX_SUBJECT
 from bot.services.agenda import Entry
 from bot.services.drafts import Draft, person_name
 from bot.slack.blocks.common import (
@@ -286,7 +287,7 @@ def headline(entry: Entry) -> str:
     if problem:
         icon = ":x:" if entry.send.status == SendStatus.FAILED else ":grey_question:"
         return f"{icon} *{escape(problem)}*"
-    if entry.send.kind == "task":
+    if entry.send.kind == rules.StepKind.TASK:
         return ":memo: *Email task*: send it yourself, or let me send it"
     return ":email: *Email*"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Iterator
 
 import pytest
@@ -10,11 +9,12 @@ from sqlalchemy import Engine
 from slack_sdk import WebClient
 
 from bot.clock import FixedClock
-from bot.delivery.ports import Deliverer, Notifier
+from bot.delivery.ports import Deliverer
 from bot.settings import Settings
 from bot.slack.client import make_client
 from bot.slack.context import Deps
 from bot.slack.http import HttpServer
+from bot.slack.notifier import SlackNotifier
 from tests.support.factories import REP_ID
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET, SlackRequests, running_app
@@ -45,12 +45,7 @@ def slack_client(slack_settings: Settings) -> WebClient:
 
 
 @pytest.fixture
-def notifier(engine: Engine, slack_client: WebClient, clock: FixedClock, slack_settings: Settings) -> Notifier | None:
-    """The Slack notifier when it exists; override for a recording one."""
-    if importlib.util.find_spec("bot.slack.notifier") is None:
-        return None
-    from bot.slack.notifier import SlackNotifier
-
+def notifier(engine: Engine, slack_client: WebClient, clock: FixedClock, slack_settings: Settings) -> SlackNotifier:
     return SlackNotifier(engine, slack_client, clock, slack_settings)
 
 
@@ -61,10 +56,8 @@ def deliverer() -> Deliverer | None:
 
 
 @pytest.fixture
-def deps(
-    engine: Engine, clock: FixedClock, slack_settings: Settings, deliverer: Deliverer | None, notifier: Notifier | None
-) -> Deps:
-    return Deps(engine=engine, clock=clock, settings=slack_settings, deliverer=deliverer, notifier=notifier)
+def deps(engine: Engine, clock: FixedClock, slack_settings: Settings, deliverer: Deliverer | None) -> Deps:
+    return Deps(engine=engine, clock=clock, settings=slack_settings, deliverer=deliverer)
 
 
 @pytest.fixture

@@ -356,6 +356,71 @@ def test_every_refusal_is_a_service_error_of_one_line() -> None:
     assert caught.value.step == 2  # type: ignore[attr-defined]
 
 
+# --- files built to hurt -------------------------------------------------------------
+
+# Nine levels of nine aliases: 1 KB that a plain YAML loader expands to 9**9 strings.
+BILLION_LAUGHS = (
+    "name: Laughs\n"
+    "lol0: &lol0 lol\n"
+    + "".join(f"lol{n}: &lol{n} [{', '.join([f'*lol{n - 1}'] * 9)}]\n" for n in range(1, 9))
+    + "timezone: [*lol8, *lol8, *lol8, *lol8, *lol8, *lol8, *lol8, *lol8, *lol8]\n"
+)
+NO_ANCHORS = "anchors and aliases (&name, *name) are not allowed in a campaign file; write the value out"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BILLION_LAUGHS, f"q4.yaml, line 2: {NO_ANCHORS}"),
+        ("name: Q\nskip_weekends: *flag\n", f"q4.yaml, line 2: {NO_ANCHORS}"),
+        ("[" * 100_000, "q4.yaml, line 1: nested more than 10 levels deep; a campaign file needs 4"),
+        ("name: Q\nfields: [" + "a, " * 6_000 + "]\n", "q4.yaml, line 2: more than 5,000 values; a campaign file has far fewer"),
+        ("x" * (256 * 1024 + 1), "q4.yaml: larger than 256 KB, the most a campaign file may be"),
+        (bytes(range(256)) * 4, "q4.yaml, line 2: not UTF-8 text; save the file as UTF-8"),
+        ("name: Q\n\nsteps: \x00\x07\n", "q4.yaml, line 3: not valid YAML: the character U+0000 is not allowed"),
+        ("name: Q\nsteps:\n  - day: " + "9" * 5_000 + "\n", "q4.yaml, line 3: cannot read this int (Exceeds the limit"),
+        (
+            "name: 2026-02-30\n",
+            "q4.yaml, line 1: cannot read this timestamp (day is out of range for month); put it in quotes if it is text",
+        ),
+        ("- name: Q\n", "q4.yaml: a campaign file is a mapping of keys (name, timezone, steps, ...)"),
+        ("Q4 outreach\n", "q4.yaml: a campaign file is a mapping of keys (name, timezone, steps, ...)"),
+        ("name: Q\n" + "k" * 1_000 + ": 1\n", "q4.yaml: " + "k" * 59 + "…: unknown key; "),
+    ],
+    ids=["billion-laughs", "alias", "deep", "many-values", "huge", "binary", "control", "long-int", "bad-date", "list", "scalar", "long-key"],
+)
+def test_any_file_is_refused_in_one_line_in_bounded_time(text: str | bytes, message: str) -> None:
+    with pytest.raises(CampaignFileError) as caught:
+        parse_campaign(text, source="q4.yaml")
+
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 200
+
+
+def test_utf8_bytes_read_as_text() -> None:
+    assert parse_campaign(campaign(ONE_STEP, head="name: Café\n").encode()).name == "Café"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ " + "(" * 3_000 + "a }}", "{% if a %}" * 3_000, "{{ " + "-" * 30_000 + "a }}", "{% if a %}" * 150 + "{% endif %}" * 150],
+    ids=["parens", "ifs", "unary", "ifs-closed"],
+)
+def test_a_template_nested_too_deeply_is_refused(template: str) -> None:
+    step = f"- day: 2\n  send: task\n  subject: s\n  body: '{template}'\n"
+
+    assert step_refusal(step) == "q4.yaml: step 2, body: the template is nested too deeply"
+
+
+def test_a_subject_longer_than_the_limit_is_refused_naming_it() -> None:
+    subject = "x" * 250
+
+    assert parse_campaign(campaign(f"- {{day: 1, send: task, subject: {subject}, body: b}}\n")).steps[0].subject == subject
+    assert step_refusal(f"- day: 2\n  send: task\n  subject: {subject}y\n  body: b\n") == (
+        "q4.yaml: step 2, subject: 251 characters; a subject is at most 250 (what Slack's Edit dialog holds)"
+    )
+
+
 # --- export ------------------------------------------------------------------------
 
 

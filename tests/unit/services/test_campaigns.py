@@ -60,6 +60,13 @@ def count(session: Session, table: type) -> int:
     return session.exec(select(func.count()).select_from(table)).one()
 
 
+def test_an_import_is_kept_only_when_its_caller_commits(session: Session, clock: FixedClock) -> None:
+    campaigns.import_campaign(session, spec(), REP_ID, clock.now())
+    session.rollback()  # e.g. the command failed after the import
+
+    assert count(session, Campaign) == count(session, Step) == 0
+
+
 def test_an_import_creates_the_campaign_and_its_steps(session: Session, clock: FixedClock) -> None:
     result = campaigns.import_campaign(session, spec(), REP_ID, clock.now())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -13,6 +14,7 @@ from bot.clock import FixedClock
 from bot.services import tasks
 from bot.services.drafts import draft_for
 from bot.services.errors import NotYourSend
+from bot.store.db import session_scope
 from bot.store.models import Enrollment, Send
 from tests.support.factories import make_campaign, make_rep
 from tests.support.sends import TASK_STEPS, enroll, make_person, make_send, make_task
@@ -67,6 +69,12 @@ def test_edit_refuses_an_empty_subject_and_keeps_the_draft(session: Session, tas
     assert draft_for(session, sends_of(session, task.enrollment_id)[0]).subject == "Hello Ada"
 
 
+def test_edit_refuses_a_subject_over_the_limit(session: Session, task: Send, clock: FixedClock) -> None:
+    with pytest.raises(tasks.TaskError, match="The subject is 251 characters; it can have at most 250."):
+        tasks.save_edit(session, task.id, task.rep_id, "x" * 251, "Body", clock.now())
+    assert tasks.save_edit(session, task.id, task.rep_id, "x" * 250, "Body", clock.now()).subject == "x" * 250
+
+
 def test_edit_after_the_task_was_sent_is_refused(session: Session, task: Send, clock: FixedClock) -> None:
     tasks.skip(session, task.id, task.rep_id, clock.now())
     with pytest.raises(tasks.TaskError, match="no longer waiting for you: it is skipped"):
@@ -101,13 +109,23 @@ def test_a_second_skip_plans_nothing_twice(session: Session, task: Send, clock: 
     assert [s.position for s in sends_of(session, task.enrollment_id)] == [1, 2]
 
 
+@pytest.mark.parametrize("action", [tasks.send_now, tasks.skip])
+def test_an_action_is_kept_only_when_its_caller_commits(session: Session, task: Send, clock: FixedClock, action: Any) -> None:
+    """The listener commits; one that fails after the service leaves the task as it was."""
+    enrollment_id = task.enrollment_id
+    action(session, task.id, task.rep_id, clock.now())
+    session.rollback()
+
+    assert [s.status for s in sends_of(session, enrollment_id)] == ["queued"]
+
+
 def test_racing_clicks_only_one_wins(engine: Engine, session: Session, task: Send, clock: FixedClock) -> None:
     barrier = threading.Barrier(6)
     errors: list[BaseException] = []
 
     def click() -> None:
         try:
-            with Session(engine, expire_on_commit=False) as own:
+            with session_scope(engine) as own:  # as the listener does
                 barrier.wait()
                 tasks.skip(own, task.id, task.rep_id, clock.now())  # type: ignore[arg-type]
         except BaseException as exc:  # pragma: no cover - reported below

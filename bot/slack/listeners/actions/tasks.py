@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from sqlmodel import Session
 
+from bot.core.rules import StepKind
 from bot.services import tasks
 from bot.services.agenda import entry_for
 from bot.services.errors import NotYourSend, ServiceError
@@ -60,7 +61,7 @@ def button(deps: Deps, service: Action) -> Callable[..., None]:
         except ServiceError as exc:
             refuse(client, body, str(exc))
             return
-        if send.status == SendStatus.PLANNED and send.kind == "email" and send.due_at <= deps.clock.now():
+        if send.status == SendStatus.PLANNED and send.kind == StepKind.EMAIL and send.due_at <= deps.clock.now():
             # Sent now, or sent again: deliver at once when a deliverer runs in this
             # process (it is safe to ask twice); else the scheduler's next pass takes it.
             if deps.deliverer is not None:
