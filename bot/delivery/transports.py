@@ -11,6 +11,7 @@ email failed, because that decides what the scheduler may do next:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import smtplib
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
+# As smtplib's send_message() asks for an internationalized message (RFC 6531).
+SMTPUTF8_OPTIONS = ("SMTPUTF8", "BODY=8BITMIME")
+UNICODE_LOCAL = "addresses with non-ASCII characters before the @"
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -51,6 +55,20 @@ class SmtpTransport:
 
     def __repr__(self) -> str:  # never shows the password
         return f"SmtpTransport({'smtps' if self.tls else 'smtp'}://{self.host}:{self.port})"
+
+    def offers_smtputf8(self) -> bool:
+        """Whether the server takes addresses with non-ASCII before the @ (SMTPUTF8, RFC 6531).
+
+        Asks the server on a connection of its own; raises DeliveryError when it cannot be reached.
+        """
+        smtp = self._connect()
+        try:
+            return smtp.has_extn("smtputf8")
+        finally:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
 
     def send(self, email: Outbound) -> None:
         """Hand one email to the server, reusing the open connection."""
@@ -78,8 +96,11 @@ class SmtpTransport:
             smtp.close()
 
     def _connection(self) -> smtplib.SMTP:
-        if self._smtp is not None:
-            return self._smtp
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def _connect(self) -> smtplib.SMTP:
         try:
             if self.tls:
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -98,13 +119,18 @@ class SmtpTransport:
             raise DeliveryError(f"the mail server refused the connection: {_reply(exc.smtp_code, exc.smtp_error)}", retry=True) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"could not connect to {self.host}:{self.port}: {_describe(exc)}", retry=True) from None
-        self._smtp = smtp
         return smtp
 
     def _transact(self, smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> None:
+        options: tuple[str, ...] = ()
+        unicode = [address for address in (sender, *recipients) if not address.isascii()]
+        if unicode:
+            if not smtp.has_extn("smtputf8"):
+                raise DeliveryError(f"the mail server does not take {UNICODE_LOCAL} (it offers no SMTPUTF8): {', '.join(unicode)}")
+            options = SMTPUTF8_OPTIONS
         body_sent = False
         try:
-            code, reply = smtp.mail(sender)
+            code, reply = smtp.mail(sender, options)
             if code != 250:
                 self._refused(smtp, code, reply)
             for recipient in recipients:
@@ -178,6 +204,26 @@ def transport_for(settings: Settings) -> MailTransport:
     if settings.smtp_url:
         return SmtpTransport(settings.smtp_url)
     return OutboxTransport(settings.outbox_dir)
+
+
+def smtputf8_refusal(settings: Settings) -> str | None:
+    """Why an address with non-ASCII before the @ cannot be emailed, or None when it can.
+
+    The outbox folder takes any address; the relay is asked once per process, and
+    asked again next time when it could not be reached.
+    """
+    if not settings.smtp_url:
+        return None
+    try:
+        offered = _relay_offers_smtputf8(settings.smtp_url)
+    except DeliveryError as exc:
+        return f"the bot could not ask the mail server whether it takes {UNICODE_LOCAL} ({exc.reason}); try again later"
+    return None if offered else f"the mail server (SMTP_URL) does not take {UNICODE_LOCAL} (it offers no SMTPUTF8)"
+
+
+@functools.cache
+def _relay_offers_smtputf8(url: str) -> bool:
+    return SmtpTransport(url).offers_smtputf8()
 
 
 def _dot_stuffed(data: bytes) -> bytes:

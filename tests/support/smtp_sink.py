@@ -2,7 +2,8 @@
 
 It keeps every message it accepts (envelope and raw bytes), and can be told to
 answer a chosen recipient with a 4xx or 5xx reply, or to hang up right after the
-body of a chosen recipient's email arrived (before its final reply).
+body of a chosen recipient's email arrived (before its final reply). It offers
+SMTPUTF8 (addresses with non-ASCII before the @) only when made with smtputf8=True.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes  # exactly as it arrived, after the server undid dot-stuffing
+    mail_options: tuple[str, ...] = ()  # MAIL FROM's parameters, e.g. SMTPUTF8
 
     @property
     def message(self) -> EmailMessage:
@@ -33,8 +35,9 @@ class Received:
 class SmtpSink:
     """Use as a context manager: `with SmtpSink() as sink: ... sink.url ... sink.messages`."""
 
-    def __init__(self, *, keep: bool = True) -> None:
+    def __init__(self, *, keep: bool = True, smtputf8: bool = False) -> None:
         self.keep = keep  # benchmarks only count
+        self.smtputf8 = smtputf8
         self.messages: list[Received] = []
         self.dropped: list[Received] = []  # bodies received on connections hung up before the reply
         self.count = 0
@@ -84,7 +87,8 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+        content = bytes(envelope.original_content or envelope.content)
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), content, tuple(envelope.mail_options))
         if self.drop_after_data.intersection(envelope.rcpt_tos):
             with self._lock:
                 self.dropped.append(received)
@@ -99,7 +103,9 @@ class SmtpSink:
 
     # --- lifecycle ------------------------------------------------------------------
     def __enter__(self) -> SmtpSink:
-        self._controller = _AnyPortController(self, hostname="127.0.0.1", port=0, server_kwargs={"data_size_limit": 0})
+        self._controller = _AnyPortController(
+            self, hostname="127.0.0.1", port=0, server_kwargs={"data_size_limit": 0, "enable_SMTPUTF8": self.smtputf8}
+        )
         self._controller.start()
         return self
 
