@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.policy import Compat32
+from email.policy import Compat32, EmailPolicy
 from email.utils import format_datetime, getaddresses, make_msgid
 
 from sqlmodel import Session
@@ -25,7 +25,6 @@ from sqlmodel import Session
 from bot.delivery.ports import Outbound
 from bot.services.drafts import Draft, draft_for
 from bot.store.models import Send
-
 
 
 class _WirePolicy(Compat32):
@@ -38,23 +37,29 @@ class _WirePolicy(Compat32):
     78 characters, where compat32 leaves a long word on one line of any length.
     """
 
-    utf8 = False  # the message goes out with SMTPUTF8: addresses and names as UTF-8
+    modern: EmailPolicy[EmailMessage] = email.policy.SMTP
 
-    def fold_binary(self, name: str, value: str) -> bytes:  # type: ignore[override]
+    def fold_binary(self, name: str, value: str) -> bytes:
         # A header is one line: a line break in a subject or a name never starts a header of its own.
         value = " ".join(value.splitlines())
         if value.isascii() and len(name) + len(value) + 2 <= 78:
             return f"{name}: {value}{self.linesep}".encode("ascii")
         if name in _DATA_HEADERS:
-            modern = email.policy.SMTPUTF8 if self.utf8 else email.policy.SMTP
-            return modern.header_factory(name, value).fold(policy=modern).encode("utf-8" if self.utf8 else "ascii")
+            folded = self.modern.header_factory(name, value).fold(policy=self.modern)
+            return folded.encode("utf-8" if self.modern.utf8 else "ascii")
         return super().fold_binary(name, value)  # Message-IDs: folded between ids, never encoded
+
+
+class _Utf8WirePolicy(_WirePolicy):
+    """For an SMTPUTF8 message (RFC 6532): addresses and names in UTF-8 itself."""
+
+    modern = email.policy.SMTPUTF8
 
 
 _DATA_HEADERS = frozenset({"From", "To", "Subject"})
 # The generator must never change a body: no ">From " for a line that starts with "From ".
 WIRE = _WirePolicy(linesep="\r\n", mangle_from_=False)
-WIRE_UTF8 = _WirePolicy(linesep="\r\n", mangle_from_=False, utf8=True)
+WIRE_UTF8 = _Utf8WirePolicy(linesep="\r\n", mangle_from_=False)
 
 
 class NotSendable(Exception):

@@ -20,7 +20,7 @@ from bot.slack.profiles import ensure_rep
 from tests.support.factories import make_campaign
 from tests.support.fake_slack import FakeSlack
 from tests.support.notifier import RecordingNotifier
-from tests.support.slack_requests import SIGNING_SECRET, SlackRequests, datetime_value
+from tests.support.slack_requests import SlackRequests, datetime_value
 from tests.support.smtp_sink import SmtpSink
 
 CHOOSE_FIRST = [{"day": 1, "send": "choose", "subject": "Hej {{ first_name }}", "body": "Hej!"}]
@@ -35,15 +35,8 @@ def relay(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def slack_settings(fake_slack: FakeSlack, relay: SmtpSink) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        slack_bot_token="xoxb-test-token",
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=fake_slack.url,
-        feed_channel=None,
-        smtp_url=relay.url,
-    )
+def slack_settings(slack_settings: Settings, relay: SmtpSink) -> Settings:
+    return slack_settings.model_copy(update={"smtp_url": relay.url})
 
 
 def add_and_send(slack: SlackRequests, fake: FakeSlack, engine: Engine, clock: FixedClock, relay: SmtpSink) -> tuple[str, str]:
