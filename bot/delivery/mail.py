@@ -175,7 +175,9 @@ def _paragraphs(text: str) -> str:
 def wire_bytes(message: EmailMessage) -> bytes:
     """The message as sent: CRLF line ends, long headers folded."""
     buffer = io.BytesIO()
-    BytesGenerator(buffer, policy=message.policy).flatten(message)
+    # compose() picks the policy (SMTPUTF8 or not); any other message goes out as WIRE writes it.
+    policy = message.policy if isinstance(message.policy, _WirePolicy) else WIRE
+    BytesGenerator(buffer, policy=policy).flatten(message)
     return buffer.getvalue()
 
 
