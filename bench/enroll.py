@@ -104,7 +104,9 @@ def bot_add(engine: Engine, campaign_id: int, people: list[PersonInput]) -> dict
     with Session(engine, expire_on_commit=False) as session:
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
-        result = add_people(session, campaign, "U0BENCH", valid, now=NOW, send_at=SEND_AT, invalid=invalid)
+        result = add_people(
+            session, campaign, "U0BENCH", valid, now=NOW, send_at=SEND_AT, invalid=invalid, smtputf8=lambda: None
+        )
         session.commit()
     done = time.perf_counter()
     assert len(result.added) == len(people), (len(result.added), result.lines[:3])

@@ -20,6 +20,7 @@ from bot.cli import CommandError, Parser
 from bot.cli.people_csv import read_people
 from bot.clock import SystemClock
 from bot.core.rules import Planned, RuleError
+from bot.delivery.transports import smtputf8_refusal
 from bot.services import campaigns, enrollments
 from bot.services.campaign_file import MAX_FILE_BYTES, CampaignSpec, dump_campaign, parse_campaign
 from bot.services.errors import ServiceError, UnknownCampaign
@@ -256,11 +257,16 @@ def add_command(args: argparse.Namespace) -> int:
             batches = [parse_people("\n".join(args.people))]
         counts: Counter[str] = Counter()
         seen: set[str] = set()  # an address given twice counts once, whichever batch it is in
+        settings = load_settings()
+
+        def refusal() -> str | None:
+            return smtputf8_refusal(settings)
+
         for people, invalid in batches:
             fresh = [person for person in people if person.email not in seen]
             seen.update(person.email for person in fresh)
             result = enrollments.add_people(
-                session, campaign, args.rep, fresh, now=now, send_at=send_at, invalid=invalid
+                session, campaign, args.rep, fresh, now=now, send_at=send_at, invalid=invalid, smtputf8=refusal
             )
             for line in result.lines:
                 reason = f": {line.reason}" if line.outcome == "invalid" else ""

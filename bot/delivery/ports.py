@@ -31,7 +31,6 @@ class Email:
     body: str
     in_reply_to: str | None = None
     references: str | None = None  # space-separated Message-IDs
-    smtputf8: bool = False  # an address needs SMTPUTF8 (a non-ASCII local part)
     notice: str | None = None  # to tell the rep once it is sent (e.g. a thread step went out new)
 
 

@@ -15,17 +15,26 @@ how an email failed, because that decides what the scheduler may do next:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import smtplib
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.delivery.ports import DeliveryError, Email
 from bot.mail.check import answer, describe, open_smtp
 from bot.mail.urls import ServerUrl, parse_smtp_url
 
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
 log = logging.getLogger(__name__)
+
+# As smtplib's send_message() asks for an internationalized message (RFC 6531).
+SMTPUTF8_OPTIONS = ("SMTPUTF8", "BODY=8BITMIME")
+UNICODE_LOCAL = "addresses with non-ASCII characters before the @"
 
 
 class SmtpTransport:
@@ -44,6 +53,17 @@ class SmtpTransport:
 
     def __repr__(self) -> str:  # never shows the password
         return f"SmtpTransport({self.server.shown()})"
+
+    def offers_smtputf8(self) -> bool:
+        """Whether the server takes addresses with non-ASCII before the @ (SMTPUTF8, RFC 6531).
+
+        Asks the server on a connection of its own; raises DeliveryError when it cannot be reached.
+        """
+        probe = SmtpTransport(self.server)
+        try:
+            return probe._connection().has_extn("smtputf8")
+        finally:
+            probe.close()
 
     def send(self, email: Email) -> None:
         """Hand one email to the server, reusing the open connection."""
@@ -74,8 +94,11 @@ class SmtpTransport:
             smtp.close()
 
     def _connection(self) -> smtplib.SMTP:
-        if self._smtp is not None:
-            return self._smtp
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def _connect(self) -> smtplib.SMTP:
         try:
             smtp = open_smtp(self.server)
         # Failing to connect or log in says nothing about this email: try it again later.
@@ -94,11 +117,12 @@ class SmtpTransport:
         return smtp
 
     def _transact(self, smtp: smtplib.SMTP, email: Email) -> None:
-        options: list[str] = []
-        if email.smtputf8:
+        options: tuple[str, ...] = ()
+        unicode = [address for address in (email.sender, *email.recipients) if not address.isascii()]
+        if unicode:
             if not smtp.has_extn("smtputf8"):
-                raise DeliveryError("the mail server does not take international addresses (no SMTPUTF8)")
-            options.append("SMTPUTF8")
+                raise DeliveryError(f"the mail server does not take {UNICODE_LOCAL} (it offers no SMTPUTF8): {', '.join(unicode)}")
+            options = SMTPUTF8_OPTIONS
         data = _dot_stuffed(email.data)
         body_sent = False
         try:
@@ -184,6 +208,26 @@ _SLOW_DOWN = re.compile(r"^(?:421 4\.7\.0|45[01] 4\.7\.\d{1,3}|452 4\.5\.3)\b")
 def slows_down(reply: str) -> bool:
     """Whether a server's reply ("451 4.7.1 ...") asks to send more slowly."""
     return bool(_SLOW_DOWN.match(reply))
+
+
+def smtputf8_refusal(settings: Settings) -> str | None:
+    """Why an address with non-ASCII before the @ cannot be emailed, or None when it can.
+
+    The outbox folder takes any address; the relay is asked once per process, and
+    asked again next time when it could not be reached.
+    """
+    if not settings.smtp_url:
+        return None
+    try:
+        offered = _relay_offers_smtputf8(settings.smtp_url)
+    except DeliveryError as exc:
+        return f"the bot could not ask the mail server whether it takes {UNICODE_LOCAL} ({exc.reason}); try again later"
+    return None if offered else f"the mail server (SMTP_URL) does not take {UNICODE_LOCAL} (it offers no SMTPUTF8)"
+
+
+@functools.cache
+def _relay_offers_smtputf8(url: str) -> bool:
+    return SmtpTransport(url).offers_smtputf8()
 
 
 def _dot_stuffed(data: bytes) -> bytes:

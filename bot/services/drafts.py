@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from email.utils import formataddr
+from email.headerregistry import Address
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
@@ -26,7 +26,7 @@ PROBLEM_CHARS = 200  # a reason short enough for a list item
 @dataclass(frozen=True)
 class Draft:
     send_id: int
-    to: str  # "Name <address>"
+    to: str  # "Name <address>", as people read it (see `mailbox`)
     to_email: str
     sender: str  # "Name <address>"; the address may be empty when Slack has none
     sender_email: str | None
@@ -47,6 +47,21 @@ def rep_name(rep: Rep | None) -> str:
     if rep is None:
         return ""
     return rep.name or " ".join(part for part in (rep.first_name, rep.last_name) if part)
+
+
+def mailbox(name: str, address: str | None) -> str:
+    """`Name <address>` as people read it: quoted where the name needs it, never encoded.
+
+    The one form of a person or a rep in a draft: the From and To headers are
+    encoded from it (bot/delivery/mail.py) and the attribution of a quote shows it.
+    """
+    username, _, domain = (address or "").rpartition("@")
+    # A name is one line, however it was typed or imported.
+    return str(Address(display_name=" ".join(name.split()), username=username, domain=domain))
+
+
+def rep_mailbox(rep: Rep | None) -> str:
+    return mailbox(rep_name(rep), rep.email if rep else None)
 
 
 def template_values(person: Person, rep: Rep | None) -> dict[str, str | None]:
@@ -123,7 +138,8 @@ def draft_for(session: Session, send: Send) -> Draft:
         quoted = rules.Quoted(
             body=previous.body or "",
             sent_at=previous.sent_at,
-            sender=formataddr((rep_name(rep), (rep.email if rep else "") or "")),
+            # The rep who sent it: the quote says who wrote it, whoever sends this one.
+            sender=rep_mailbox(session.get(Rep, previous.rep_id)),
             zone=ZoneInfo(enrollment.zone),
         )
         full_body = rules.reply_body(body, quoted)
@@ -134,9 +150,9 @@ def draft_for(session: Session, send: Send) -> Draft:
 
     return Draft(
         send_id=send.id,  # type: ignore[arg-type]
-        to=formataddr((person_name(person), person.email)),
+        to=mailbox(person_name(person), person.email),
         to_email=person.email,
-        sender=formataddr((rep_name(rep), (rep.email if rep else "") or "")),
+        sender=rep_mailbox(rep),
         sender_email=rep.email if rep else None,
         subject=subject,
         body=body,

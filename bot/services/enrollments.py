@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError
@@ -93,11 +93,15 @@ def add_people(
     now: dt.datetime,
     send_at: dt.datetime | None = None,
     invalid: Sequence[Invalid] = (),
+    smtputf8: Callable[[], str | None],
 ) -> AddResult:
     """Enroll `people` (normalized addresses, see people.parse_people) as `rep_id`, launched at `now`.
 
-    Raises rules.RuleError, having changed nothing, when the launch breaks a rule
-    (the first step is choose and there is no send-at time, a send-at in the past ...).
+    `smtputf8` is asked only when an address has non-ASCII characters before the @:
+    None when such an address can be emailed (transports.smtputf8_refusal), else why
+    not; the person is then refused. Raises rules.RuleError, having changed nothing,
+    when the launch breaks a rule (the first step is choose and there is no send-at
+    time, a send-at in the past ...).
     """
     steps = _steps(session, campaign)
     ruled = progress.rule_steps(steps)
@@ -107,12 +111,14 @@ def add_people(
     unique = _unique(people)
     stored = _stored_people(session, list(unique))
     zones: dict[str, str] = {}
-    bad_zone: dict[str, str] = {}
+    refused = _undeliverable(unique, smtputf8)
     for email, person in unique.items():
+        if email in refused:
+            continue
         timezone = (stored[email]["timezone"] if email in stored else None) or person.timezone
         zone = plans.zone_for(timezone)
         if zone is None:
-            bad_zone[email] = f"“{timezone}” is not a known time zone."
+            refused[email] = f"“{timezone}” is not a known time zone."
         else:
             zones[email] = zone
     wanted = {email: person for email, person in unique.items() if email in zones}
@@ -138,8 +144,8 @@ def add_people(
     result = AddResult(send_ids=send_ids)
     for email in unique:
         person_id = person_ids.get(email)
-        if email in bad_zone:
-            result.lines.append(AddLine(email, "invalid", bad_zone[email]))
+        if email in refused:
+            result.lines.append(AddLine(email, "invalid", refused[email]))
         elif person_id in enrollment_ids:
             result.lines.append(AddLine(email, "added"))
         else:
@@ -148,6 +154,15 @@ def add_people(
             result.lines.append(AddLine(email, "already_active", reason))
     result.lines += [AddLine(entry.text, "invalid", entry.reason) for entry in invalid]
     return result
+
+
+def _undeliverable(people: Iterable[str], smtputf8: Callable[[], str | None]) -> dict[str, str]:
+    """The addresses that cannot be emailed, and why: non-ASCII before the @ needs SMTPUTF8."""
+    unicode = [email for email in people if not email.isascii()]  # domains are ASCII once normalized
+    refusal = smtputf8() if unicode else None
+    if refusal is None:
+        return {}
+    return {email: f"this address cannot be emailed: {refusal}." for email in unicode}
 
 
 def find_active(session: Session, campaign: Campaign, email: str) -> Enrollment | None:

@@ -1,7 +1,8 @@
 """People as a rep types them: `ada@example.com` or `Ada Lovelace <ada@example.com>`.
 
 Addresses are checked with email-validator (syntax only, never the network) and kept
-in its normalized form (the domain in lower case). Slack's own markup for addresses
+in its normalized form, with the domain in its ASCII (IDNA) form: `ana@bücher.example`
+is kept, and emailed, as `ana@xn--bcher-kva.example`, which every mail server takes. Slack's own markup for addresses
 (`<mailto:ada@example.com|ada@example.com>`, `&lt;` for a typed `<`) is accepted.
 """
 
@@ -94,7 +95,8 @@ class AddressCheck:
         quick = self._quick(address)
         if quick is not None:
             return quick.lower()
-        return validate_email(address, check_deliverability=False).normalized.lower()
+        checked = validate_email(address, check_deliverability=False)
+        return f"{checked.local_part}@{checked.ascii_domain}".lower()
 
     def _quick(self, address: str) -> str | None:
         try:
@@ -112,8 +114,8 @@ class AddressCheck:
             return None
         if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:
             local = local.lower()
-        normalized = f"{local}@{names[0]}"
-        longest = max(len(address.encode()), len(normalized.encode()), len(local) + 1 + len(names[1]))
+        normalized = f"{local}@{names[1]}"
+        longest = max(len(address.encode()), len(f"{local}@{names[0]}".encode()), len(normalized))
         return normalized if longest <= EMAIL_MAX_LENGTH else None
 
     def _domain(self, domain: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from bot.clock import Clock
 from bot.delivery.ports import Deliverer
+from bot.delivery.transports import smtputf8_refusal
 from bot.settings import Settings
 
 WORK_THREADS = 4
@@ -32,6 +33,10 @@ class Deps:
     settings: Settings
     deliverer: Deliverer | None = None
     work: Executor = field(default_factory=_work_pool)
+
+    def smtputf8_refusal(self) -> str | None:
+        """Why an address with non-ASCII before the @ cannot be emailed, or None (for adds)."""
+        return smtputf8_refusal(self.settings)
 
     def drain(self) -> None:
         """Finish the work already handed over (at shutdown)."""

@@ -6,11 +6,13 @@ import datetime as dt
 import logging
 from typing import Any
 
+from email_validator import EmailNotValidError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot.store import bulk
+from bot.services.people import normalize_email
 from bot.store.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,15 @@ def _profile(user_id: str, user: dict[str, Any], now: dt.datetime) -> dict[str, 
         "name": name,
         "first_name": profile.get("first_name") or first,
         "last_name": profile.get("last_name") or last,
-        "email": profile.get("email"),
+        "email": _address(profile.get("email")),
         "timezone": user.get("tz"),
         "updated_at": now,
     }
+
+
+def _address(email: str | None) -> str | None:
+    """The profile's address as people's are kept (the domain in ASCII), or as Slack has it."""
+    try:
+        return normalize_email(email) if email else email
+    except EmailNotValidError:
+        return email

@@ -8,6 +8,8 @@ It can also behave as real servers do: take `latency` seconds to accept each
 message (without holding up other connections), allow `max_connections` at once
 (answering `421` past the cap, as Microsoft 365 and Gmail do), refuse a login,
 and answer "slow down" to the next few emails.
+ It offers
+SMTPUTF8 (addresses with non-ASCII before the @) only when made with smtputf8=True.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes  # exactly as it arrived, after the server undid dot-stuffing
+    mail_options: tuple[str, ...] = ()  # MAIL FROM's parameters, e.g. SMTPUTF8
 
     @property
     def message(self) -> EmailMessage:
@@ -41,7 +44,9 @@ class Received:
 class SmtpSink:
     """Use as a context manager: `with SmtpSink() as sink: ... sink.url ... sink.messages`."""
 
-    def __init__(self, *, keep: bool = True, latency: float = 0.0, max_connections: int | None = None) -> None:
+    def __init__(
+        self, *, keep: bool = True, latency: float = 0.0, max_connections: int | None = None, smtputf8: bool = False
+    ) -> None:
         self.keep = keep  # benchmarks only count
         self.latency = latency  # seconds to accept a message, as a real server takes
         self.max_connections = max_connections
@@ -52,6 +57,7 @@ class SmtpSink:
         self.by_sender: Counter[str] = Counter()  # accepted emails per envelope sender
         self.refusing_logins = False
         self.accepted_at: list[float] = []  # wall-clock time of each accepted email (benchmarks)
+        self.smtputf8 = smtputf8
         self.messages: list[Received] = []
         self.dropped: list[Received] = []  # bodies received on connections hung up before the reply
         self.count = 0
@@ -120,7 +126,8 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.latency:
             await asyncio.sleep(self.latency)  # other connections go on meanwhile
-        received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+        content = bytes(envelope.original_content or envelope.content)
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), content, tuple(envelope.mail_options))
         if self.drop_after_data.intersection(envelope.rcpt_tos):
             with self._lock:
                 self.dropped.append(received)
@@ -140,7 +147,12 @@ class SmtpSink:
 
     # --- lifecycle ------------------------------------------------------------------
     def __enter__(self) -> SmtpSink:
-        server = {"data_size_limit": 0, "authenticator": self._authenticate, "auth_require_tls": False}
+        server = {
+            "data_size_limit": 0,
+            "enable_SMTPUTF8": self.smtputf8,
+            "authenticator": self._authenticate,
+            "auth_require_tls": False,
+        }
         self._controller = _AnyPortController(self, hostname="127.0.0.1", port=0, server_kwargs=server)
         self._controller.start()
         return self

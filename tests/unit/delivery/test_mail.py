@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import html
 from email.message import EmailMessage
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlmodel import Session
@@ -17,6 +19,8 @@ from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendab
 from bot.delivery.ports import Email
 from bot.services import progress
 from bot.services.drafts import draft_for
+from bot.slack.blocks.tasks import gmail_url, outlook_url
+from bot.store.models import Send
 from tests.support.due_emails import due_email
 from tests.support.factories import make_campaign, make_rep
 
@@ -131,3 +135,91 @@ def test_a_rep_without_an_email_address_cannot_send(session: Session, clock: Fix
         email_for(session, send, clock.now())
 
     assert not problem.value.task and "no email address" in problem.value.reason
+
+
+def thread_reply(session: Session, clock: FixedClock, first: Send) -> Send:
+    """The thread step after `first`, once `first` went out."""
+    first_message = email_for(session, first, clock.now())
+    first.message_id, first.subject, first.body = first_message.message_id, "Hello Pat", "Hi Pat"
+    follow_up = progress.complete(session, first, sent=True, at=clock.now())
+    session.commit()
+    assert follow_up is not None
+    return follow_up
+
+
+def test_a_line_starting_with_from_goes_out_unchanged(session: Session, clock: FixedClock):
+    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "Hi Pat,\nFrom what I hear, you grow.\n\nFrom Rita"}])
+    send = due_email(session, clock.now(), campaign=campaign)
+
+    received = parsed(email_for(session, send, clock.now()))
+
+    assert text_of(received, "plain").rstrip() == "Hi Pat,\nFrom what I hear, you grow.\n\nFrom Rita"
+    assert "<p>Hi Pat,<br>\nFrom what I hear, you grow.</p>\n<p>From Rita</p>" in text_of(received, "html")
+
+
+def test_a_reply_quotes_a_rep_with_a_non_ascii_name_by_name_everywhere(session: Session, clock: FixedClock):
+    make_rep(session, name="Åsa Öberg", email="asa@seller.example")
+    follow_up = thread_reply(session, clock, due_email(session, clock.now()))
+
+    outgoing = email_for(session, follow_up, clock.advance(days=2))
+    received = parsed(outgoing)
+
+    attribution = "On Wed, 02 Dec 2026 at 10:00, Åsa Öberg <asa@seller.example> wrote:"
+    assert f"\n\n{attribution}\n> Hi Pat" in text_of(received, "plain")
+    assert f"<p>{html.escape(attribution)}</p>" in text_of(received, "html")
+    # The Slack preview of a task shows the draft's full body; the compose links carry it.
+    assert attribution in outgoing.draft.full_body
+    for url in (gmail_url(outgoing.draft), outlook_url(outgoing.draft)):
+        assert attribution in parse_qs(urlsplit(url).query)["body"][0]
+
+
+def test_the_attribution_names_the_rep_who_sent_the_quoted_email(session: Session, clock: FixedClock):
+    follow_up = thread_reply(session, clock, due_email(session, clock.now()))
+    make_rep(session, "U0BOB", name="Bob Other", email="bob@seller.example")
+    follow_up.rep_id = "U0BOB"  # someone else sends the reply
+    session.commit()
+
+    received = parsed(email_for(session, follow_up, clock.advance(days=2)))
+
+    assert received["From"].addresses[0].addr_spec == "bob@seller.example"
+    assert "Rita Rep <rita@seller.example> wrote:\n> Hi Pat" in text_of(received, "plain")
+
+
+@pytest.mark.parametrize("subject", ["x" * 3000, " ".join(["word"] * 600), "Ö" * 1000, "Re: " + "a" * 997 + " tail"])
+def test_a_subject_of_any_length_makes_a_valid_message(session: Session, clock: FixedClock, subject: str):
+    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": subject, "body": "Hi"}])
+    send = due_email(session, clock.now(), campaign=campaign)
+
+    head = email_for(session, send, clock.now()).data.split(b"\r\n\r\n", 1)[0]
+
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    assert parsed(message)["Subject"] == subject
+
+
+def test_line_breaks_in_a_subject_or_a_name_never_make_a_header_of_their_own(session: Session, clock: FixedClock):
+    make_rep(session, name='Rita "R" Rep,\r\nBcc: eve@evil.example', email="rita@seller.example")
+    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi {{ company }}", "body": "Hi"}])
+    send = due_email(session, clock.now(), campaign=campaign, first_name="Pat <x@y>", company="Acme\nX-Evil: 1")
+
+    received = parsed(email_for(session, send, clock.now()))
+
+    assert received["Bcc"] is None and received["X-Evil"] is None
+    assert received["Subject"] == "Hi Acme X-Evil: 1"
+    assert received["From"].addresses[0].display_name == 'Rita "R" Rep, Bcc: eve@evil.example'
+    assert received["From"].addresses[0].addr_spec == "rita@seller.example"
+    assert received["To"].addresses[0].display_name == "Pat <x@y> Buyer"
+    assert received["To"].addresses[0].addr_spec == "pat@buyer.example"
+
+
+def test_an_address_with_non_ascii_before_the_at_makes_an_smtputf8_message(session: Session, clock: FixedClock):
+    make_rep(session, name="Åsa Öberg", email="asa@seller.example")
+    send = due_email(session, clock.now(), "josé@buyer.example", first_name="José", last_name="")
+
+    outgoing = email_for(session, send, clock.now())
+    raw = outgoing.data
+    received = email.message_from_string(raw.decode("utf-8"), policy=email.policy.SMTPUTF8)
+
+    assert "To: José <josé@buyer.example>\r\n".encode() in raw
+    assert received["To"].addresses[0].addr_spec == "josé@buyer.example"
+    assert received["From"].addresses[0].display_name == "Åsa Öberg"
+    assert (outgoing.wire.sender, outgoing.wire.recipients) == ("asa@seller.example", ["josé@buyer.example"])

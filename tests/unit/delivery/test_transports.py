@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import socket
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -12,7 +15,7 @@ from bot.delivery.mail import compose_email
 from bot.delivery.ports import DeliveryError
 from bot.delivery.ports import Limits
 from bot.delivery.routes import relay_for
-from bot.delivery.transports import OutboxTransport, SmtpTransport
+from bot.delivery.transports import OutboxTransport, SmtpTransport, _relay_offers_smtputf8, smtputf8_refusal
 from bot.services.drafts import Draft
 from bot.settings import load_settings
 from tests.support.smtp_sink import SilentServer, SmtpSink, refused_port
@@ -138,3 +141,62 @@ def test_an_unwritable_outbox_is_retried_later(tmp_path: Path):
         OutboxTransport(tmp_path / "outbox").send(message())
 
     assert error.value.retry
+
+
+# --- addresses with non-ASCII before the @ (SMTPUTF8, RFC 6531) ---------------------
+
+
+@pytest.fixture
+def utf8_sink() -> Iterator[SmtpSink]:
+    with SmtpSink(smtputf8=True) as sink:
+        yield sink
+
+
+@pytest.fixture(autouse=True)
+def new_relays() -> None:
+    """Each test's server is a relay the bot has not asked before (its answer is kept per URL)."""
+    _relay_offers_smtputf8.cache_clear()
+
+
+def test_an_address_with_non_ascii_before_the_at_goes_out_with_smtputf8(utf8_sink: SmtpSink):
+    transport = SmtpTransport(utf8_sink.url)
+    transport.send(message("josé@buyer.example", n=1))
+    transport.send(message(n=2))
+    transport.close()
+
+    unicode, ascii = utf8_sink.messages
+    assert (unicode.rcpt_tos, ascii.rcpt_tos) == (["josé@buyer.example"], ["pat@buyer.example"])
+    assert "SMTPUTF8" in unicode.mail_options and "SMTPUTF8" not in ascii.mail_options
+    received = email.message_from_string(unicode.data.decode("utf-8"), policy=email.policy.SMTPUTF8)
+    assert received["To"].addresses[0].addr_spec == "josé@buyer.example"
+
+
+def test_a_server_without_smtputf8_fails_such_an_email_at_once_and_takes_the_rest(sink: SmtpSink):
+    transport = SmtpTransport(sink.url)
+
+    with pytest.raises(DeliveryError) as error:
+        transport.send(message("josé@buyer.example", n=1))
+    transport.send(message(n=2))
+
+    assert not error.value.retry and not error.value.uncertain
+    assert error.value.reason == (
+        "the mail server does not take addresses with non-ASCII characters before the @ (it offers no SMTPUTF8): "
+        "josé@buyer.example"
+    )
+    assert [r.rcpt_tos for r in sink.messages] == [["pat@buyer.example"]]
+
+
+def test_whether_such_addresses_can_be_emailed_is_asked_of_the_relay_once(tmp_path: Path):
+    assert smtputf8_refusal(load_settings(smtp_url=None, outbox_dir=str(tmp_path))) is None  # a file takes any address
+    with SmtpSink(smtputf8=True) as offering:
+        assert smtputf8_refusal(load_settings(smtp_url=offering.url)) is None
+    assert smtputf8_refusal(load_settings(smtp_url=offering.url)) is None, "the answer is kept"
+    with SmtpSink() as plain:
+        assert smtputf8_refusal(load_settings(smtp_url=plain.url)) == (
+            "the mail server (SMTP_URL) does not take addresses with non-ASCII characters before the @ (it offers no SMTPUTF8)"
+        )
+    down = load_settings(smtp_url=f"smtp://127.0.0.1:{refused_port()}")
+    assert smtputf8_refusal(down) == (
+        "the bot could not ask the mail server whether it takes addresses with non-ASCII characters before the @ "
+        "(could not connect to 127.0.0.1:" + down.smtp_url.rsplit(":", 1)[1] + ": connection refused); try again later"
+    )

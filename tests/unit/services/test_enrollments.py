@@ -34,9 +34,14 @@ AT_14 = [
 ]
 
 
-def add(session: Session, campaign, text: str, *, rep_id: str = REP_ID, now: dt.datetime = NOW, send_at=None):
+def any_address() -> None:
+    """As the outbox folder answers: every address can be emailed."""
+    return None
+
+
+def add(session: Session, campaign, text: str, *, rep_id: str = REP_ID, now: dt.datetime = NOW, send_at=None, smtputf8=any_address):
     people, invalid = parse_people(text)
-    result = add_people(session, campaign, rep_id, people, now=now, send_at=send_at, invalid=invalid)
+    result = add_people(session, campaign, rep_id, people, now=now, send_at=send_at, invalid=invalid, smtputf8=smtputf8)
     session.commit()
     return result
 
@@ -115,7 +120,7 @@ def test_a_first_task_is_queued_for_the_rep_at_launch(session: Session):
 def test_send_in_recipient_plans_in_the_persons_own_time_zone(session: Session):
     campaign = make_campaign(session, AT_14, send_in="recipient")
     people = [PersonInput("ada@example.com", timezone="America/New_York"), PersonInput("bob@example.com")]
-    add_people(session, campaign, REP_ID, people, now=NOW)
+    add_people(session, campaign, REP_ID, people, now=NOW, smtputf8=any_address)
     session.commit()
     assert find_active(session, campaign, "ada@example.com").zone == "America/New_York"  # type: ignore[union-attr]
     assert the_send(session, "ada@example.com", campaign).due_at == dt.datetime(2026, 12, 2, 19, 0, tzinfo=UTC)
@@ -125,11 +130,37 @@ def test_send_in_recipient_plans_in_the_persons_own_time_zone(session: Session):
 def test_a_person_with_an_unknown_time_zone_is_invalid_and_others_are_added(session: Session):
     campaign = make_campaign(session, AT_14, send_in="recipient")
     people = [PersonInput("ada@example.com", timezone="Mars/Olympus"), PersonInput("bob@example.com")]
-    result = add_people(session, campaign, REP_ID, people, now=NOW)
+    result = add_people(session, campaign, REP_ID, people, now=NOW, smtputf8=any_address)
     assert [(line.email_or_text, line.outcome, line.reason) for line in result.lines] == [
         ("ada@example.com", "invalid", "“Mars/Olympus” is not a known time zone."),
         ("bob@example.com", "added", ""),
     ]
+
+
+def test_a_unicode_domain_is_added_in_its_ascii_form_and_the_mail_server_is_not_asked(session: Session):
+    campaign = make_campaign(session)
+
+    def never() -> str:
+        raise AssertionError("only an address with non-ASCII before the @ needs SMTPUTF8")
+
+    result = add(session, campaign, "ana@bücher.example", smtputf8=never)
+
+    assert [(line.email_or_text, line.outcome) for line in result.lines] == [("ana@xn--bcher-kva.example", "added")]
+    assert find_active(session, campaign, "ana@bücher.example") is not None  # the rep may type it either way
+
+
+def test_a_unicode_local_part_is_added_only_when_it_can_be_emailed(session: Session):
+    campaign = make_campaign(session)
+    refusal = "the mail server (SMTP_URL) does not take them"
+
+    refused = add(session, campaign, "josé@example.com, ada@example.com", smtputf8=lambda: refusal)
+    accepted = add(session, campaign, "josé@example.com", smtputf8=any_address)
+
+    assert [(line.email_or_text, line.outcome, line.reason) for line in refused.lines] == [
+        ("josé@example.com", "invalid", f"this address cannot be emailed: {refusal}."),
+        ("ada@example.com", "added", ""),
+    ]
+    assert [(line.email_or_text, line.outcome) for line in accepted.lines] == [("josé@example.com", "added")]
 
 
 def test_invalid_entries_are_reported_and_never_stop_valid_ones(session: Session):
@@ -226,13 +257,14 @@ def test_an_address_given_twice_in_one_add_counts_once(session: Session):
 def test_a_known_person_keeps_their_data_and_gains_what_was_blank(session: Session):
     first = make_campaign(session, name="first")
     second = make_campaign(session, name="second")
-    add_people(session, first, REP_ID, [PersonInput("ada@example.com", "Ada", company="", fields={"team": "R&D"})], now=NOW)
+    add_people(session, first, REP_ID, [PersonInput("ada@example.com", "Ada", company="", fields={"team": "R&D"})], now=NOW, smtputf8=any_address)
     add_people(
         session,
         second,
         REP_ID,
         [PersonInput("ada@example.com", "Augusta", "King", company="Analytical", fields={"team": "Ops", "city": "London"})],
         now=NOW,
+        smtputf8=any_address,
     )
     session.commit()
     session.expire_all()

@@ -132,7 +132,9 @@ def add(deps: Deps, client: WebClient, command: Command, rest: str) -> Message |
             modal = launch_modal(session, command, campaign, people_text, [p.email for p in people], now)
         elif people:
             modal = None
-            result = enrollments.add_people(session, campaign, command["user_id"], people, now=now, invalid=invalid)
+            result = enrollments.add_people(
+                session, campaign, command["user_id"], people, now=now, invalid=invalid, smtputf8=deps.smtputf8_refusal
+            )
         else:  # nothing to launch: no send-at time to ask for or check
             modal = None
             result = AddResult(lines=[AddLine(entry.text, "invalid", entry.reason) for entry in invalid])
