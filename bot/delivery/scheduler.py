@@ -105,6 +105,7 @@ class _Pass:
     waiting: collections.deque[Send] = field(default_factory=collections.deque)  # claimed, in due order
     claimed: dict[int, Send] = field(default_factory=dict)  # waiting, or marked `sending` and not recorded
     full: set[str] = field(default_factory=set)  # mailboxes at a limit: nothing more this pass
+    planned: bool = False  # emails recorded sent since the last claim planned next steps (maybe due now)
     result: TickResult = field(default_factory=TickResult)
     sent_ids: list[int] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
@@ -224,7 +225,12 @@ class Scheduler:
                     elif work.lanes.in_flight:
                         self._record(work, work.lanes.finished(wait_for=self._enough(work)))
                     elif not (claimable or work.waiting):
-                        break
+                        if not work.planned:
+                            break
+                        # Steps planned by what was just sent may be due already (a task right
+                        # after an email): claim once more.
+                        self._commit(work)
+                        work.planned, claimable = False, True
                     else:
                         self._commit(work)  # what was taken went elsewhere (tasks, failures)
                 self._commit(work)
@@ -415,6 +421,7 @@ class Scheduler:
                     work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
         work.result.sent += len(sent)
+        work.planned = work.planned or bool(sent)
         work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
 
     def _hold_mailbox(self, work: _Pass, send: Send, reason: str, *, refused_login: bool) -> None:

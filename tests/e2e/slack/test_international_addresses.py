@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from bot.clock import FixedClock
+from bot.delivery.routes import Relay
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import SmtpTransport, _relay_offers_smtputf8
 from bot.settings import Settings, load_settings
@@ -48,7 +49,7 @@ def add_and_send(slack: SlackRequests, fake: FakeSlack, engine: Engine, clock: F
     slack.view_submission(view, {"send_at": {"send_at": datetime_value(send_at)}})
     reply = fake.response_to(url)
     clock.advance(hours=1)
-    Scheduler(engine, clock, SmtpTransport(relay.url, timeout=5), RecordingNotifier(), load_settings(digest_cron="0 0 1 1 *")).tick()
+    Scheduler(engine, clock, Relay(lambda: SmtpTransport(relay.url, timeout=5)), RecordingNotifier(), load_settings(digest_cron="0 0 1 1 *")).tick()
     return reply.text, str(reply.payload["blocks"]).replace("\\n", "\n")
 
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot.cli import main
 from bot.clock import FixedClock
+from bot.delivery.routes import Relay
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import SmtpTransport
 from bot.services.notices import GIVE_UP_AFTER
@@ -45,7 +46,7 @@ def settings(slack_settings: Settings) -> Settings:
 
 
 def scheduler(engine: Engine, clock: FixedClock, sink: SmtpSink, settings: Settings, notifier: object) -> Scheduler:
-    return Scheduler(engine, clock, SmtpTransport(sink.url, timeout=5), notifier, settings)  # type: ignore[arg-type]
+    return Scheduler(engine, clock, Relay(lambda: SmtpTransport(sink.url, timeout=5)), notifier, settings)
 
 
 def dms(fake: FakeSlack, rep_id: str) -> list[str]:

@@ -75,7 +75,7 @@ def test_a_task_slack_keeps_refusing_is_tried_after_15_minutes_1_hour_and_4_hour
     make_rep(session)
     make_task(session, due_at=clock.now(), status="planned")
     fake_slack.fail("chat.postMessage", "internal_error", times=1000)
-    scheduler = Scheduler(deps.engine, clock, OutboxTransport(tmp_path), notifier, deps.settings)
+    scheduler = Scheduler(deps.engine, clock, Relay(lambda: OutboxTransport(tmp_path)), notifier, deps.settings)
 
     def tries_after(minutes: int) -> int:
         clock.advance(minutes=minutes)

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import FixedClock
 from bot.delivery.ports import Email
+from bot.core.templates import MAX_SUBJECT
 from bot.delivery.routes import Relay
 from bot.delivery.scheduler import Scheduler
 from bot.slack.blocks import tasks as blocks
@@ -257,9 +258,14 @@ def test_edit_opens_a_long_email_whole_and_saving_it_keeps_every_character(
     def value(block: dict[str, Any], text: str | None = None) -> dict[str, Any]:
         return {"value": {"value": text or block["element"]["initial_value"]}}
 
+    # The subject is longer than a rep may save (MAX_SUBJECT): saying so, nothing cut.
     unchanged = {"subject": {"value": {"value": subject}}, **{p["block_id"]: value(p) for p in parts}}
+    refused = f"The subject is {len(subject)} characters; it can have at most {MAX_SUBJECT}."
+    assert submit(fake_slack, slack, view, unchanged) == {"response_action": "errors", "errors": {"subject": refused}}
+    shorter = subject[:MAX_SUBJECT]
+    unchanged = {**unchanged, "subject": {"value": {"value": shorter}}}
     assert submit(fake_slack, slack, view, unchanged) is None
-    assert (reload(session, task).subject, task.body) == (subject, body)
+    assert (reload(session, task).subject, task.body) == (shorter, body)
 
     changed = {**unchanged, "body-3": value(parts[2], "Best, Rita")}
     assert submit(fake_slack, slack, view, changed) is None
@@ -405,6 +411,9 @@ class CountingTransport:
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []  # parsed back from the wire
         self._lock = threading.Lock()
+
+    def open(self) -> None:
+        pass
 
     def send(self, email: Email) -> None:
         with self._lock:

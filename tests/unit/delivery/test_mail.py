@@ -161,15 +161,15 @@ def test_a_reply_quotes_a_rep_with_a_non_ascii_name_by_name_everywhere(session: 
     make_rep(session, name="Åsa Öberg", email="asa@seller.example")
     follow_up = thread_reply(session, clock, due_email(session, clock.now()))
 
-    outgoing = email_for(session, follow_up, clock.advance(days=2))
-    received = parsed(outgoing)
+    draft = draft_for(session, follow_up)
+    received = parsed(email_for(session, follow_up, clock.advance(days=2)))
 
     attribution = "On Wed, 02 Dec 2026 at 10:00, Åsa Öberg <asa@seller.example> wrote:"
     assert f"\n\n{attribution}\n> Hi Pat" in text_of(received, "plain")
     assert f"<p>{html.escape(attribution)}</p>" in text_of(received, "html")
     # The Slack preview of a task shows the draft's full body; the compose links carry it.
-    assert attribution in outgoing.draft.full_body
-    for url in (gmail_url(outgoing.draft), outlook_url(outgoing.draft)):
+    assert attribution in draft.full_body
+    for url in (gmail_url(draft), outlook_url(draft)):
         assert attribution in parse_qs(urlsplit(url).query)["body"][0]
 
 
@@ -190,10 +190,11 @@ def test_a_subject_of_any_length_makes_a_valid_message(session: Session, clock: 
     campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": subject, "body": "Hi"}])
     send = due_email(session, clock.now(), campaign=campaign)
 
-    head = email_for(session, send, clock.now()).data.split(b"\r\n\r\n", 1)[0]
+    outgoing = email_for(session, send, clock.now())
+    head = outgoing.data.split(b"\r\n\r\n", 1)[0]
 
     assert max(len(line) for line in head.split(b"\r\n")) <= 78
-    assert parsed(message)["Subject"] == subject
+    assert parsed(outgoing)["Subject"] == subject
 
 
 def test_line_breaks_in_a_subject_or_a_name_never_make_a_header_of_their_own(session: Session, clock: FixedClock):
@@ -222,4 +223,4 @@ def test_an_address_with_non_ascii_before_the_at_makes_an_smtputf8_message(sessi
     assert "To: José <josé@buyer.example>\r\n".encode() in raw
     assert received["To"].addresses[0].addr_spec == "josé@buyer.example"
     assert received["From"].addresses[0].display_name == "Åsa Öberg"
-    assert (outgoing.wire.sender, outgoing.wire.recipients) == ("asa@seller.example", ["josé@buyer.example"])
+    assert (outgoing.sender, outgoing.recipients) == ("asa@seller.example", ["josé@buyer.example"])

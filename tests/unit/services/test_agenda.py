@@ -10,7 +10,7 @@ from sqlmodel import Session, col
 
 from bot.clock import FixedClock
 from bot.services.agenda import agenda_for, day_bounds, entry_for
-from bot.store.models import Person
+from bot.store.models import Person, Step
 from tests.support.factories import make_campaign, make_rep
 from tests.support.sends import TASK_STEPS, enroll, make_person, make_send, make_task
 
@@ -114,16 +114,17 @@ def test_only_the_first_tasks_are_loaded_and_all_are_counted(session: Session, c
 def test_a_task_whose_email_cannot_be_built_says_why_and_the_others_are_drafted(session: Session, clock: FixedClock) -> None:
     make_rep(session)
     fine = make_task(session, due_at=clock.now() - dt.timedelta(hours=2), email="ada@example.com")
-    broken = make_task(session, due_at=clock.now() - dt.timedelta(hours=1), email="grace@example.com")
-    # An address the email package cannot write (as one added before addresses were checked).
-    session.execute(update(Person).where(col(Person.email) == "grace@example.com").values(email="grâce@example.com"))
+    broken_campaign = make_campaign(session, TASK_STEPS, name="Broken")
+    broken = make_task(session, due_at=clock.now() - dt.timedelta(hours=1), email="grace@example.com", campaign=broken_campaign)
+    # A body that fails to render (as one stored before templates were checked at import).
+    session.execute(update(Step).where(col(Step.campaign_id) == broken_campaign.id).values(body="Hi {{ 1 / 0 }}"))
     session.commit()
 
     entries = agenda_for(session, "U0REP0001", clock.now(), STOCKHOLM, **ALL).tasks
     assert [e.send.id for e in entries] == [fine.id, broken.id]
     assert entries[0].draft is not None and entries[0].draft.subject == "Hello Ada" and entries[0].problem is None
     assert entries[1].draft is None and entries[1].problem is not None
-    assert entries[1].problem.startswith("the email could not be built: 'ascii' codec can't encode")
+    assert "division by zero" in entries[1].problem
     assert entry_for(session, broken.id, clock.now(), STOCKHOLM).problem == entries[1].problem  # type: ignore[union-attr]
 
 
