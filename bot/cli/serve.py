@@ -19,7 +19,6 @@ from bot.slack.client import make_client
 from bot.slack.context import Deps
 from bot.slack.http import HttpServer, serve_socket_mode
 from bot.slack.notices import queued_slack
-from bot.slack.notifier import SlackNotifier
 from bot.store.db import connect
 
 logger = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ def serve(args: argparse.Namespace) -> int:
     clock = SystemClock()
     client = make_client(settings)
     _check_token(client)
-    notifier = SlackNotifier(engine, client, clock, settings)
     scheduler = poster = None
     if not args.no_scheduler:
         # The scheduler only queues what reps are told; the poster's thread posts it.
@@ -97,8 +95,11 @@ def _check_token(client: WebClient) -> None:
     """Refuse to start with a token Slack does not accept, or a Slack out of reach, in one line."""
     # The same call with a quiet logger: slack_sdk logs every failed try, which would bury the line.
     probe = WebClient(
-        token=client.token, base_url=client.base_url, timeout=client.timeout,
-        retry_handlers=client.retry_handlers, logger=QUIET,
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=client.retry_handlers,
+        logger=QUIET,
     )
     try:
         probe.auth_test()

@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import uuid
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
@@ -41,6 +41,7 @@ CLAIM = 100  # notices leased per round (at most one per rep)
 # The poster looks for notices queued by other processes (and for retries that came
 # due) this often; notices queued in its own process wake it at once.
 POLL_SECONDS = 1.0
+PRUNE_EVERY = dt.timedelta(hours=1)  # how often done notices older than a week are deleted
 
 
 class QueuedNotifier:

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from bot.clock import FixedClock
 from bot.slack.blocks import tasks as blocks
 from bot.slack.notifier import SlackNotifier
-from bot.store.models import Person, Send, Step
+from bot.store.models import Send, Step
 from tests.support.factories import REP_ID, make_campaign, make_rep
 from tests.support.fake_slack import FakeSlack
 from tests.support.sends import TASK_STEPS, make_task
@@ -37,11 +37,29 @@ def three(session: Session, clock: FixedClock) -> dict[str, Send]:
     make_rep(session)
     fine = make_task(session, due_at=clock.now() - dt.timedelta(hours=3), email="olga@example.com", first_name="Olga")
     unsafe = make_campaign(session, BROKEN_STEPS, name="Unsafe")
-    address = make_task(session, due_at=clock.now() - dt.timedelta(hours=2), email="nils@example.com", first_name="Nils", campaign=unsafe)
+    address = make_task(
+        session,
+        due_at=clock.now() - dt.timedelta(hours=2),
+        email="nils@example.com",
+        first_name="Nils",
+        campaign=unsafe,
+    )
     broken = make_campaign(session, BROKEN_STEPS, name="Broken")
-    template = make_task(session, due_at=clock.now() - dt.timedelta(hours=1), email="erik@example.com", first_name="Erik", campaign=broken)
-    session.execute(update(Step).where(col(Step.campaign_id) == unsafe.id, col(Step.position) == 1).values(body='Hi {{ "%d" % "x" }}'))
-    session.execute(update(Step).where(col(Step.campaign_id) == broken.id, col(Step.position) == 1).values(body="Hi {{ 1 / 0 }}"))
+    template = make_task(
+        session,
+        due_at=clock.now() - dt.timedelta(hours=1),
+        email="erik@example.com",
+        first_name="Erik",
+        campaign=broken,
+    )
+    session.execute(
+        update(Step)
+        .where(col(Step.campaign_id) == unsafe.id, col(Step.position) == 1)
+        .values(body='Hi {{ "%d" % "x" }}')
+    )
+    session.execute(
+        update(Step).where(col(Step.campaign_id) == broken.id, col(Step.position) == 1).values(body="Hi {{ 1 / 0 }}")
+    )
     session.commit()
     return {"fine": fine, "address": address, "template": template}
 
@@ -62,7 +80,9 @@ def assert_listed(shown: list[dict[str, Any]], three: dict[str, Send]) -> None:
     """Every task is listed: the fine one as usual, each broken one with its reason and only Skip."""
     assert "Hello Olga" in text_of(items_of(shown, three["fine"]))
     assert buttons_of(shown, three["fine"]) == ["Send", "Edit", "Schedule", "Skip", "Open in Gmail", "Open in Outlook"]
-    assert "The email could not be built: %d format: a real number is required" in text_of(items_of(shown, three["address"]))
+    assert "The email could not be built: %d format: a real number is required" in text_of(
+        items_of(shown, three["address"])
+    )
     assert "The email could not be built: division by zero" in text_of(items_of(shown, three["template"]))
     assert buttons_of(shown, three["address"]) == buttons_of(shown, three["template"]) == ["Skip"]
 
@@ -102,7 +122,10 @@ def test_a_broken_tasks_own_message_says_why_and_skip_goes_on(
     broken = three["template"]
     notifier.task_due(broken.id)
     posted = fake_slack.calls_to("chat.postMessage")[-1]
-    assert posted["text"] == "Email task for Erik Lovelace (step 1 of “Broken”): the email could not be built: division by zero"
+    assert (
+        posted["text"]
+        == "Email task for Erik Lovelace (step 1 of “Broken”): the email could not be built: division by zero"
+    )
     assert "Skip this step to go on with the campaign." in text_of(posted["blocks"])
     session.refresh(broken)
     session.commit()
@@ -115,7 +138,10 @@ def test_a_broken_tasks_own_message_says_why_and_skip_goes_on(
     assert "This email cannot go out: the email could not be built: division by zero" in refusal["text"]
 
     published = len(fake_slack.calls_to("views.publish"))
-    assert slack.block_action(blocks.SKIP, str(broken.id), message=message, block_id=f"task-{broken.id}-actions").status == 200
+    assert (
+        slack.block_action(blocks.SKIP, str(broken.id), message=message, block_id=f"task-{broken.id}-actions").status
+        == 200
+    )
     fake_slack.wait_for(lambda: len(fake_slack.calls_to("views.publish")) > published)
     assert "Skipped" in text_of(fake_slack.messages[(broken.slack_channel, broken.slack_ts)]["blocks"])
     assert "2 tasks waiting for you" in text_of(fake_slack.home[REP_ID]["blocks"])

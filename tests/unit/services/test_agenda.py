@@ -10,11 +10,11 @@ from sqlmodel import Session, col
 
 from bot.clock import FixedClock
 from bot.services.agenda import agenda_for, day_bounds, entry_for
-from bot.store.models import Person, Step
+from bot.store.models import Step
 from tests.support.factories import make_campaign, make_rep
 from tests.support.sends import TASK_STEPS, enroll, make_person, make_send, make_task
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 ALL = dict(tasks=100, emails=100)
 
@@ -111,11 +111,15 @@ def test_only_the_first_tasks_are_loaded_and_all_are_counted(session: Session, c
     assert not agenda_for(session, "U0REP0001", now, STOCKHOLM, tasks=0, emails=0).empty
 
 
-def test_a_task_whose_email_cannot_be_built_says_why_and_the_others_are_drafted(session: Session, clock: FixedClock) -> None:
+def test_a_task_whose_email_cannot_be_built_says_why_and_the_others_are_drafted(
+    session: Session, clock: FixedClock
+) -> None:
     make_rep(session)
     fine = make_task(session, due_at=clock.now() - dt.timedelta(hours=2), email="ada@example.com")
     broken_campaign = make_campaign(session, TASK_STEPS, name="Broken")
-    broken = make_task(session, due_at=clock.now() - dt.timedelta(hours=1), email="grace@example.com", campaign=broken_campaign)
+    broken = make_task(
+        session, due_at=clock.now() - dt.timedelta(hours=1), email="grace@example.com", campaign=broken_campaign
+    )
     # A body that fails to render (as one stored before templates were checked at import).
     session.execute(update(Step).where(col(Step.campaign_id) == broken_campaign.id).values(body="Hi {{ 1 / 0 }}"))
     session.commit()
