@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from bot.clock import FixedClock
 from bot.store.db import make_engine
+from tests.support import dovecot
 from tests.support.databases import POSTGRES_URL, PostgresSchema, SqliteTemplate
 
 postgres_ran = 0
@@ -77,4 +78,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # CI sets TEST_DATABASE_URL: a run in which no PostgreSQL test passed is a failure.
     if POSTGRES_URL and os.environ.get("CI") and postgres_ran == 0 and session.testscollected:
         print("\nTEST_DATABASE_URL is set but no PostgreSQL test passed")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    # CI installs Dovecot: a full run in which no IMAP test started it is a failure.
+    if os.environ.get("CI") and session.testscollected > 500 and dovecot.started == 0:
+        print("\nCI: no test started Dovecot (the IMAP tests did not run): is dovecot-imapd installed?")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

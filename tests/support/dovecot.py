@@ -32,6 +32,9 @@ REFUSAL = "[AUTHENTICATIONFAILED] Authentication failed."
 START_TIMEOUT = 20.0
 
 
+started = 0  # Dovecot servers started in this test run (CI fails a run with none: tests/conftest.py)
+
+
 def require_dovecot() -> None:
     """Skip the calling test, with the reason, when there is no Dovecot to run."""
     if not DOVECOT.exists():
@@ -80,6 +83,8 @@ class Dovecot:
             stderr=subprocess.PIPE,
         )
         self._wait_until_listening()
+        global started
+        started += 1
         return self
 
     def __exit__(self, *exc_info: object) -> None:
