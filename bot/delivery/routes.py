@@ -47,14 +47,8 @@ class Mailboxes:
         server = mailboxes.smtp_server(mailbox, self.key)
         limits = mailboxes.limits_of(mailbox)
         connections = limits.max_connections or OWN_MAILBOX_CONNECTIONS
-        return Route(
-            own_key(rep_id), lambda: SmtpTransport(server), Limits(limits.per_minute, limits.per_day, connections)
-        )
-
-
-def own_key(rep_id: str) -> str:
-    """The mailbox key of a rep's own mailbox."""
-    return f"rep:{rep_id}"
+        in_force = Limits(limits.per_minute, limits.per_day, connections)
+        return Route(mailboxes.mailbox_key(rep_id), lambda: SmtpTransport(server), in_force)
 
 
 def router_for(settings: Settings) -> Mailboxes:

@@ -41,7 +41,7 @@ from bot.core.rules import StepKind
 from bot.delivery.lanes import Lane, Lanes
 from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
-from bot.delivery.routes import own_key, router_for
+from bot.delivery.routes import router_for
 from bot.mail import mailboxes
 from bot.services import digest, queue
 from bot.services.drafts import draft_for, not_built
@@ -437,7 +437,7 @@ class Scheduler:
         now = self.clock.now()
         route = work.routes[send.rep_id]
         reps = sorted(rep for rep, other in work.routes.items() if other.key == route.key)
-        mailbox = work.session.get(Mailbox, send.rep_id) if route.key == own_key(send.rep_id) else None
+        mailbox = work.session.get(Mailbox, send.rep_id) if route.key == mailboxes.mailbox_key(send.rep_id) else None
         if refused_login and mailbox is not None:
             until, why = None, f"your mailbox refused the login: {reason}"  # until the rep reconnects it
             mailboxes.mark_broken(work.session, mailbox, reason, now)

@@ -52,6 +52,42 @@ PROVIDER_OF_HOST: dict[str, Provider] = {
 }
 
 
+def mailbox_key(rep_id: str) -> str:
+    """The key a rep's own mailbox is counted under (Send.mailbox; the relay's is "relay")."""
+    return f"rep:{rep_id}"
+
+
+@dataclass(frozen=True)
+class Status:
+    """A rep's own mailbox as the Home tab shows it (never its password)."""
+
+    provider: Provider
+    address: str  # the login, usually the rep's address
+    smtp: str  # host:port
+    imap: str | None
+    connected: bool
+    last_error: str | None
+    sent_today: int  # handed over in the last 24 hours
+    per_day: int | None  # its limit per rolling 24 hours
+
+
+def status(session: Session, rep_id: str, now: dt.datetime) -> Status | None:
+    """The rep's own mailbox, its state and what it sent in the last 24 hours; None without one."""
+    mailbox = session.get(Mailbox, rep_id)
+    if mailbox is None:
+        return None
+    return Status(
+        provider=Provider(mailbox.provider),
+        address=mailbox.smtp_user,
+        smtp=f"{mailbox.smtp_host}:{mailbox.smtp_port}",
+        imap=f"{mailbox.imap_host}:{mailbox.imap_port}" if mailbox.imap_host else None,
+        connected=mailbox.state == MailboxState.CONNECTED,
+        last_error=mailbox.last_error,
+        sent_today=queue.handed_since(session, mailbox_key(rep_id), now - queue.DAY),
+        per_day=limits_of(mailbox).per_day,
+    )
+
+
 class MailboxError(ServiceError):
     """A mailbox cannot be set or found as asked."""
 

@@ -476,7 +476,7 @@ def room(session: Session, mailbox: str, limits: Limits, now: dt.datetime, wante
     next_at: dt.datetime | None = None
     daily = False
     for allowed, span in windows:
-        handed = select(SEND.c.handed_at).where(SEND.c.mailbox == mailbox, SEND.c.handed_at > now - span)
+        handed = _handed(mailbox, now - span)
         used = session.execute(select(func.count()).select_from(handed.subquery())).scalar_one()
         left = max(allowed - used, 0)
         if left >= wanted:
@@ -488,6 +488,15 @@ def room(session: Session, mailbox: str, limits: Limits, now: dt.datetime, wante
             next_at, daily = at, span == DAY
         free = min(free, left)
     return Room(free, next_at, daily=daily)
+
+
+def handed_since(session: Session, mailbox: str, since: dt.datetime) -> int:
+    """How many emails `mailbox` handed over after `since` (what its limits count)."""
+    return int(session.execute(select(func.count()).select_from(_handed(mailbox, since).subquery())).scalar_one())
+
+
+def _handed(mailbox: str, since: dt.datetime) -> Any:
+    return select(SEND.c.handed_at).where(SEND.c.mailbox == mailbox, SEND.c.handed_at > since)
 
 
 def hold(session: Session, rep_ids: Sequence[str], until: dt.datetime | None, reason: str, now: dt.datetime) -> None:

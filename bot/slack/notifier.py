@@ -20,6 +20,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
 from bot.clock import Clock
+from bot.mail import mailboxes
 from bot.services.agenda import Entry, agenda_for, entries_for
 from bot.services.digest import rep_zone
 from bot.services.drafts import rep_name
@@ -139,7 +140,9 @@ class SlackNotifier:
             now = self.clock.now()
             zone = self._zone(session, rep_id)
             agenda = agenda_for(session, rep_id, now, zone, tasks=HOME_TASKS, emails=HOME_EMAILS)
-            view = home_view(agenda, zone, now)
+            mailbox = mailboxes.status(session, rep_id, now)
+            via = "through the company relay" if self.settings.smtp_url else "into the outbox folder (no mail server is set up)"
+            view = home_view(agenda, zone, now, mailbox, via)
         self.client.views_publish(user_id=rep_id, view=view)
 
     # --- inside -----------------------------------------------------------------------

@@ -154,5 +154,14 @@ def _element(element: dict[str, Any], where: str) -> Iterator[str]:
         yield from _at_most(element.get("initial_value"), f"{where} initial_value", max_length)
         if "placeholder" in element:
             yield from _plain(element["placeholder"], f"{where} placeholder", 150)
+    elif kind == "static_select":
+        options = element.get("options") or []
+        if not 1 <= len(options) <= 100:
+            yield f"{where}: {len(options)} options (1 to 100)"
+        for option in [*options, *([element["initial_option"]] if element.get("initial_option") else [])]:
+            yield from _plain(option.get("text"), f"{where} option text", 75)
+            yield from _at_most(option.get("value"), f"{where} option value", 150)
+        if "placeholder" in element:
+            yield from _plain(element["placeholder"], f"{where} placeholder", 150)
     elif kind not in ("datetimepicker", "datepicker", "timepicker"):
         yield f"{where}: an element type this checker does not know"

@@ -427,3 +427,27 @@ def submitted(view: dict[str, Any], changes: dict[str, str] | None = None) -> di
         if b["type"] == "input"
     }
     return {**view, "state": {"values": values}}
+
+
+@BUILDERS
+@given(
+    address=text,
+    smtp=text,
+    error=st.one_of(st.none(), text),
+    connected=st.booleans(),
+    counts=st.integers(0, 10**9),
+    problem=st.one_of(st.none(), text),
+)
+def test_the_mailbox_section_and_dialog_fit(
+    address: str, smtp: str, error: str | None, connected: bool, counts: int, problem: str | None
+) -> None:
+    from bot.mail.mailboxes import Provider, Status
+    from bot.slack.blocks import mailbox
+
+    status = Status(Provider.GOOGLE, address, smtp, None, connected, error, counts, counts or None)
+    for shown in (status, None):
+        fits_message(Message(text="home", blocks=mailbox.mailbox_section(shown, "through the company relay")))
+    form = mailbox.Form(smtp_host=address, user=smtp, imap_host=address * 2)
+    fits_view(mailbox.connect_modal(True, form, problem))
+    fits_view(mailbox.connect_modal(False))
+    fits_view(mailbox.connected_view(status))

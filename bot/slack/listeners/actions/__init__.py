@@ -1,1 +1,1 @@
-"""Slack actions listeners: every module here with a `register(app, deps)` is wired in (see ../__init__.py)."""
+"""Slack actions listeners; each module's `register(app, deps)` is called from ../__init__.py."""

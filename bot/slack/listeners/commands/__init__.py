@@ -1,1 +1,1 @@
-"""Slack commands listeners: every module here with a `register(app, deps)` is wired in (see ../__init__.py)."""
+"""Slack commands listeners; each module's `register(app, deps)` is called from ../__init__.py."""
