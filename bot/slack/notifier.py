@@ -141,7 +141,11 @@ class SlackNotifier:
             zone = self._zone(session, rep_id)
             agenda = agenda_for(session, rep_id, now, zone, tasks=HOME_TASKS, emails=HOME_EMAILS)
             mailbox = mailboxes.status(session, rep_id, now)
-            via = "through the company relay" if self.settings.smtp_url else "into the outbox folder (no mail server is set up)"
+            via = (
+                "through the company relay"
+                if self.settings.smtp_url
+                else "into the outbox folder (no mail server is set up)"
+            )
             view = home_view(agenda, zone, now, mailbox, via)
         self.client.views_publish(user_id=rep_id, view=view)
 

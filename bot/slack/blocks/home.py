@@ -25,7 +25,11 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 
 def home_view(
-    agenda: Agenda, zone: ZoneInfo, now: dt.datetime, mailbox: Status | None = None, via: str = "through the company relay"
+    agenda: Agenda,
+    zone: ZoneInfo,
+    now: dt.datetime,
+    mailbox: Status | None = None,
+    via: str = "through the company relay",
 ) -> View:
     """The Home tab: queued tasks (overdue first) with their buttons, today's emails, campaigns, the mailbox.
 

@@ -63,11 +63,15 @@ def mailbox_section(status: Status | None, via: str) -> list[Block]:
     limit = f" of {status.per_day:,}" if status.per_day else ""
     what = f"*{shown(status.address, HOST_CHARS)}* ({PROVIDERS[status.provider]}, {shown(status.smtp, HOST_CHARS)})"
     if status.connected:
-        blocks.append(section(f":white_check_mark: Connected: {what}. Sent in the last 24 hours: {status.sent_today:,}{limit}."))
+        blocks.append(
+            section(f":white_check_mark: Connected: {what}. Sent in the last 24 hours: {status.sent_today:,}{limit}.")
+        )
         actions = [disconnect_button()]
     else:
         error = shown(status.last_error or "the server refused the login", ERROR_CHARS)
-        blocks.append(section(f":warning: {what} refused the login: {error}\nYour emails wait until you connect it again."))
+        blocks.append(
+            section(f":warning: {what} refused the login: {error}\nYour emails wait until you connect it again.")
+        )
         actions = [button("Reconnect", CONNECT, style="primary"), disconnect_button()]
     blocks.append(ActionsBlock(block_id="mailbox-actions", elements=actions))
     return blocks
@@ -97,10 +101,14 @@ def connect_modal(can_store: bool, form: Form | None = None, problem: str | None
         blocks.append(section(f":warning: {shown(problem, ERROR_CHARS)}"))
     blocks += [
         select("provider", "Provider", PROVIDERS, form.provider),
-        text_input("smtp_host", "SMTP server", form.smtp_host, "blank: your provider's (needed for Other)", optional=True),
+        text_input(
+            "smtp_host", "SMTP server", form.smtp_host, "blank: your provider's (needed for Other)", optional=True
+        ),
         text_input("smtp_port", "SMTP port", form.smtp_port),
         select("security", "Security", SECURITIES, form.security),
-        text_input("imap_host", "IMAP server (to hear replies)", form.imap_host, "blank: your provider's", optional=True),
+        text_input(
+            "imap_host", "IMAP server (to hear replies)", form.imap_host, "blank: your provider's", optional=True
+        ),
         text_input("imap_port", "IMAP port", form.imap_port, optional=True),
         text_input("user", "User", form.user, "usually your email address"),
         text_input("password", "Password or app password", "", "stored encrypted; never shown again"),
@@ -111,7 +119,9 @@ def connect_modal(can_store: bool, form: Form | None = None, problem: str | None
 
 def checking_view() -> View:
     """Shown while the bot logs in to the servers."""
-    return view("modal", [section(":hourglass_flowing_sand: Logging in to your mailbox…")], title="Connect your mailbox")
+    return view(
+        "modal", [section(":hourglass_flowing_sand: Logging in to your mailbox…")], title="Connect your mailbox"
+    )
 
 
 def connected_view(status: Status) -> View:
@@ -126,10 +136,15 @@ def select(block_id: str, label: str, choices: dict[Any, str], chosen: Any) -> I
     return InputBlock(block_id=block_id, label=label, element=element)
 
 
-def text_input(block_id: str, label: str, value: str, placeholder: str | None = None, *, optional: bool = False) -> InputBlock:
+def text_input(
+    block_id: str, label: str, value: str, placeholder: str | None = None, *, optional: bool = False
+) -> InputBlock:
     element = PlainTextInputElement(
         # What the rep typed came through this same field, so it fits; the cut is a guard.
-        action_id=INPUT, initial_value=value[: fitting(value, MAX_INPUT)] or None, placeholder=placeholder, max_length=MAX_INPUT
+        action_id=INPUT,
+        initial_value=value[: fitting(value, MAX_INPUT)] or None,
+        placeholder=placeholder,
+        max_length=MAX_INPUT,
     )
     return InputBlock(block_id=block_id, label=label, element=element, optional=optional)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -55,12 +56,21 @@ def open_dialog(fake: FakeSlack, slack: SlackRequests) -> dict[str, Any]:
 
 
 def values(server: SmtpSink, password: str = PASSWORD, **changes: str) -> dict[str, Any]:
-    typed = {"smtp_host": "127.0.0.1", "smtp_port": str(server.port), "imap_host": "", "imap_port": "", "user": "rita@seller.example"}
+    typed = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": str(server.port),
+        "imap_host": "",
+        "imap_port": "",
+        "user": "rita@seller.example",
+    }
     typed |= {"password": password, **changes}
     picked = {"provider": "other", "security": "none"}
     return {
         **{key: {blocks.INPUT: {"type": "plain_text_input", "value": value}} for key, value in typed.items()},
-        **{key: {blocks.INPUT: {"type": "static_select", "selected_option": {"value": value}}} for key, value in picked.items()},
+        **{
+            key: {blocks.INPUT: {"type": "static_select", "selected_option": {"value": value}}}
+            for key, value in picked.items()
+        },
     }
 
 
@@ -99,7 +109,9 @@ def test_a_refused_login_shows_the_servers_answer_and_stores_nothing(
     again = fake_slack.wait_for_call("views.update", timeout=60)["view"]
     shown = json.dumps(again)
     assert "535" in shown and "wrong" not in shown.replace("wrong guess", "")
-    assert next(b for b in again["blocks"] if b.get("block_id") == "smtp_host")["element"]["initial_value"] == "127.0.0.1"
+    assert (
+        next(b for b in again["blocks"] if b.get("block_id") == "smtp_host")["element"]["initial_value"] == "127.0.0.1"
+    )
     assert next(b for b in again["blocks"] if b.get("block_id") == "password")["element"].get("initial_value") is None
     assert session.get(Mailbox, REP_ID) is None
 
@@ -115,7 +127,9 @@ def test_missing_fields_are_refused_on_the_field(fake_slack: FakeSlack, slack: S
 
 
 @pytest.mark.parametrize("secret_key", [None])
-def test_without_a_secret_key_the_dialog_says_no_mailbox_can_be_stored(fake_slack: FakeSlack, slack: SlackRequests) -> None:
+def test_without_a_secret_key_the_dialog_says_no_mailbox_can_be_stored(
+    fake_slack: FakeSlack, slack: SlackRequests
+) -> None:
     dialog = open_dialog(fake_slack, slack)
 
     assert "submit" not in dialog and "has not set `SECRET_KEY`" in json.dumps(dialog)

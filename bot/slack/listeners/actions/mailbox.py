@@ -19,7 +19,9 @@ def register(app: App, deps: Deps) -> None:
     @app.action(blocks.CONNECT)
     def connect_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        client.views_open(trigger_id=body["trigger_id"], view=blocks.connect_modal(deps.settings.secret_key is not None))
+        client.views_open(
+            trigger_id=body["trigger_id"], view=blocks.connect_modal(deps.settings.secret_key is not None)
+        )
 
     @app.action(blocks.DISCONNECT)
     def disconnect_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -54,8 +54,18 @@ def servers(form: blocks.Form) -> tuple[ServerUrl, ServerUrl | None] | dict[str,
         return problems
     smtp = ServerUrl(SMTP, smtp_host, ports["smtp_port"], form.security, form.user, form.password, CHECK_TIMEOUT)
     # IMAP's port says how it is secured: 993 is TLS from the start, 143 STARTTLS.
-    imap_security = Security.NONE if form.security is Security.NONE else Security.TLS if ports["imap_port"] == 993 else Security.STARTTLS
-    imap = ServerUrl(IMAP, imap_host, ports["imap_port"], imap_security, form.user, form.password, CHECK_TIMEOUT) if imap_host else None
+    imap_security = (
+        Security.NONE
+        if form.security is Security.NONE
+        else Security.TLS
+        if ports["imap_port"] == 993
+        else Security.STARTTLS
+    )
+    imap = (
+        ServerUrl(IMAP, imap_host, ports["imap_port"], imap_security, form.user, form.password, CHECK_TIMEOUT)
+        if imap_host
+        else None
+    )
     return smtp, imap
 
 
