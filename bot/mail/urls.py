@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Callable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 DEFAULT_TIMEOUT = 30.0
@@ -48,6 +49,8 @@ class ServerUrl:
     username: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    # OAuth 2.0 mailboxes log in with XOAUTH2: bearer(renew) gives the access token (bot/mail/oauth.py).
+    bearer: Callable[[bool], str] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def address(self) -> str:
