@@ -8,6 +8,7 @@ action. Logs name sends and channels, never bodies or tokens.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
@@ -19,17 +20,19 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
 from bot.clock import Clock
+from bot.mail import oauth
+from bot.mail.mailboxes import Provider
 from bot.services.agenda import Entry, agenda_for, entries_for
 from bot.services.digest import rep_zone
 from bot.services.drafts import rep_name
 from bot.settings import Settings
 from bot.slack.blocks.common import Message, capped_lines, context, escape
 from bot.slack.blocks.digest import DIGEST_EMAILS, DIGEST_TASKS, digest_message
-from bot.slack.blocks.home import HOME_EMAILS, HOME_TASKS, home_view
+from bot.slack.blocks.home import HOME_EMAILS, HOME_TASKS, MailboxPanel, home_view, mailbox_broken_message
 from bot.slack.blocks.tasks import item_blocks, step_words, task_message, who
 from bot.slack.client import busy
 from bot.store.db import session_scope
-from bot.store.models import Rep, Send
+from bot.store.models import Mailbox, MailboxState, Rep, Send
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +98,19 @@ class SlackNotifier:
         )
         self.client.chat_postMessage(channel=entry.send.rep_id, **message.as_kwargs())
 
+    def mailbox_broken(self, send_id: int, text: str) -> None:
+        """The rep's own mailbox refused the login: by DM, with a Reconnect button when OAuth can fix it."""
+        with self._session() as session:
+            entry = self._entry(session, send_id)
+            if entry is None:
+                return
+            rep_id = entry.send.rep_id
+            panel = mailbox_panel(session, self.settings, rep_id, self.clock.now())
+        # Its own provider's link: a Google or Microsoft 365 mailbox is reconnected by consenting again.
+        reconnect = next((link for link in panel.connect if link[1] == panel.provider), None)
+        message = mailbox_broken_message(text, f"{who(entry)} · {step_words(entry)}", reconnect)
+        self.client.chat_postMessage(channel=rep_id, **message.as_kwargs())
+
     def digest(self, rep_id: str) -> bool:
         """Post the rep's digest; False, and nothing posted, when there is nothing to list."""
         with self._session() as session:
@@ -136,7 +152,7 @@ class SlackNotifier:
             now = self.clock.now()
             zone = self._zone(session, rep_id)
             agenda = agenda_for(session, rep_id, now, zone, tasks=HOME_TASKS, emails=HOME_EMAILS)
-            view = home_view(agenda, zone, now)
+            view = home_view(agenda, zone, now, mailbox_panel(session, self.settings, rep_id, now))
         self.client.views_publish(user_id=rep_id, view=view)
 
     # --- inside -----------------------------------------------------------------------
@@ -217,6 +233,22 @@ class SlackNotifier:
             if busy(exc):
                 raise
             logger.warning("could not post to the feed channel %s: %s", channel, exc.response.get("error"))
+
+
+def mailbox_panel(session: Session, settings: Settings, rep_id: str, now: dt.datetime) -> MailboxPanel:
+    """The rep's mailbox for the Home tab: its state, and fresh Connect links of the providers set up."""
+    links = [(e.path, e.name, oauth.start_url(settings, e, rep_id, now)) for e in oauth.configured(settings)]
+    mailbox = session.get(Mailbox, rep_id)
+    if mailbox is None:
+        return MailboxPanel(connect=links)
+    endpoints = oauth.ENDPOINTS.get(Provider(mailbox.provider))
+    return MailboxPanel(
+        user=mailbox.smtp_user,
+        provider=endpoints.name if endpoints else mailbox.provider,
+        broken=mailbox.state == MailboxState.BROKEN,
+        last_error=mailbox.last_error,
+        connect=links,
+    )
 
 
 def zone_of(session: Session, rep_id: str) -> ZoneInfo:

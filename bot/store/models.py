@@ -284,6 +284,7 @@ class NoticeKind(StrEnum):
     SEND_NOTICE = "send_notice"
     EMAIL_SENT = "email_sent"
     DIGEST = "digest"
+    MAILBOX_BROKEN = "mailbox_broken"
 
 
 class Notice(SQLModel, table=True):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from slack_sdk.models.blocks import Block, DividerBlock
+from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 from slack_sdk.models.views import View
 
 from bot.services.agenda import Agenda
-from bot.slack.blocks.common import Message, capped_lines, context, header, section, shown, view
+from bot.slack.blocks.common import MAX_URL, Message, button, capped_lines, context, escape, fit, header, section, shown, view
 from bot.slack.blocks.tasks import NAME_CHARS, email_line, items
 
 # Each task takes two blocks: 30 tasks leave room for everything else under 100.
@@ -22,8 +23,65 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else many or word + 's'}"
 
 
-def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
-    """The Home tab: queued tasks (overdue first) with their buttons, today's emails, campaigns.
+CONNECT = "mailbox_connect"  # the action id prefix of the Connect / Reconnect link buttons (acked, nothing more)
+ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class MailboxPanel:
+    """The rep's own mailbox as the Home tab shows it: its state, and a Connect link per provider set up."""
+
+    user: str | None = None  # the mailbox's address; None: the rep sends through the relay
+    provider: str = ""  # as reps read it: "Google", "Microsoft 365", "other"
+    broken: bool = False
+    last_error: str | None = None
+    connect: list[tuple[str, str, str]] = field(default_factory=list)  # (provider path, its name, link)
+
+
+def mailbox_blocks(panel: MailboxPanel) -> list[Block]:
+    """"Your mailbox": connected, or broken with the server's words; then the Connect buttons."""
+    if panel.user is None and not panel.connect:
+        return []
+    blocks: list[Block] = [DividerBlock(), header("Your mailbox")]
+    if panel.user is None:
+        blocks.append(context("Your emails go out through the company's mail server. Connect your own mailbox to send from it."))
+    elif panel.broken:
+        error = shown(panel.last_error or "its login was refused", ERROR_CHARS)
+        blocks.append(
+            section(
+                f":warning: *{shown(panel.user, 100)}* ({escape(panel.provider)}) is *broken*: {error}\n"
+                "Your emails wait until it is connected again."
+            )
+        )
+    else:
+        blocks.append(section(f":white_check_mark: *{shown(panel.user, 100)}* ({escape(panel.provider)}) is connected."))
+    again = panel.user is not None
+    buttons = [
+        button(f"{'Reconnect' if again else 'Connect'} {name}", f"{CONNECT}_{path}", url=url)
+        for path, name, url in panel.connect
+        if len(url) <= MAX_URL
+    ]
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    return blocks
+
+
+def mailbox_broken_message(text: str, about: str, reconnect: tuple[str, str, str] | None) -> Message:
+    """The rep's mailbox refused the login: the server's words, and a Reconnect button where OAuth can fix it."""
+    blocks: list[Block] = [
+        section(f":warning: {shown(text, ERROR_CHARS)}\nYour emails wait until your mailbox is connected again."),
+        context(shown(about, ERROR_CHARS)),
+    ]
+    if reconnect is not None and len(reconnect[2]) <= MAX_URL:
+        path, name, url = reconnect
+        blocks.append(ActionsBlock(elements=[button(f"Reconnect {name}", f"{CONNECT}_{path}", url=url, style="primary")]))
+    else:
+        blocks.append(context("Ask your admin to set it again (`bot mailbox set`)."))
+    return Message(text=f"{fit(text, ERROR_CHARS)} ({fit(about, ERROR_CHARS)})", blocks=blocks)
+
+
+def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime, mailbox: MailboxPanel | None = None) -> View:
+    """The Home tab: queued tasks (overdue first) with their buttons, today's emails, campaigns, the mailbox.
 
     `agenda`: at least HOME_TASKS tasks and HOME_EMAILS emails where there are that many.
     """
@@ -54,6 +112,8 @@ def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
         blocks.append(section(capped_lines(lines, more_text="and {n} more campaigns")))
     else:
         blocks.append(context("No active campaigns. Add people with `/campaign add NAME PEOPLE`."))
+    if mailbox is not None:
+        blocks += mailbox_blocks(mailbox)
     blocks.append(context(f"Updated {now.astimezone(zone):%a %d %b %H:%M} ({zone.key})"))
     return view("home", blocks)
 
