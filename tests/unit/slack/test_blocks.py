@@ -331,3 +331,27 @@ def submitted(view: dict[str, Any], changes: dict[str, str] | None = None) -> di
         if b["type"] == "input"
     }
     return {**view, "state": {"values": values}}
+
+
+def test_the_largest_home_view_with_a_broken_mailbox_fits() -> None:
+    huge = "😀" * 5000
+    draft = build_draft("😀" * 100, huge)
+    entries_ = [build_entry(i, first_name=huge, company=huge, email=huge, campaign=huge, overdue=True, draft=draft) for i in range(1, 61)]
+    campaigns = [CampaignCount(i, huge, 10**6, 10**6) for i in range(60)]
+    agenda = Agenda(tasks=entries_, scheduled_today=entries_, campaigns=campaigns, task_count=10**6, overdue=10**6, email_count=10**6)
+    links = [("google", "Google", "https://bot.example.com/oauth/start/google?t=" + "x" * 2900), ("microsoft", "Microsoft 365", "https://x/" + "y" * 4000)]
+    panel = home.MailboxPanel(user=huge, provider="Google", broken=True, last_error="535 5.7.8 " + huge, connect=links)
+    view = home.home_view(agenda, ZONE, NOW, panel).to_dict()
+    assert view_problems(view) == []
+    texts = json.dumps(view, ensure_ascii=False)
+    assert "is *broken*: 535 5.7.8" in texts and "Reconnect Google" in texts
+    assert "Reconnect Microsoft 365" not in texts, "a link longer than a button takes is left out, not sent"
+
+
+def test_the_broken_mailbox_message_fits_and_cuts_the_servers_words() -> None:
+    message = home.mailbox_broken_message("your mailbox refused the login: " + "words " * 2000, "<!channel> · step 1", ("google", "Google", "https://b.example/oauth/start/google?t=abc"))
+    fits_message(message)
+    shown = json.dumps(message.as_kwargs())
+    assert "Reconnect Google" in shown and "&lt;!channel&gt;" in shown
+    without = json.dumps(home.mailbox_broken_message("refused", "about", None).as_kwargs())
+    assert "bot mailbox set" in without and "Reconnect" not in without
