@@ -189,8 +189,8 @@ def test_the_refresh_token_is_stored_only_encrypted_and_no_token_shows_anywhere(
     assert browser.get(buttons(open_home(fake_slack, slack))["Connect Google"])[0] == 200
     fake_slack.wait_for(lambda: "is connected" in json.dumps(fake_slack.home[REP_ID]))
 
-    code = dict(p.split("=", 1) for p in urlsplit(browser.callback).query.split("&"))["code"]
-    secrets_seen = [*fake_auth.issued, CLIENT_SECRET, code, *(c.value for c in browser.cookies)]
+    answer = dict(p.split("=", 1) for p in urlsplit(browser.callback).query.split("&"))
+    secrets_seen = [*fake_auth.issued, CLIENT_SECRET, answer["code"], answer["state"], *(c.value for c in browser.cookies)]
     with engine.connect() as connection:
         raw = json.dumps([list(map(str, row)) for row in connection.execute(text("SELECT * FROM mailbox"))])
     slack_calls = json.dumps([fake_slack.calls_to(m) for m in ("views.publish", "chat.postMessage")])
