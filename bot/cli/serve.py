@@ -81,7 +81,9 @@ def serve(args: argparse.Namespace) -> int:
 def _serve_http(app: Any, settings: Settings, args: argparse.Namespace, pages: OAuthPages | None) -> None:
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     try:
-        server = HttpServer(app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads, oauth=pages)
+        server = HttpServer(
+            app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads, oauth=pages
+        )
     except OSError as exc:  # the port is taken, or not ours to take
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # One line a script (or a test that asked for port 0) can read the port from.
@@ -100,8 +102,11 @@ def _check_token(client: WebClient) -> None:
     """Refuse to start with a token Slack does not accept, or a Slack out of reach, in one line."""
     # The same call with a quiet logger: slack_sdk logs every failed try, which would bury the line.
     probe = WebClient(
-        token=client.token, base_url=client.base_url, timeout=client.timeout,
-        retry_handlers=client.retry_handlers, logger=QUIET,
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=client.retry_handlers,
+        logger=QUIET,
     )
     try:
         probe.auth_test()

@@ -10,13 +10,13 @@ company relay (`SMTP_URL`, with `SMTP_MAX_CONNECTIONS`, `SMTP_PER_MINUTE`,
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlmodel import Session
 
+from bot.clock import Clock, SystemClock
 from bot.delivery.ports import Connection, Limits, Route
 from bot.delivery.transports import OutboxTransport, SmtpTransport
-from bot.clock import Clock, SystemClock
 from bot.mail import mailboxes
 from bot.mail.oauth import Tokens
 from bot.settings import Settings
@@ -51,7 +51,9 @@ class Mailboxes:
         server = mailboxes.smtp_server(mailbox, self.key, self.tokens)
         limits = mailboxes.limits_of(mailbox)
         connections = limits.max_connections or OWN_MAILBOX_CONNECTIONS
-        return Route(own_key(rep_id), lambda: SmtpTransport(server), Limits(limits.per_minute, limits.per_day, connections))
+        return Route(
+            own_key(rep_id), lambda: SmtpTransport(server), Limits(limits.per_minute, limits.per_day, connections)
+        )
 
 
 def own_key(rep_id: str) -> str:

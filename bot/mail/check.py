@@ -16,7 +16,8 @@ import imaplib
 import re
 import smtplib
 import ssl
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.mail.urls import Security, ServerUrl
 

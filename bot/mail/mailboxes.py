@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 
 from bot.mail import credentials
 from bot.mail.urls import IMAP, SMTP, Security, ServerUrl
-from bot.services.errors import ServiceError
 from bot.services import queue
+from bot.services.errors import ServiceError
 from bot.store.models import Mailbox, MailboxAuth, MailboxState
 
 if TYPE_CHECKING:
@@ -215,5 +215,7 @@ def _with_login(server: ServerUrl, mailbox: Mailbox, key: SecretStr | None, toke
     if mailbox.auth != MailboxAuth.OAUTH:
         return server.with_password(secret)
     if tokens is None:
-        raise MailboxError(f"{mailbox.slack_user_id}'s mailbox logs in with OAuth 2.0: it needs the access tokens of bot/mail/oauth.py")
+        raise MailboxError(
+            f"{mailbox.slack_user_id}'s mailbox logs in with OAuth 2.0: it needs the access tokens of bot/mail/oauth.py"
+        )
     return dataclasses.replace(server, bearer=tokens.bearer(Provider(mailbox.provider), secret))

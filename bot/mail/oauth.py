@@ -29,8 +29,9 @@ import hashlib
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import requests
 from authlib.integrations.base_client.errors import OAuthError
@@ -205,7 +206,9 @@ def take_state(
     if not state:
         raise ConsentRefused("the provider's answer names no consent of ours (no state)")
     # Deleted before anything is checked: a state is good once, whatever happens next.
-    row = session.execute(delete(OAuthState).where(OAuthState.state_hash == digest(state)).returning(OAuthState)).scalar()  # type: ignore[arg-type]
+    row = session.execute(
+        delete(OAuthState).where(OAuthState.state_hash == digest(state)).returning(OAuthState)
+    ).scalar()  # type: ignore[arg-type]
     session.flush()
     if row is None:
         raise ConsentRefused("this consent was already used, or was never started here")
@@ -277,7 +280,9 @@ class Tokens:
     def _renew(self, endpoints: Endpoints, refresh_token: str) -> tuple[str, dt.datetime, str | None]:
         _, token_url = urls(self.settings, endpoints)
         try:
-            token = _session(self.settings, endpoints).refresh_token(token_url, refresh_token=refresh_token, timeout=TIMEOUT)
+            token = _session(self.settings, endpoints).refresh_token(
+                token_url, refresh_token=refresh_token, timeout=TIMEOUT
+            )
         except OAuthError as exc:
             raise TokenRefused(
                 f"{endpoints.name} refused to renew the mailbox's access ({_said(exc)}): consent was revoked or "

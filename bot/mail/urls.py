@@ -10,9 +10,9 @@ User and password are percent-encoded (`user%40example.com`); both may be left o
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Callable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 DEFAULT_TIMEOUT = 30.0

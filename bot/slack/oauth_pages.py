@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable, Iterable
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
@@ -48,7 +49,12 @@ class OAuthPages:
         if environ.get("REQUEST_METHOD") != "GET" or kind not in ("start", "callback") or endpoints is None:
             return page(start_response, "404 Not Found", "Not found", "There is nothing here.")
         if endpoints not in oauth.configured(self.settings):
-            return page(start_response, "404 Not Found", "Not set up", f"{endpoints.name} mailboxes are not set up for this bot.")
+            return page(
+                start_response,
+                "404 Not Found",
+                "Not set up",
+                f"{endpoints.name} mailboxes are not set up for this bot.",
+            )
         query = {name: values[-1] for name, values in parse_qs(environ.get("QUERY_STRING", "")).items()}
         if kind == "start":
             return self.start(endpoints, query, start_response)
@@ -58,7 +64,9 @@ class OAuthPages:
         now = self.clock.now()
         rep_id = oauth.rep_of_start(self.settings, endpoints, query.get("t", ""), now)
         if rep_id is None:
-            return page(start_response, "400 Bad Request", "Link not valid", f"This link is not valid (any more). {AGAIN}")
+            return page(
+                start_response, "400 Bad Request", "Link not valid", f"This link is not valid (any more). {AGAIN}"
+            )
         with Session(self.engine) as session:
             url, cookie = oauth.begin(session, self.settings, endpoints, rep_id, now)
             session.commit()
@@ -86,21 +94,32 @@ class OAuthPages:
                 if not user:
                     raise ConsentRefused(f"{endpoints.name} did not say which address this mailbox has")
                 mailboxes.set_oauth_mailbox(
-                    session, rep_id, provider=endpoints.provider, user=user, refresh_token=grant.refresh_token,
-                    smtp=endpoints.smtp, imap=endpoints.imap, key=self.settings.secret_key, now=now,
+                    session,
+                    rep_id,
+                    provider=endpoints.provider,
+                    user=user,
+                    refresh_token=grant.refresh_token,
+                    smtp=endpoints.smtp,
+                    imap=endpoints.imap,
+                    key=self.settings.secret_key,
+                    now=now,
                 )
                 session.commit()
             except ConsentRefused as exc:
                 session.commit()
                 logger.warning("a %s consent was refused: %s", endpoints.path, exc)
-                return page(start_response, "400 Bad Request", "Not connected", f"{exc}. Nothing was connected. {AGAIN}")
+                return page(
+                    start_response, "400 Bad Request", "Not connected", f"{exc}. Nothing was connected. {AGAIN}"
+                )
         logger.info("%s connected a %s mailbox", rep_id, endpoints.path)
         try:
             self.publish_home(rep_id)
         except Exception:  # the mailbox is connected: a Slack hiccup only delays the Home tab's redraw
             logger.exception("could not redraw the Home tab of %s", rep_id)
         return page(
-            start_response, "200 OK", "Mailbox connected",
+            start_response,
+            "200 OK",
+            "Mailbox connected",
             f"Your {endpoints.name} mailbox {user} is connected: your emails go out from it. You can close this tab.",
         )
 
@@ -116,9 +135,16 @@ def cookie_of(environ: dict[str, Any]) -> str | None:
 def page(start_response: Callable[..., Any], status: str, title: str, text: str) -> list[bytes]:
     """A plain HTML page saying one thing."""
     body = (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{0}</title></head>"
-        "<body><h1>{0}</h1><p>{1}</p></body></html>\n"
-    ).format(html.escape(title), html.escape(text))
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>\n"
+    )
     data = body.encode("utf-8")
-    start_response(status, [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(data))), ("Cache-Control", "no-store")])
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
     return [data]

@@ -39,7 +39,9 @@ def require_dovecot() -> None:
 
 
 class Dovecot:
-    def __init__(self, users: dict[str, str], *, cert: Certificate | None = None, introspection_url: str | None = None) -> None:
+    def __init__(
+        self, users: dict[str, str], *, cert: Certificate | None = None, introspection_url: str | None = None
+    ) -> None:
         self.folder = Path("/nonexistent")
         self.users = users
         # Set: logins are XOAUTH2 / OAUTHBEARER only, each token checked at this RFC 7662 endpoint
@@ -69,7 +71,9 @@ class Dovecot:
     def __enter__(self) -> Dovecot:
         require_dovecot()
         self.folder = Path(tempfile.mkdtemp(prefix="dovecot-"))
-        (self.folder / "users").write_text("".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in self.users.items()))
+        (self.folder / "users").write_text(
+            "".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in self.users.items())
+        )
         for user in self.users:
             self.maildir(user).mkdir(parents=True, exist_ok=True)
         if self.introspection_url:
@@ -104,13 +108,11 @@ class Dovecot:
         root = os.getuid() == 0
         internal, login = ("dovecot", "dovenull") if root else (me, me)
         owner = pwd.getpwnam(internal)
-        tls = (
-            f"ssl = yes\nssl_cert = <{self.cert.cert}\nssl_key = <{self.cert.key}\n"
+        tls = f"ssl = yes\nssl_cert = <{self.cert.cert}\nssl_key = <{self.cert.key}\n" if self.cert else "ssl = no\n"
+        imaps = (
+            f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {self.tls_port}\n  }}\n"
             if self.cert
-            else "ssl = no\n"
-        )
-        imaps = f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {self.tls_port}\n  }}\n" if self.cert else (
-            "  inet_listener imaps {\n    port = 0\n  }\n"
+            else ("  inet_listener imaps {\n    port = 0\n  }\n")
         )
         return f"""\
 base_dir = {self.folder}/run
@@ -177,7 +179,9 @@ passdb {{
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"dovecot exited: {self._process.stderr.read().decode(errors='replace') if self._process.stderr else ''} {self.log}")
+                raise RuntimeError(
+                    f"dovecot exited: {self._process.stderr.read().decode(errors='replace') if self._process.stderr else ''} {self.log}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                     if sock.recv(100).startswith(b"* OK"):

@@ -86,7 +86,9 @@ class FakeAuthServer:
             return 400, {}, {"error": "invalid_request", "error_description": "PKCE S256 is required"}
         code = self._new()
         with self._lock:
-            self.codes[code] = Code(self.consenting, query["redirect_uri"], query["code_challenge"], query.get("scope", ""))
+            self.codes[code] = Code(
+                self.consenting, query["redirect_uri"], query["code_challenge"], query.get("scope", "")
+            )
         location = query["redirect_uri"] + "?" + urlencode({"code": code, "state": query.get("state", "")})
         return 302, {"Location": location}, None
 

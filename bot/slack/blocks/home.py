@@ -10,7 +10,19 @@ from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 from slack_sdk.models.views import View
 
 from bot.services.agenda import Agenda
-from bot.slack.blocks.common import MAX_URL, Message, button, capped_lines, context, escape, fit, header, section, shown, view
+from bot.slack.blocks.common import (
+    MAX_URL,
+    Message,
+    button,
+    capped_lines,
+    context,
+    escape,
+    fit,
+    header,
+    section,
+    shown,
+    view,
+)
 from bot.slack.blocks.tasks import NAME_CHARS, email_line, items
 
 # Each task takes two blocks: 30 tasks leave room for everything else under 100.
@@ -39,12 +51,14 @@ class MailboxPanel:
 
 
 def mailbox_blocks(panel: MailboxPanel) -> list[Block]:
-    """"Your mailbox": connected, or broken with the server's words; then the Connect buttons."""
+    """ "Your mailbox": connected, or broken with the server's words; then the Connect buttons."""
     if panel.user is None and not panel.connect:
         return []
     blocks: list[Block] = [DividerBlock(), header("Your mailbox")]
     if panel.user is None:
-        blocks.append(context("Your emails go out through the company's mail server. Connect your own mailbox to send from it."))
+        blocks.append(
+            context("Your emails go out through the company's mail server. Connect your own mailbox to send from it.")
+        )
     elif panel.broken:
         error = shown(panel.last_error or "its login was refused", ERROR_CHARS)
         blocks.append(
@@ -54,7 +68,9 @@ def mailbox_blocks(panel: MailboxPanel) -> list[Block]:
             )
         )
     else:
-        blocks.append(section(f":white_check_mark: *{shown(panel.user, 100)}* ({escape(panel.provider)}) is connected."))
+        blocks.append(
+            section(f":white_check_mark: *{shown(panel.user, 100)}* ({escape(panel.provider)}) is connected.")
+        )
     again = panel.user is not None
     buttons = [
         button(f"{'Reconnect' if again else 'Connect'} {name}", f"{CONNECT}_{path}", url=url)
@@ -74,7 +90,9 @@ def mailbox_broken_message(text: str, about: str, reconnect: tuple[str, str, str
     ]
     if reconnect is not None and len(reconnect[2]) <= MAX_URL:
         path, name, url = reconnect
-        blocks.append(ActionsBlock(elements=[button(f"Reconnect {name}", f"{CONNECT}_{path}", url=url, style="primary")]))
+        blocks.append(
+            ActionsBlock(elements=[button(f"Reconnect {name}", f"{CONNECT}_{path}", url=url, style="primary")])
+        )
     else:
         blocks.append(context("Ask your admin to set it again (`bot mailbox set`)."))
     return Message(text=f"{fit(text, ERROR_CHARS)} ({fit(about, ERROR_CHARS)})", blocks=blocks)
@@ -124,7 +142,9 @@ LIST_TASKS = 20  # `/tasks`: two blocks each, under a message's 50
 def tasks_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
     """`/tasks`: the rep's queued tasks, oldest first, each with its buttons (`agenda`: LIST_TASKS of them)."""
     if not agenda.task_count:
-        return Message(text="No email tasks are waiting for you.", blocks=[section(":tada: No email tasks are waiting for you.")])
+        return Message(
+            text="No email tasks are waiting for you.", blocks=[section(":tada: No email tasks are waiting for you.")]
+        )
     overdue = f", {agenda.overdue} overdue" if agenda.overdue else ""
     title = f"{plural(agenda.task_count, 'task')} waiting for you{overdue}"
     blocks: list[Block] = [section(f"*{title}*")]

@@ -8,14 +8,14 @@ token at the fake's token endpoint.
 
 from __future__ import annotations
 
-import datetime as dt
 import http.cookiejar
 import json
 import logging
 import secrets
 import urllib.error
 import urllib.request
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -147,13 +147,25 @@ def states(engine: Engine) -> int:
             "microsoft365",
             ("smtp.office365.com", 587),
             ("outlook.office365.com", 993),
-            {"offline_access", "https://outlook.office.com/SMTP.Send", "https://outlook.office.com/IMAP.AccessAsUser.All"},
+            {
+                "offline_access",
+                "https://outlook.office.com/SMTP.Send",
+                "https://outlook.office.com/IMAP.AccessAsUser.All",
+            },
         ),
     ],
 )
 def test_a_rep_connects_their_mailbox_from_the_home_tab(
-    session: Session, engine: Engine, fake_slack: FakeSlack, fake_auth: FakeAuthServer, slack: SlackRequests,
-    button: str, provider: str, smtp: tuple[str, int], imap: tuple[str, int], scopes: set[str],
+    session: Session,
+    engine: Engine,
+    fake_slack: FakeSlack,
+    fake_auth: FakeAuthServer,
+    slack: SlackRequests,
+    button: str,
+    provider: str,
+    smtp: tuple[str, int],
+    imap: tuple[str, int],
+    scopes: set[str],
 ) -> None:
     make_rep(session)
     session.commit()
@@ -179,7 +191,11 @@ def test_a_rep_connects_their_mailbox_from_the_home_tab(
 
 
 def test_the_refresh_token_is_stored_only_encrypted_and_no_token_shows_anywhere(
-    session: Session, engine: Engine, fake_slack: FakeSlack, fake_auth: FakeAuthServer, slack: SlackRequests,
+    session: Session,
+    engine: Engine,
+    fake_slack: FakeSlack,
+    fake_auth: FakeAuthServer,
+    slack: SlackRequests,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     make_rep(session)
@@ -190,7 +206,13 @@ def test_the_refresh_token_is_stored_only_encrypted_and_no_token_shows_anywhere(
     fake_slack.wait_for(lambda: "is connected" in json.dumps(fake_slack.home[REP_ID]))
 
     answer = dict(p.split("=", 1) for p in urlsplit(browser.callback).query.split("&"))
-    secrets_seen = [*fake_auth.issued, CLIENT_SECRET, answer["code"], answer["state"], *(c.value for c in browser.cookies)]
+    secrets_seen = [
+        *fake_auth.issued,
+        CLIENT_SECRET,
+        answer["code"],
+        answer["state"],
+        *(c.value for c in browser.cookies),
+    ]
     with engine.connect() as connection:
         raw = json.dumps([list(map(str, row)) for row in connection.execute(text("SELECT * FROM mailbox"))])
     slack_calls = json.dumps([fake_slack.calls_to(m) for m in ("views.publish", "chat.postMessage")])
@@ -231,7 +253,12 @@ def test_a_forged_or_missing_state_is_refused_and_nothing_is_stored(
 
 
 def test_an_expired_state_is_refused(
-    session: Session, engine: Engine, clock: FixedClock, fake_slack: FakeSlack, fake_auth: FakeAuthServer, slack: SlackRequests
+    session: Session,
+    engine: Engine,
+    clock: FixedClock,
+    fake_slack: FakeSlack,
+    fake_auth: FakeAuthServer,
+    slack: SlackRequests,
 ) -> None:
     make_rep(session)
     session.commit()
@@ -293,8 +320,13 @@ def test_a_refused_consent_connects_nothing(
 
 
 def test_the_broken_mailbox_notice_has_a_reconnect_button(
-    session: Session, engine: Engine, fake_slack: FakeSlack, fake_auth: FakeAuthServer, slack: SlackRequests,
-    notifier: SlackNotifier, clock: FixedClock,
+    session: Session,
+    engine: Engine,
+    fake_slack: FakeSlack,
+    fake_auth: FakeAuthServer,
+    slack: SlackRequests,
+    notifier: SlackNotifier,
+    clock: FixedClock,
 ) -> None:
     make_rep(session)
     session.commit()
@@ -302,7 +334,9 @@ def test_the_broken_mailbox_notice_has_a_reconnect_button(
     send = due_email(session, clock.now())
     session.commit()
 
-    notifier.mailbox_broken(send.id, "your mailbox refused the login: Google refused to renew the mailbox's access (invalid_grant)")  # type: ignore[arg-type]
+    notifier.mailbox_broken(
+        send.id, "your mailbox refused the login: Google refused to renew the mailbox's access (invalid_grant)"
+    )  # type: ignore[arg-type]
 
     message = fake_slack.calls_to("chat.postMessage")[-1]
     shown = json.dumps(message)
@@ -313,7 +347,12 @@ def test_the_broken_mailbox_notice_has_a_reconnect_button(
 
 
 def test_connect_buttons_show_only_for_providers_set_up(
-    session: Session, engine: Engine, clock: FixedClock, slack_settings: Settings, slack_client: WebClient, fake_slack: FakeSlack
+    session: Session,
+    engine: Engine,
+    clock: FixedClock,
+    slack_settings: Settings,
+    slack_client: WebClient,
+    fake_slack: FakeSlack,
 ) -> None:
     make_rep(session)
     session.commit()

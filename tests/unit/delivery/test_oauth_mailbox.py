@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -74,21 +74,35 @@ def grant(fake: FakeAuthServer, user: str = USER) -> str:
 
 def connect(session: Session, settings: Settings, server: SmtpXOAuth2, refresh_token: str, clock: FixedClock) -> None:
     mailboxes.set_oauth_mailbox(
-        session, REP_ID, provider=Provider.GOOGLE, user=USER, refresh_token=refresh_token,
-        smtp=("127.0.0.1", server.port, Security.STARTTLS), imap=("127.0.0.1", 993, Security.TLS),
-        key=settings.secret_key, now=clock.now(),
+        session,
+        REP_ID,
+        provider=Provider.GOOGLE,
+        user=USER,
+        refresh_token=refresh_token,
+        smtp=("127.0.0.1", server.port, Security.STARTTLS),
+        imap=("127.0.0.1", 993, Security.TLS),
+        key=settings.secret_key,
+        now=clock.now(),
     )
     session.commit()
 
 
-def scheduler(engine: Engine, clock: FixedClock, relay: SmtpSink, settings: Settings, notifier: RecordingNotifier) -> Scheduler:
+def scheduler(
+    engine: Engine, clock: FixedClock, relay: SmtpSink, settings: Settings, notifier: RecordingNotifier
+) -> Scheduler:
     router = Mailboxes(Relay(lambda: SmtpTransport(relay.url, timeout=5)), settings, Tokens(settings, clock))
     return Scheduler(engine, clock, router, notifier, settings)
 
 
 def test_emails_go_out_with_xoauth2_within_googles_preset_and_one_renewal(
-    engine: Engine, session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier,
-    fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings,
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    sink: SmtpSink,
+    notifier: RecordingNotifier,
+    fake: FakeAuthServer,
+    own: SmtpXOAuth2,
+    settings: Settings,
 ):
     start = clock.now() - dt.timedelta(minutes=5)
     sends = [due_email(session, start + dt.timedelta(seconds=n), f"p{n}@buyer.example") for n in range(63)]
@@ -104,8 +118,14 @@ def test_emails_go_out_with_xoauth2_within_googles_preset_and_one_renewal(
 
 
 def test_an_access_token_expiring_mid_batch_is_renewed_without_losing_or_doubling_an_email(
-    engine: Engine, session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier,
-    fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings,
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    sink: SmtpSink,
+    notifier: RecordingNotifier,
+    fake: FakeAuthServer,
+    own: SmtpXOAuth2,
+    settings: Settings,
 ):
     # The server hangs up every 4 emails, and the token's hour is up just then: the next
     # connection's login with the cached token is refused, renewed once, and goes on.
@@ -124,8 +144,14 @@ def test_an_access_token_expiring_mid_batch_is_renewed_without_losing_or_doublin
 
 
 def test_an_access_token_is_renewed_before_it_expires(
-    engine: Engine, session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier,
-    fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings,
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    sink: SmtpSink,
+    notifier: RecordingNotifier,
+    fake: FakeAuthServer,
+    own: SmtpXOAuth2,
+    settings: Settings,
 ):
     connect(session, settings, own, grant(fake), clock)
     bot = scheduler(engine, clock, sink, settings, notifier)
@@ -141,8 +167,15 @@ def test_an_access_token_is_renewed_before_it_expires(
 
 
 def test_a_revoked_consent_breaks_only_that_mailbox_and_the_rep_is_told_once(
-    engine: Engine, session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier,
-    fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings, caplog: pytest.LogCaptureFixture,
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    sink: SmtpSink,
+    notifier: RecordingNotifier,
+    fake: FakeAuthServer,
+    own: SmtpXOAuth2,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ):
     caplog.set_level(logging.DEBUG)
     sends = [due_email(session, clock.now(), f"p{n}@buyer.example") for n in range(3)]
@@ -161,7 +194,9 @@ def test_a_revoked_consent_breaks_only_that_mailbox_and_the_rep_is_told_once(
     assert reload(session, other).status == SendStatus.SENT
     assert [(s.status, s.attempts) for s in (reload(session, send) for send in sends)] == [(SendStatus.PLANNED, 0)] * 3
     mailbox = session.get(Mailbox, REP_ID)
-    assert mailbox is not None and mailbox.state == MailboxState.BROKEN and "invalid_grant" in (mailbox.last_error or "")
+    assert (
+        mailbox is not None and mailbox.state == MailboxState.BROKEN and "invalid_grant" in (mailbox.last_error or "")
+    )
     session.commit()
     [(_, told)] = notifier.told("mailbox_broken")
     assert "invalid_grant" in told and "reconnect" in told
@@ -173,16 +208,23 @@ def test_a_revoked_consent_breaks_only_that_mailbox_and_the_rep_is_told_once(
     assert {reload(session, send).status for send in sends} == {SendStatus.SENT}
 
 
-def test_the_refresh_token_is_stored_encrypted(engine: Engine, session: Session, clock: FixedClock, fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings):
+def test_the_refresh_token_is_stored_encrypted(
+    engine: Engine, session: Session, clock: FixedClock, fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings
+):
     token = grant(fake)
     connect(session, settings, own, token, clock)
     with engine.connect() as connection:
         row = connection.execute(text("SELECT * FROM mailbox")).one()
     assert all(token not in str(value) for value in row)
-    assert mailboxes.smtp_server(session.get(Mailbox, REP_ID), settings.secret_key, Tokens(settings, clock)).bearer is not None  # type: ignore[arg-type]
+    assert (
+        mailboxes.smtp_server(session.get(Mailbox, REP_ID), settings.secret_key, Tokens(settings, clock)).bearer
+        is not None
+    )  # type: ignore[arg-type]
 
 
-def test_an_oauth_mailbox_without_tokens_is_refused_in_words(session: Session, clock: FixedClock, fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings):
+def test_an_oauth_mailbox_without_tokens_is_refused_in_words(
+    session: Session, clock: FixedClock, fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings
+):
     connect(session, settings, own, grant(fake), clock)
     with pytest.raises(mailboxes.MailboxError, match="OAuth 2.0"):
         mailboxes.smtp_server(session.get(Mailbox, REP_ID), SecretStr(settings.secret_key.get_secret_value()))  # type: ignore[arg-type, union-attr]
