@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     smtp_per_minute: int | None = Field(default=None, ge=1)
     smtp_per_day: int | None = Field(default=None, ge=1)
     outbox_dir: str = "outbox"
+    # OAuth 2.0 for reps' Google Workspace and Microsoft 365 mailboxes (bot/mail/oauth.py).
+    # A provider's Connect button shows once its client, PUBLIC_URL and SECRET_KEY are set.
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    microsoft_tenant: str = "organizations"  # or the tenant's id / domain, for a single-tenant app
+    # Where browsers reach `bot serve` (https://bot.example.com); redirect URIs are PUBLIC_URL/oauth/callback/...
+    public_url: str | None = None
+    # Tests only: the providers' authorize and token endpoints under one fake server.
+    oauth_base_url: str | None = None
     digest_cron: str = "0 8 * * 1-5"
     port: int = 3000
     host: str = "0.0.0.0"
@@ -85,6 +96,25 @@ class Settings(BaseSettings):
         if value is not None:
             parse_smtp_url(value)
         return value
+
+    @field_validator("public_url", "oauth_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError("must be an http(s) URL, e.g. https://bot.example.com")
+        return value.rstrip("/")
+
+    @field_validator("google_client_id", "microsoft_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("google_client_secret", "microsoft_client_secret")
+    @classmethod
+    def _client_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("secret_key")
     @classmethod

@@ -13,12 +13,14 @@ from slack_sdk.errors import SlackApiError
 from bot.cli import CommandError
 from bot.clock import SystemClock
 from bot.delivery.scheduler import build_scheduler
+from bot.mail import oauth
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
 from bot.slack.client import make_client
 from bot.slack.context import Deps
 from bot.slack.http import HttpServer, serve_socket_mode
 from bot.slack.notices import queued_slack
+from bot.slack.oauth_pages import OAuthPages
 from bot.store.db import connect
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,8 @@ def serve(args: argparse.Namespace) -> int:
             logger.info("connecting to Slack over Socket Mode")
             _serve_socket_mode(app, str(settings.slack_app_token))
         else:
-            _serve_http(app, settings, args)
+            pages = OAuthPages(engine, clock, settings, notifier.publish_home) if oauth.configured(settings) else None
+            _serve_http(app, settings, args, pages)
     finally:
         deps.drain()
         if scheduler is not None:
@@ -73,10 +76,12 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_http(app: Any, settings: Settings, args: argparse.Namespace) -> None:
+def _serve_http(app: Any, settings: Settings, args: argparse.Namespace, pages: OAuthPages | None) -> None:
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     try:
-        server = HttpServer(app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads)
+        server = HttpServer(
+            app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads, oauth=pages
+        )
     except OSError as exc:  # the port is taken, or not ours to take
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # One line a script (or a test that asked for port 0) can read the port from.

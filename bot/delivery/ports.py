@@ -131,6 +131,9 @@ class Notifier(Protocol):
     def email_sent(self, send_ids: Sequence[int]) -> None:
         """Emails went out: update task messages in place and post to the live feed."""
 
+    def mailbox_broken(self, send_id: int, text: str) -> None:
+        """Tell the send's rep their own mailbox refused the login (`text`), with a button to reconnect it."""
+
     def digest(self, rep_id: str) -> bool:
         """Post the rep's daily digest; False when there was nothing to list."""
 

@@ -1,7 +1,8 @@
 """Which mailbox a rep's emails leave through, and within what limits.
 
 A rep who connected a mailbox of their own sends through it, within its limits (its
-provider's preset, or what an admin set). It is never silently swapped for the relay:
+provider's preset, or what an admin set); one connected over OAuth 2.0 logs in with
+XOAUTH2, its access tokens kept by one `Tokens` per process. It is never silently swapped for the relay:
 while it is broken, the rep's emails wait. Every other rep's emails go through the
 company relay (`SMTP_URL`, with `SMTP_MAX_CONNECTIONS`, `SMTP_PER_MINUTE`,
 `SMTP_PER_DAY`), or into the outbox folder when no relay is set.
@@ -13,9 +14,11 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from bot.clock import Clock, SystemClock
 from bot.delivery.ports import Connection, Limits, Route
 from bot.delivery.transports import OutboxTransport, SmtpTransport
 from bot.mail import mailboxes
+from bot.mail.oauth import Tokens
 from bot.settings import Settings
 from bot.store.models import Mailbox
 
@@ -36,24 +39,25 @@ class Relay:
 class Mailboxes:
     """A Router: each rep's own mailbox when they connected one, else the relay."""
 
-    def __init__(self, relay: Relay, settings: Settings) -> None:
+    def __init__(self, relay: Relay, settings: Settings, tokens: Tokens | None = None) -> None:
         self.relay = relay
         self.key = settings.secret_key
+        self.tokens = tokens or Tokens(settings, SystemClock())
 
     def route(self, session: Session, rep_id: str) -> Route:
         mailbox = session.get(Mailbox, rep_id)
         if mailbox is None:
             return self.relay.route(session, rep_id)
-        server = mailboxes.smtp_server(mailbox, self.key)
+        server = mailboxes.smtp_server(mailbox, self.key, self.tokens)
         limits = mailboxes.limits_of(mailbox)
         connections = limits.max_connections or OWN_MAILBOX_CONNECTIONS
         in_force = Limits(limits.per_minute, limits.per_day, connections)
         return Route(mailboxes.mailbox_key(rep_id), lambda: SmtpTransport(server), in_force)
 
 
-def router_for(settings: Settings) -> Mailboxes:
+def router_for(settings: Settings, clock: Clock | None = None) -> Mailboxes:
     """Reps' own mailboxes, and the relay (or the outbox folder) for everyone else."""
-    return Mailboxes(relay_for(settings), settings)
+    return Mailboxes(relay_for(settings), settings, Tokens(settings, clock or SystemClock()))
 
 
 def relay_for(settings: Settings) -> Relay:

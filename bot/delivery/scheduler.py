@@ -449,7 +449,9 @@ class Scheduler:
         first = all(queue.held_reason(work.session, rep) != why for rep in reps)
         queue.hold(work.session, reps, until, why, now)
         work.result.held += 1
-        if refused_login and first:
+        if refused_login and first and mailbox is not None:
+            work.after_commit.append(lambda id=send.id, text=why: self.notifier.mailbox_broken(id, text))
+        elif refused_login and first:
             work.after_commit.append(lambda id=send.id, text=why: self.notifier.send_notice(id, text))
 
     def _commit(self, work: _Pass) -> None:
@@ -563,6 +565,9 @@ class LoggingNotifier:
     def email_sent(self, send_ids: Sequence[int]) -> None:
         log.debug("%d emails sent", len(send_ids))
 
+    def mailbox_broken(self, send_id: int, text: str) -> None:
+        log.warning("send %s: %s", send_id, text)
+
     def digest(self, rep_id: str) -> bool:
         log.info("the digest of %s is due (no Slack token: not posted)", rep_id)
         return False
@@ -572,4 +577,5 @@ def build_scheduler(
     settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None
 ) -> Scheduler:
     """A scheduler delivering through reps' own mailboxes and the relay (SMTP_URL), or into ./outbox/ (no notifier: logs only)."""
-    return Scheduler(engine, clock or SystemClock(), router_for(settings), notifier or LoggingNotifier(), settings)
+    clock = clock or SystemClock()
+    return Scheduler(engine, clock, router_for(settings, clock), notifier or LoggingNotifier(), settings)

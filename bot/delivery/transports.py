@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.delivery.ports import DeliveryError, Email
-from bot.mail.check import answer, describe, open_smtp
+from bot.mail.check import TokenRefused, TokenUnavailable, answer, describe, open_smtp
 from bot.mail.urls import ServerUrl, parse_smtp_url
 
 if TYPE_CHECKING:
@@ -115,6 +115,10 @@ class SmtpTransport:
             raise DeliveryError(f"the mail server refused the connection: {reply}", retry=True) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"could not connect to {self.server.address}: {describe(exc)}", retry=True) from None
+        except TokenRefused as exc:  # an OAuth mailbox whose consent is gone: as a refused login
+            raise DeliveryError(str(exc), refused_login=True) from None
+        except TokenUnavailable as exc:
+            raise DeliveryError(str(exc), retry=True) from None
         self._smtp = smtp
         return smtp
 

@@ -1,8 +1,12 @@
 """Logging in to a mailbox's servers: SMTP (EHLO, TLS or STARTTLS, AUTH) and IMAP.
 
 `open_smtp` is the one way the bot opens an SMTP connection (the transport uses it
-too). The checks answer a failed login with the server's own words, clipped, and
-never with the password in them.
+too), `open_imap` the one way it opens IMAP. The checks answer a failed login with the
+server's own words, clipped, and never with the password in them.
+
+A mailbox connected over OAuth 2.0 logs in with XOAUTH2 (Google's and Microsoft's
+SASL mechanism): its access token comes from `server.bearer`; a server that refuses it
+gets one renewed token more (an access token may expire between two logins).
 """
 
 from __future__ import annotations
@@ -12,14 +16,32 @@ import imaplib
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.mail.urls import Security, ServerUrl
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 ANSWER_LENGTH = 300
 
 
 class LoginFailed(Exception):
     """A server refused the login or could not be reached; str() is safe to show."""
+
+
+class TokenRefused(Exception):
+    """The provider refused to renew a mailbox's access (consent revoked); str() is safe to show."""
+
+
+class TokenUnavailable(Exception):
+    """The provider's token endpoint could not be reached or answered oddly: try again later."""
+
+
+def xoauth2(user: str, token: str) -> str:
+    """The XOAUTH2 initial response, before base64 (smtplib and imapclient encode it)."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01"
 
 
 def open_smtp(server: ServerUrl) -> smtplib.SMTP:
@@ -34,12 +56,25 @@ def open_smtp(server: ServerUrl) -> smtplib.SMTP:
         if server.security is Security.STARTTLS:
             smtp.starttls(context=context)
             smtp.ehlo()
-        if server.username:
+        if server.bearer is not None:
+            _smtp_xoauth2(smtp, server.username or "", server.bearer)
+        elif server.username:
             smtp.login(server.username, server.password or "")
     except BaseException:
         smtp.close()
         raise
     return smtp
+
+
+def _smtp_xoauth2(smtp: smtplib.SMTP, user: str, bearer: Callable[[bool], str]) -> None:
+    def auth(token: str) -> None:
+        # A server that refuses sends a 334 challenge (its error, as JSON) and wants an empty answer.
+        smtp.auth("XOAUTH2", lambda challenge=None: xoauth2(user, token) if challenge is None else "")
+
+    try:
+        auth(bearer(False))
+    except smtplib.SMTPAuthenticationError:
+        auth(bearer(True))  # expired since it was renewed, or revoked: a renewal tells which
 
 
 def check_smtp(server: ServerUrl) -> None:
@@ -53,41 +88,59 @@ def check_smtp(server: ServerUrl) -> None:
         raise LoginFailed(f"{_name(server)} {server.address}: {answer(str(exc), server)}{hint}") from None
     except (OSError, smtplib.SMTPException) as exc:
         raise LoginFailed(unreachable(server, exc)) from None
+    except (TokenRefused, TokenUnavailable) as exc:
+        raise LoginFailed(str(exc)) from None
     try:
         smtp.quit()
     except (OSError, smtplib.SMTPException):
         smtp.close()
 
 
-def check_imap(server: ServerUrl) -> None:
-    """Log in to the IMAP server and out again; LoginFailed with the server's answer if that fails."""
+def open_imap(server: ServerUrl) -> IMAPClient:
+    """An IMAP connection, secured as the URL says and logged in (LOGIN, or XOAUTH2 with a bearer)."""
     # Imported here: sending needs this module for open_smtp alone.
     from imapclient import IMAPClient
 
-    context = ssl.create_default_context()
-    try:
-        client = IMAPClient(
-            server.host,
-            port=server.port,
-            ssl=server.security is Security.TLS,
-            ssl_context=context,
-            timeout=server.timeout,
-        )
-    except (OSError, imaplib.IMAP4.error) as exc:
-        raise LoginFailed(unreachable(server, exc)) from None
+    client = IMAPClient(
+        server.host,
+        port=server.port,
+        ssl=server.security is Security.TLS,
+        ssl_context=ssl.create_default_context(),
+        timeout=server.timeout,
+    )
     try:
         if server.security is Security.STARTTLS:
-            client.starttls(context)
-        client.login(server.username or "", server.password or "")
-    except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one
-        raise LoginFailed(refused(server, None, imap_words(exc))) from None
-    except OSError as exc:
-        raise LoginFailed(unreachable(server, exc)) from None
-    finally:
+            client.starttls(ssl.create_default_context())
+        if server.bearer is not None:
+            try:
+                client.oauth2_login(server.username or "", server.bearer(False))
+            except imaplib.IMAP4.error:
+                client.oauth2_login(server.username or "", server.bearer(True))  # expired meanwhile, or revoked
+        else:
+            client.login(server.username or "", server.password or "")
+    except BaseException:
         try:
             client.logout()
         except (OSError, imaplib.IMAP4.error):
             client.shutdown()
+        raise
+    return client
+
+
+def check_imap(server: ServerUrl) -> None:
+    """Log in to the IMAP server and out again; LoginFailed with the server's answer if that fails."""
+    try:
+        client = open_imap(server)
+    except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one
+        raise LoginFailed(refused(server, None, imap_words(exc))) from None
+    except (TokenRefused, TokenUnavailable) as exc:
+        raise LoginFailed(str(exc)) from None
+    except OSError as exc:
+        raise LoginFailed(unreachable(server, exc)) from None
+    try:
+        client.logout()
+    except (OSError, imaplib.IMAP4.error):
+        client.shutdown()
 
 
 def refused(server: ServerUrl, code: int | None, reply: bytes | str) -> str:

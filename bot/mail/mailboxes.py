@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 from sqlmodel import Session, select
@@ -19,6 +20,9 @@ from bot.mail.urls import IMAP, SMTP, Security, ServerUrl
 from bot.services import queue
 from bot.services.errors import ServiceError
 from bot.store.models import Mailbox, MailboxAuth, MailboxState
+
+if TYPE_CHECKING:
+    from bot.mail.oauth import Tokens
 
 
 class Provider(StrEnum):
@@ -69,6 +73,7 @@ class Status:
     last_error: str | None
     sent_today: int  # handed over in the last 24 hours
     per_day: int | None  # its limit per rolling 24 hours
+    oauth: bool = False  # connected with OAuth 2.0 (reconnected through its provider's consent page)
 
 
 def status(session: Session, rep_id: str, now: dt.datetime) -> Status | None:
@@ -85,6 +90,7 @@ def status(session: Session, rep_id: str, now: dt.datetime) -> Status | None:
         last_error=mailbox.last_error,
         sent_today=queue.handed_since(session, mailbox_key(rep_id), now - queue.DAY),
         per_day=limits_of(mailbox).per_day,
+        oauth=mailbox.auth == MailboxAuth.OAUTH,
     )
 
 
@@ -152,10 +158,44 @@ def set_mailbox(
         "auth": MailboxAuth.PASSWORD,
         "secret": credentials.encrypt(password, key),
         **dataclasses.asdict(limits),
-        "state": MailboxState.CONNECTED,
-        "last_error": None,
-        "updated_at": now,
     }
+    return _store(session, rep_id, values, now)
+
+
+def set_oauth_mailbox(
+    session: Session,
+    rep_id: str,
+    *,
+    provider: Provider,
+    user: str,
+    refresh_token: str,
+    smtp: tuple[str, int, Security],
+    imap: tuple[str, int, Security],
+    key: SecretStr | None,
+    now: dt.datetime,
+) -> Mailbox:
+    """Connect (or replace) the rep's mailbox with an OAuth 2.0 refresh token, encrypted under `key`.
+
+    Its limits follow its provider's preset; limits an admin set on it before are kept.
+    """
+    values = {
+        "provider": provider,
+        "smtp_host": smtp[0],
+        "smtp_port": smtp[1],
+        "smtp_security": smtp[2],
+        "smtp_user": user,
+        "imap_host": imap[0],
+        "imap_port": imap[1],
+        "imap_security": imap[2],
+        "imap_user": user,
+        "auth": MailboxAuth.OAUTH,
+        "secret": credentials.encrypt(refresh_token, key),
+    }
+    return _store(session, rep_id, values, now)
+
+
+def _store(session: Session, rep_id: str, values: dict[str, object], now: dt.datetime) -> Mailbox:
+    values = {**values, "state": MailboxState.CONNECTED, "last_error": None, "updated_at": now}
     mailbox = session.get(Mailbox, rep_id)
     if mailbox is None:
         mailbox = Mailbox(slack_user_id=rep_id, created_at=now, **values)
@@ -194,27 +234,26 @@ def mark_broken(session: Session, mailbox: Mailbox, error: str, now: dt.datetime
     session.flush()
 
 
-def smtp_server(mailbox: Mailbox, key: SecretStr | None) -> ServerUrl:
-    """Where and how to log in to send, with the decrypted password."""
-    return ServerUrl(
-        SMTP,
-        mailbox.smtp_host,
-        mailbox.smtp_port,
-        Security(mailbox.smtp_security),
-        mailbox.smtp_user,
-        credentials.decrypt(mailbox.secret, key),
-    )
+def smtp_server(mailbox: Mailbox, key: SecretStr | None, tokens: Tokens | None = None) -> ServerUrl:
+    """Where and how to log in to send: the decrypted password, or (OAuth) a bearer from `tokens`."""
+    server = ServerUrl(SMTP, mailbox.smtp_host, mailbox.smtp_port, Security(mailbox.smtp_security), mailbox.smtp_user)
+    return _with_login(server, mailbox, key, tokens)
 
 
-def imap_server(mailbox: Mailbox, key: SecretStr | None) -> ServerUrl | None:
-    """Where and how to log in to read, with the decrypted password; None without IMAP."""
+def imap_server(mailbox: Mailbox, key: SecretStr | None, tokens: Tokens | None = None) -> ServerUrl | None:
+    """Where and how to log in to read, as smtp_server; None without IMAP."""
     if mailbox.imap_host is None or mailbox.imap_port is None or mailbox.imap_security is None:
         return None
-    return ServerUrl(
-        IMAP,
-        mailbox.imap_host,
-        mailbox.imap_port,
-        Security(mailbox.imap_security),
-        mailbox.imap_user,
-        credentials.decrypt(mailbox.secret, key),
-    )
+    server = ServerUrl(IMAP, mailbox.imap_host, mailbox.imap_port, Security(mailbox.imap_security), mailbox.imap_user)
+    return _with_login(server, mailbox, key, tokens)
+
+
+def _with_login(server: ServerUrl, mailbox: Mailbox, key: SecretStr | None, tokens: Tokens | None) -> ServerUrl:
+    secret = credentials.decrypt(mailbox.secret, key)
+    if mailbox.auth != MailboxAuth.OAUTH:
+        return server.with_password(secret)
+    if tokens is None:
+        raise MailboxError(
+            f"{mailbox.slack_user_id}'s mailbox logs in with OAuth 2.0: it needs the access tokens of bot/mail/oauth.py"
+        )
+    return dataclasses.replace(server, bearer=tokens.bearer(Provider(mailbox.provider), secret))

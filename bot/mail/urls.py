@@ -10,6 +10,7 @@ User and password are percent-encoded (`user%40example.com`); both may be left o
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -48,6 +49,8 @@ class ServerUrl:
     username: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    # OAuth 2.0 mailboxes log in with XOAUTH2: bearer(renew) gives the access token (bot/mail/oauth.py).
+    bearer: Callable[[bool], str] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def address(self) -> str:

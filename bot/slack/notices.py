@@ -67,6 +67,9 @@ class QueuedNotifier:
     def send_notice(self, send_id: int, text: str) -> None:
         self._queue(NoticeKind.SEND_NOTICE, [send_id], text)
 
+    def mailbox_broken(self, send_id: int, text: str) -> None:
+        self._queue(NoticeKind.MAILBOX_BROKEN, [send_id], text)
+
     def email_sent(self, send_ids: Sequence[int]) -> None:
         if send_ids:
             self._queue(NoticeKind.EMAIL_SENT, send_ids)
@@ -157,6 +160,8 @@ class NoticePoster:
             self.slack.digest(first.rep_id)
         elif kind is NoticeKind.SEND_NOTICE:
             self.slack.send_notice(first.send_ids[0], first.text or "")
+        elif kind is NoticeKind.MAILBOX_BROKEN:
+            self.slack.mailbox_broken(first.send_ids[0], first.text or "")
         else:
             getattr(self.slack, kind.value)(first.send_ids[0])
 

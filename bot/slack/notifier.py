@@ -8,6 +8,7 @@ action. Logs name sends and channels, never bodies or tokens.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
 from bot.clock import Clock
-from bot.mail import mailboxes
+from bot.mail import mailboxes, oauth
 from bot.services.agenda import Entry, agenda_for, entries_for
 from bot.services.digest import rep_zone
 from bot.services.drafts import rep_name
@@ -28,6 +29,7 @@ from bot.settings import Settings
 from bot.slack.blocks.common import Message, capped_lines, context, escape
 from bot.slack.blocks.digest import DIGEST_EMAILS, DIGEST_TASKS, digest_message
 from bot.slack.blocks.home import HOME_EMAILS, HOME_TASKS, home_view
+from bot.slack.blocks.mailbox import Panel, mailbox_broken_message
 from bot.slack.blocks.tasks import item_blocks, step_words, task_message, who
 from bot.slack.client import busy
 from bot.store.db import session_scope
@@ -99,6 +101,19 @@ class SlackNotifier:
         )
         self.client.chat_postMessage(channel=entry.send.rep_id, **message.as_kwargs())
 
+    def mailbox_broken(self, send_id: int, text: str) -> None:
+        """The rep's own mailbox refused the login: by DM, with a Reconnect button when OAuth can fix it."""
+        with self._session() as session:
+            entry = self._entry(session, send_id)
+            if entry is None:
+                return
+            rep_id = entry.send.rep_id
+            panel = mailbox_panel(session, self.settings, rep_id, self.clock.now())
+        # Its own provider's link: a Google or Microsoft 365 mailbox is reconnected by consenting again.
+        reconnect = next((link for link in panel.connect if link[1] == panel.provider), None)
+        message = mailbox_broken_message(text, f"{who(entry)} · {step_words(entry)}", reconnect)
+        self.client.chat_postMessage(channel=rep_id, **message.as_kwargs())
+
     def digest(self, rep_id: str) -> bool:
         """Post the rep's digest; False, and nothing posted, when there is nothing to list."""
         with self._session() as session:
@@ -140,13 +155,7 @@ class SlackNotifier:
             now = self.clock.now()
             zone = self._zone(session, rep_id)
             agenda = agenda_for(session, rep_id, now, zone, tasks=HOME_TASKS, emails=HOME_EMAILS)
-            mailbox = mailboxes.status(session, rep_id, now)
-            via = (
-                "through the company relay"
-                if self.settings.smtp_url
-                else "into the outbox folder (no mail server is set up)"
-            )
-            view = home_view(agenda, zone, now, mailbox, via)
+            view = home_view(agenda, zone, now, mailbox_panel(session, self.settings, rep_id, now))
         self.client.views_publish(user_id=rep_id, view=view)
 
     # --- inside -----------------------------------------------------------------------
@@ -227,6 +236,13 @@ class SlackNotifier:
             if busy(exc):
                 raise
             logger.warning("could not post to the feed channel %s: %s", channel, exc.response.get("error"))
+
+
+def mailbox_panel(session: Session, settings: Settings, rep_id: str, now: dt.datetime) -> Panel:
+    """The rep's mailbox for the Home tab: its state, and fresh Connect links of the OAuth providers set up."""
+    links = [(e.path, e.name, oauth.start_url(settings, e, rep_id, now)) for e in oauth.configured(settings)]
+    via = "through the company relay" if settings.smtp_url else "into the outbox folder (no mail server is set up)"
+    return Panel(mailboxes.status(session, rep_id, now), via, links)
 
 
 def zone_of(session: Session, rep_id: str) -> ZoneInfo:

@@ -296,6 +296,7 @@ class NoticeKind(StrEnum):
     SEND_NOTICE = "send_notice"
     EMAIL_SENT = "email_sent"
     DIGEST = "digest"
+    MAILBOX_BROKEN = "mailbox_broken"
 
 
 class Notice(SQLModel, table=True):
@@ -335,7 +336,7 @@ class Notice(SQLModel, table=True):
 
 class MailboxAuth(StrEnum):
     PASSWORD = "password"  # a password or app password
-    OAUTH = "oauth"  # an OAuth 2.0 refresh token (Google Workspace, Microsoft 365); not built yet
+    OAUTH = "oauth"  # an OAuth 2.0 refresh token (Google Workspace, Microsoft 365): bot/mail/oauth.py
 
 
 class MailboxState(StrEnum):
@@ -366,6 +367,22 @@ class Mailbox(SQLModel, table=True):
     last_error: str | None = None
     created_at: dt.datetime = created()
     updated_at: dt.datetime = created()
+
+
+class OAuthState(SQLModel, table=True):
+    """A consent a rep started: the `state` of its authorization request, single-use, for minutes.
+
+    Only hashes of the state and of the browser's cookie are stored; the PKCE verifier
+    is Fernet-encrypted under SECRET_KEY. bot/mail/oauth.py.
+    """
+
+    state_hash: str = Field(primary_key=True)  # sha256 of the state sent to the provider
+    slack_user_id: str
+    provider: str  # a bot.mail.mailboxes.Provider (google, microsoft365)
+    browser_hash: str  # sha256 of the cookie set in the browser that started it
+    verifier: str = Field(repr=False)  # the PKCE code verifier, encrypted
+    expires_at: dt.datetime = instant(nullable=False)
+    created_at: dt.datetime = created()
 
 
 class Hold(SQLModel, table=True):

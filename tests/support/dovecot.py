@@ -42,9 +42,14 @@ def require_dovecot() -> None:
 
 
 class Dovecot:
-    def __init__(self, users: dict[str, str], *, cert: Certificate | None = None) -> None:
+    def __init__(
+        self, users: dict[str, str], *, cert: Certificate | None = None, introspection_url: str | None = None
+    ) -> None:
         self.folder = Path("/nonexistent")
         self.users = users
+        # Set: logins are XOAUTH2 / OAUTHBEARER only, each token checked at this RFC 7662 endpoint
+        # (Dovecot's oauth2 passdb); `users` then only names the mailboxes to make.
+        self.introspection_url = introspection_url
         self.cert = cert
         self.port = free_port()
         self.tls_port = free_port() if cert else None
@@ -74,6 +79,12 @@ class Dovecot:
         )
         for user in self.users:
             self.maildir(user).mkdir(parents=True, exist_ok=True)
+        if self.introspection_url:
+            (self.folder / "oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {self.introspection_url}\n"
+                "force_introspection = yes\nusername_attribute = email\n"
+                "active_attribute = active\nactive_value = true\n"
+            )
         (self.folder / "dovecot.conf").write_text(self._config())
         self._own(self.folder)
         self.folder.chmod(0o755)
@@ -118,12 +129,7 @@ default_internal_user = {internal}
 default_internal_group = {grp.getgrgid(owner.pw_gid).gr_name}
 default_login_user = {login}
 {tls}disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.folder}/users
-}}
+{self._passdb()}
 userdb {{
   driver = static
   args = uid={owner.pw_uid} gid={owner.pw_gid} home={self.folder}/home/%u
@@ -146,6 +152,22 @@ service stats {{
   }}
 }}
 """
+
+    def _passdb(self) -> str:
+        if self.introspection_url:
+            return f"""auth_mechanisms = xoauth2 oauthbearer
+auth_failure_delay = 0
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.folder}/oauth2.conf.ext
+}}"""
+        return f"""auth_mechanisms = plain login
+auth_failure_delay = 0
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.folder}/users
+}}"""
 
     def _own(self, path: Path) -> None:
         """As root, the mail belongs to the user Dovecot reads it as."""

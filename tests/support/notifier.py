@@ -24,6 +24,9 @@ class RecordingNotifier:
     def send_notice(self, send_id: int, text: str) -> None:
         self.calls.append(("send_notice", (send_id, text)))
 
+    def mailbox_broken(self, send_id: int, text: str) -> None:
+        self.calls.append(("mailbox_broken", (send_id, text)))
+
     def email_sent(self, send_ids: Sequence[int]) -> None:
         self.calls.append(("email_sent", list(send_ids)))
 

@@ -32,7 +32,7 @@ from slack_sdk import WebClient
 
 from bot.slack.app import build_app
 from bot.slack.context import Deps
-from bot.slack.http import HttpServer
+from bot.slack.http import HttpServer, Wsgi
 from tests.support.factories import REP_ID
 from tests.support.fake_slack import REPO, TEAM_ID, FakeSlack
 
@@ -249,13 +249,14 @@ def datetime_value(at: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def running_app(deps: Deps, client: WebClient, threads: int = 4) -> Iterator[HttpServer]:
-    """`build_app` served by waitress on 127.0.0.1 and a free port."""
+def running_app(
+    deps: Deps, client: WebClient, threads: int = 4, *, port: int = 0, oauth: Wsgi | None = None
+) -> Iterator[HttpServer]:
+    """`build_app` served by waitress on 127.0.0.1 and a free port (or `port`), with `oauth`'s pages if given."""
     try:
         app = build_app(deps, client)
-        with HttpServer(
-            app, str(deps.settings.slack_signing_secret), host="127.0.0.1", port=0, threads=threads
-        ) as server:
+        secret = str(deps.settings.slack_signing_secret)
+        with HttpServer(app, secret, host="127.0.0.1", port=port, threads=threads, oauth=oauth) as server:
             yield server
     finally:
         deps.drain()  # work after acks ends before the fake Slack does

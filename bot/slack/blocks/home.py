@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
-from bot.mail.mailboxes import Status
 from bot.services.agenda import Agenda
 from bot.slack.blocks.common import Message, capped_lines, context, header, section, shown, view
-from bot.slack.blocks.mailbox import mailbox_section
+from bot.slack.blocks.mailbox import Panel, mailbox_section
 from bot.slack.blocks.tasks import NAME_CHARS, email_line, items
 
 # Each task takes two blocks: 30 tasks leave room for everything else under 100.
@@ -24,16 +23,8 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else many or word + 's'}"
 
 
-def home_view(
-    agenda: Agenda,
-    zone: ZoneInfo,
-    now: dt.datetime,
-    mailbox: Status | None = None,
-    via: str = "through the company relay",
-) -> View:
+def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime, mailbox: Panel | None = None) -> View:
     """The Home tab: queued tasks (overdue first) with their buttons, today's emails, campaigns, the mailbox.
-
-    `via`: where the rep's emails go without a mailbox of their own.
 
     `agenda`: at least HOME_TASKS tasks and HOME_EMAILS emails where there are that many.
     """
@@ -64,7 +55,7 @@ def home_view(
         blocks.append(section(capped_lines(lines, more_text="and {n} more campaigns")))
     else:
         blocks.append(context("No active campaigns. Add people with `/campaign add NAME PEOPLE`."))
-    blocks += [DividerBlock(), *mailbox_section(mailbox, via)]
+    blocks += [DividerBlock(), *mailbox_section(mailbox or Panel())]
     blocks.append(context(f"Updated {now.astimezone(zone):%a %d %b %H:%M} ({zone.key})"))
     return view("home", blocks)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -18,9 +18,22 @@ from slack_sdk.models.views import View
 
 from bot.mail.mailboxes import Provider, Status
 from bot.mail.urls import Security
-from bot.slack.blocks.common import MAX_INPUT, button, context, fitting, header, section, shown, view
+from bot.slack.blocks.common import (
+    MAX_INPUT,
+    MAX_URL,
+    Message,
+    button,
+    context,
+    fit,
+    fitting,
+    header,
+    section,
+    shown,
+    view,
+)
 
 CONNECT = "mailbox_connect"  # the Home tab's button: opens the dialog
+LINK = "mailbox_link"  # the action id prefix of the Connect Google / Microsoft 365 link buttons (acked, nothing more)
 DISCONNECT = "mailbox_disconnect"
 CONNECT_VIEW = "mailbox_connect_view"
 INPUT = "value"
@@ -39,6 +52,18 @@ SECURITIES = {
 }
 
 
+Link = tuple[str, str, str]  # an OAuth provider's path, its name, the link to its consent page
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The Home tab's mailbox: the rep's own (None: none), where emails go without one, OAuth links."""
+
+    status: Status | None = None
+    via: str = "through the company relay"
+    links: list[Link] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Form:
     """What the rep typed into the Connect dialog (the password is never shown back)."""
@@ -53,28 +78,47 @@ class Form:
     password: str = ""
 
 
-def mailbox_section(status: Status | None, via: str) -> list[Block]:
-    """The Home tab's "Your mailbox": where the rep's emails go out, with Connect or Disconnect."""
+def mailbox_section(panel: Panel) -> list[Block]:
+    """ "Your mailbox": where the rep's emails go out, with Connect, Reconnect or Disconnect."""
+    status = panel.status
     blocks: list[Block] = [header("Your mailbox")]
     if status is None:
-        blocks.append(section(f"Your emails go out {via}. Connect your own mailbox to send from it and hear replies."))
-        blocks.append(ActionsBlock(block_id="mailbox-actions", elements=[button("Connect your mailbox", CONNECT)]))
-        return blocks
+        words = f"Your emails go out {panel.via}. Connect your own mailbox to send from it and hear replies."
+        blocks.append(section(words))
+        return blocks + [actions([button("Connect your mailbox", CONNECT), *link_buttons(panel.links, "Connect")])]
     limit = f" of {status.per_day:,}" if status.per_day else ""
     what = f"*{shown(status.address, HOST_CHARS)}* ({PROVIDERS[status.provider]}, {shown(status.smtp, HOST_CHARS)})"
     if status.connected:
-        blocks.append(
-            section(f":white_check_mark: Connected: {what}. Sent in the last 24 hours: {status.sent_today:,}{limit}.")
-        )
-        actions = [disconnect_button()]
+        sent = f"Sent in the last 24 hours: {status.sent_today:,}{limit}."
+        blocks.append(section(f":white_check_mark: Connected: {what}. {sent}"))
+        return blocks + [actions([disconnect_button()])]
+    error = shown(status.last_error or "the server refused the login", ERROR_CHARS)
+    blocks.append(section(f":warning: {what} refused the login: {error}\nYour emails wait until you connect it again."))
+    again = link_buttons(panel.links, "Reconnect") if status.oauth else [button("Reconnect", CONNECT, style="primary")]
+    return blocks + [actions([*again, disconnect_button()])]
+
+
+def link_buttons(links: list[Link], verb: str) -> list[Any]:
+    """A link button to each OAuth provider's consent page (one too long for a button is left out)."""
+    return [button(f"{verb} {name}", f"{LINK}_{path}", url=url) for path, name, url in links if len(url) <= MAX_URL]
+
+
+def actions(elements: list[Any]) -> ActionsBlock:
+    return ActionsBlock(block_id="mailbox-actions", elements=elements)
+
+
+def mailbox_broken_message(text: str, about: str, reconnect: Link | None) -> Message:
+    """The rep's mailbox refused the login: the server's words, and a Reconnect button where OAuth can fix it."""
+    blocks: list[Block] = [
+        section(f":warning: {shown(text, ERROR_CHARS)}\nYour emails wait until your mailbox is connected again."),
+        context(shown(about, ERROR_CHARS)),
+    ]
+    if reconnect is not None and len(reconnect[2]) <= MAX_URL:
+        path, name, url = reconnect
+        blocks.append(actions([button(f"Reconnect {name}", f"{LINK}_{path}", url=url, style="primary")]))
     else:
-        error = shown(status.last_error or "the server refused the login", ERROR_CHARS)
-        blocks.append(
-            section(f":warning: {what} refused the login: {error}\nYour emails wait until you connect it again.")
-        )
-        actions = [button("Reconnect", CONNECT, style="primary"), disconnect_button()]
-    blocks.append(ActionsBlock(block_id="mailbox-actions", elements=actions))
-    return blocks
+        blocks.append(context("Connect it again from the Home tab (or ask your admin: `bot mailbox set`)."))
+    return Message(text=f"{fit(text, ERROR_CHARS)} ({fit(about, ERROR_CHARS)})", blocks=blocks)
 
 
 def disconnect_button() -> Any:

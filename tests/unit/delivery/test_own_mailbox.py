@@ -91,7 +91,7 @@ def test_a_refused_login_breaks_only_that_mailbox_until_it_is_set_again(
         mailbox = session.get(Mailbox, REP_ID)
         assert mailbox is not None and mailbox.state == MailboxState.BROKEN and "535" in (mailbox.last_error or "")
         session.commit()
-        [(_, text)] = notifier.told("send_notice")
+        [(_, text)] = notifier.told("mailbox_broken")
         assert "your mailbox refused the login" in text and PASSWORD not in text
 
         own.refusing_logins = False

@@ -21,11 +21,12 @@ from hypothesis import strategies as st
 from slack_sdk.models.views import View
 
 from bot.clock import UTC
+from bot.mail.mailboxes import Provider, Status
 from bot.services.agenda import Agenda, CampaignCount, Entry
 from bot.services.campaigns import CampaignDetails, CampaignSummary
 from bot.services.drafts import Draft
 from bot.services.enrollments import AddLine, AddResult
-from bot.slack.blocks import commands, digest, home, tasks
+from bot.slack.blocks import commands, digest, home, mailbox, tasks
 from bot.slack.blocks.common import Message, error_message, fit
 from bot.store.models import Campaign, Person, Send, SendStatus, Step
 from tests.support.slack_limits import message_problems, view_problems
@@ -441,13 +442,55 @@ def submitted(view: dict[str, Any], changes: dict[str, str] | None = None) -> di
 def test_the_mailbox_section_and_dialog_fit(
     address: str, smtp: str, error: str | None, connected: bool, counts: int, problem: str | None
 ) -> None:
-    from bot.mail.mailboxes import Provider, Status
-    from bot.slack.blocks import mailbox
-
-    status = Status(Provider.GOOGLE, address, smtp, None, connected, error, counts, counts or None)
-    for shown in (status, None):
-        fits_message(Message(text="home", blocks=mailbox.mailbox_section(shown, "through the company relay")))
+    links = [("google", "Google", "https://bot.example.com/oauth/start/google?t=" + "x" * 2900)]
+    for oauth in (False, True):
+        status = Status(Provider.GOOGLE, address, smtp, None, connected, error, counts, counts or None, oauth)
+        for shown in (status, None):
+            panel = mailbox.Panel(shown, "through the company relay", links)
+            fits_message(Message(text="home", blocks=mailbox.mailbox_section(panel)))
     form = mailbox.Form(smtp_host=address, user=smtp, imap_host=address * 2)
     fits_view(mailbox.connect_modal(True, form, problem))
     fits_view(mailbox.connect_modal(False))
     fits_view(mailbox.connected_view(status))
+
+
+def test_the_largest_home_view_with_a_broken_mailbox_fits() -> None:
+    huge = "😀" * 5000
+    draft = build_draft("😀" * 100, huge)
+    entries_ = [
+        build_entry(i, first_name=huge, company=huge, email=huge, campaign=huge, overdue=True, draft=draft)
+        for i in range(1, 61)
+    ]
+    campaigns = [CampaignCount(i, huge, 10**6, 10**6) for i in range(60)]
+    agenda = Agenda(
+        tasks=entries_,
+        scheduled_today=entries_,
+        campaigns=campaigns,
+        task_count=10**6,
+        overdue=10**6,
+        email_count=10**6,
+    )
+    links = [
+        ("google", "Google", "https://bot.example.com/oauth/start/google?t=" + "x" * 2900),
+        ("microsoft", "Microsoft 365", "https://x/" + "y" * 4000),
+    ]
+    status = Status(Provider.GOOGLE, huge, huge, None, False, "535 5.7.8 " + huge, 10**6, 10**6, oauth=True)
+    panel = mailbox.Panel(status, "through the company relay", links)
+    view = home.home_view(agenda, ZONE, NOW, panel).to_dict()
+    assert view_problems(view) == []
+    texts = json.dumps(view, ensure_ascii=False)
+    assert "refused the login: 535 5.7.8" in texts and "Reconnect Google" in texts
+    assert "Reconnect Microsoft 365" not in texts, "a link longer than a button takes is left out, not sent"
+
+
+def test_the_broken_mailbox_message_fits_and_cuts_the_servers_words() -> None:
+    message = mailbox.mailbox_broken_message(
+        "your mailbox refused the login: " + "words " * 2000,
+        "<!channel> · step 1",
+        ("google", "Google", "https://b.example/oauth/start/google?t=abc"),
+    )
+    fits_message(message)
+    shown = json.dumps(message.as_kwargs())
+    assert "Reconnect Google" in shown and "&lt;!channel&gt;" in shown
+    without = json.dumps(mailbox.mailbox_broken_message("refused", "about", None).as_kwargs())
+    assert "bot mailbox set" in without and "Reconnect" not in without

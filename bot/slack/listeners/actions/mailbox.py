@@ -1,7 +1,8 @@
-"""The Home tab's mailbox buttons: Connect (opens the dialog) and Disconnect."""
+"""The Home tab's mailbox buttons: Connect (opens the dialog), the OAuth links, Disconnect."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -22,6 +23,9 @@ def register(app: App, deps: Deps) -> None:
         client.views_open(
             trigger_id=body["trigger_id"], view=blocks.connect_modal(deps.settings.secret_key is not None)
         )
+
+    # Connect Google / Microsoft 365 are links: Slack reports the click too; nothing to do.
+    app.action(re.compile(f"^{blocks.LINK}_"))(lambda ack: ack())
 
     @app.action(blocks.DISCONNECT)
     def disconnect_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
