@@ -20,6 +20,7 @@ from bot.slack.client import make_client
 from bot.slack.context import Deps
 from bot.slack.http import HttpServer, serve_socket_mode
 from bot.slack.notices import queued_slack
+from bot.slack.notifier import SlackNotifier
 from bot.slack.oauth_pages import OAuthPages
 from bot.store.db import connect
 
@@ -64,7 +65,8 @@ def serve(args: argparse.Namespace) -> int:
             logger.info("connecting to Slack over Socket Mode")
             _serve_socket_mode(app, str(settings.slack_app_token))
         else:
-            pages = OAuthPages(engine, clock, settings, notifier.publish_home) if oauth.configured(settings) else None
+            home = SlackNotifier(engine, client, clock, settings).publish_home  # redrawn once a mailbox is connected
+            pages = OAuthPages(engine, clock, settings, home) if oauth.configured(settings) else None
             _serve_http(app, settings, args, pages)
     finally:
         deps.drain()

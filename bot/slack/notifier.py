@@ -110,7 +110,9 @@ class SlackNotifier:
             rep_id = entry.send.rep_id
             panel = mailbox_panel(session, self.settings, rep_id, self.clock.now())
         # Its own provider's link: a Google or Microsoft 365 mailbox is reconnected by consenting again.
-        reconnect = next((link for link in panel.connect if link[1] == panel.provider), None)
+        status = panel.status
+        endpoints = oauth.ENDPOINTS.get(status.provider) if status is not None and status.oauth else None
+        reconnect = next((link for link in panel.links if endpoints and link[0] == endpoints.path), None)
         message = mailbox_broken_message(text, f"{who(entry)} · {step_words(entry)}", reconnect)
         self.client.chat_postMessage(channel=rep_id, **message.as_kwargs())
 

@@ -91,7 +91,8 @@ def mailbox_section(panel: Panel) -> list[Block]:
     if status.connected:
         sent = f"Sent in the last 24 hours: {status.sent_today:,}{limit}."
         blocks.append(section(f":white_check_mark: Connected: {what}. {sent}"))
-        return blocks + [actions([disconnect_button()])]
+        again = link_buttons(panel.links, "Reconnect") if status.oauth else []
+        return blocks + [actions([*again, disconnect_button()])]
     error = shown(status.last_error or "the server refused the login", ERROR_CHARS)
     blocks.append(section(f":warning: {what} refused the login: {error}\nYour emails wait until you connect it again."))
     again = link_buttons(panel.links, "Reconnect") if status.oauth else [button("Reconnect", CONNECT, style="primary")]
