@@ -43,10 +43,10 @@ from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendab
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
 from bot.delivery.routes import own_key, router_for
 from bot.mail import mailboxes
-from bot.services import digest, queue
+from bot.services import digest, enrollments, queue, suppression
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
-from bot.store.models import Campaign, Enrollment, Mailbox, Person, Rep, Send, Step
+from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Mailbox, Person, Rep, Send, Step
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,7 @@ class Scheduler:
         stored before the server sees an email (the crash contract).
         """
         session, now = work.session, self.clock.now()
+        chunk = self._not_suppressed(work, chunk)
         allowed: list[Email] = []
         held: list[tuple[list[Email], queue.Room, Route]] = []
         by_mailbox: dict[str, list[Email]] = {}
@@ -352,6 +353,25 @@ class Scheduler:
         self._commit(work)
         for email in handed:
             work.lanes.lanes[email.mailbox].put(email)
+
+    def _not_suppressed(self, work: _Pass, chunk: list[Email]) -> list[Email]:
+        """The chunk without emails to suppressed addresses: those enrollments end, their reps are told."""
+        suppressed = suppression.suppressed_among(work.session, [to for email in chunk for to in email.recipients])
+        if not suppressed:
+            return chunk
+        kept = []
+        for email in chunk:
+            reason = next((suppressed[to] for to in email.recipients if to in suppressed), None)
+            if reason is None:
+                kept.append(email)
+                continue
+            send = work.claimed.pop(email.send_id)
+            enrollment = work.session.get(Enrollment, send.enrollment_id)
+            assert enrollment is not None
+            why = f"not sent: {', '.join(email.recipients)} is suppressed ({reason})"
+            enrollments.end_enrollment(work.session, enrollment, EnrollmentStatus.REMOVED, why, self.clock.now())
+            work.after_commit.append(lambda id=send.id, text=why: self.notifier.send_notice(id, text[:1].upper() + text[1:]))
+        return kept
 
     def _held_by_limit(self, work: _Pass, emails: list[Email], room: queue.Room, route: Route) -> None:
         """Emails past a limit wait for the first moment it allows: released, their reps held till then."""

@@ -356,3 +356,11 @@ class Hold(SQLModel, table=True):
     reason: str = ""
     told_on: dt.date | None = None  # the rep was told on this (UTC) day that a limit holds their emails
     updated_at: dt.datetime = created()
+
+
+class Suppressed(SQLModel, table=True):
+    """An address no campaign of the company may email again (unsubscribed, bounced), until an admin lifts it."""
+
+    email: str = Field(primary_key=True)  # normalized, as people's (bot/services/people.py)
+    reason: str
+    created_at: dt.datetime = created()
