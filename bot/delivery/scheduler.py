@@ -43,7 +43,7 @@ from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendab
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
 from bot.delivery.routes import own_key, router_for
 from bot.mail import mailboxes
-from bot.services import digest, enrollments, queue, suppression
+from bot.services import digest, enrollments, queue, suppression, unsubscribe
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Mailbox, Person, Rep, Send, Step
@@ -132,6 +132,7 @@ class Scheduler:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch_size = batch_size
         self.lease = dt.timedelta(seconds=settings.scheduler_lease_seconds)
+        self.links = unsubscribe.links_for(settings)  # None: emails carry no unsubscribe link
         # Housekeeping (lost workers, digests) runs now and then, so an idle pass is one query.
         self._next_recovery: dt.datetime | None = None
         self._next_digests: dt.datetime | None = None
@@ -304,7 +305,7 @@ class Scheduler:
                 work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
             return None
         try:
-            draft = draft_for(session, send)
+            draft = draft_for(session, send, self.links)
             sendable(draft)
             assert draft.sender_email is not None
             # A send tried before keeps its Message-ID: the server sees a retry as the same email.

@@ -21,7 +21,7 @@ import yaml
 
 from bot.core import rules
 from bot.core.rules import DEFAULT_TASK_TIME, SendIn, SendOption
-from bot.core.templates import MAX_SUBJECT, PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
+from bot.core.templates import BUILT_IN_FIELDS, MAX_SUBJECT, PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
 from bot.services.errors import ServiceError
 
 CAMPAIGN_KEYS = ("name", "timezone", "skip_weekends", "send_in", "task_time", "fields", "steps")
@@ -298,8 +298,9 @@ def _fields(value: Any) -> tuple[str, ...]:
             raise _Problem(
                 "fields", f"{_shown(name)} cannot be a field name; use letters, digits and _ (like deal_size)"
             )
-        if name in PERSON_FIELDS or name == "sender":
-            raise _Problem("fields", f"{_shown(name)} is already a person field; custom fields need names of their own")
+        if name in PERSON_FIELDS or name in BUILT_IN_FIELDS or name == "sender":
+            what = "a field the bot fills" if name in BUILT_IN_FIELDS else "a person field"
+            raise _Problem("fields", f"{_shown(name)} is already {what}; custom fields need names of their own")
         if name in names:
             raise _Problem("fields", f"{_shown(name)} is listed twice")
         names.append(name)
@@ -373,8 +374,8 @@ def _check_template(source: str, fields: tuple[str, ...], position: int, key: st
         names = ", ".join(f'"{name}"' for name in unknown)
         raise _Problem(
             where,
-            f"unknown field {names}; use {', '.join(PERSON_FIELDS)}, sender.first_name (...) "
-            "or a custom field declared under fields:",
+            f"unknown field {names}; use {', '.join(PERSON_FIELDS)}, sender.first_name (...), "
+            "unsubscribe_url or a custom field declared under fields:",
             position,
         )
 

@@ -143,6 +143,8 @@ class Campaign(SQLModel, table=True):
     send_in: SendIn = state(SendIn, SendIn.CAMPAIGN)
     task_time: dt.time = dt.time(9, 0)
     fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # A template appended to every email's body (the company's postal address, the unsubscribe link).
+    footer: str | None = None
     # Each import that changes the steps makes a new version; enrollments keep theirs.
     version: int = 1
     created_at: dt.datetime = created()

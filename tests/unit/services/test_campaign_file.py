@@ -323,7 +323,7 @@ def test_a_template_with_an_unknown_field_is_refused_naming_step_and_field() -> 
 
     assert refusal(text) == (
         'q4.yaml: step 2, subject: unknown field "nickname"; use first_name, last_name, email, company, title, '
-        "sender.first_name (...) or a custom field declared under fields:"
+        "sender.first_name (...), unsubscribe_url or a custom field declared under fields:"
     )
 
 
