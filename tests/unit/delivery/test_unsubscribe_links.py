@@ -21,7 +21,7 @@ from tests.support.factories import REP_ID, make_campaign, make_rep
 from tests.support.sends import make_task
 from tests.support.smtp_sink import SmtpSink
 
-KEY = Fernet.generateSecretStr(KEY).decode()
+KEY = Fernet.generate_key().decode()
 PUBLIC = "https://bot.example.com"
 LINKED = {"public_url": PUBLIC, "secret_key": KEY}
 
