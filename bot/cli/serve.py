@@ -21,6 +21,7 @@ from bot.slack.http import HttpServer, serve_socket_mode
 from bot.slack.notices import queued_slack
 from bot.slack.notifier import SlackNotifier
 from bot.store.db import connect
+from bot.web.unsubscribe import unsubscribe_app
 
 logger = logging.getLogger(__name__)
 QUIET = logging.getLogger(f"{__name__}.quiet")
@@ -64,7 +65,7 @@ def serve(args: argparse.Namespace) -> int:
             logger.info("connecting to Slack over Socket Mode")
             _serve_socket_mode(app, str(settings.slack_app_token))
         else:
-            _serve_http(app, settings, args)
+            _serve_http(app, settings, args, unsubscribe_app(engine, clock, settings.secret_key))
     finally:
         deps.drain()
         if scheduler is not None:
@@ -75,10 +76,12 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_http(app: Any, settings: Settings, args: argparse.Namespace) -> None:
+def _serve_http(app: Any, settings: Settings, args: argparse.Namespace, unsubscribe: Any) -> None:
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     try:
-        server = HttpServer(app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads)
+        server = HttpServer(
+            app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads, unsubscribe=unsubscribe
+        )
     except OSError as exc:  # the port is taken, or not ours to take
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # One line a script (or a test that asked for port 0) can read the port from.

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+UNSUBSCRIBE_PATH = "/unsubscribe/"  # bot/web/unsubscribe.py
 # Slack's largest bodies are view submissions: a 100-block view, form-encoded. Waitress
 # answers 413 to anything longer before the app reads a byte of it.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -61,27 +62,39 @@ class VerifyingHandler(SlackRequestHandler):
             return False
 
 
-def wsgi_app(app: App, signing_secret: str) -> Wsgi:
-    """POST /slack/events for Slack (commands, interactivity, events); GET /healthz."""
+def wsgi_app(app: App, signing_secret: str, unsubscribe: Wsgi | None = None) -> Wsgi:
+    """POST /slack/events for Slack (commands, interactivity, events); GET /healthz; /unsubscribe/<token>."""
     slack = VerifyingHandler(app, signing_secret)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == HEALTH_PATH:
+        path = environ.get("PATH_INFO") or ""
+        if path == HEALTH_PATH:
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]
+        if unsubscribe is not None and path.startswith(UNSUBSCRIBE_PATH):
+            return unsubscribe(environ, start_response)
         return slack(environ, start_response)
 
     return application
 
 
 class HttpServer:
-    """A waitress server for the app, verifying requests with `signing_secret`; port 0 picks a free port."""
+    """A waitress server for the app, verifying requests with `signing_secret`; port 0 picks a free port.
+
+    `unsubscribe` answers /unsubscribe/<token> (bot/web/unsubscribe.py).
+    """
 
     def __init__(
-        self, app: App, signing_secret: str, host: str = "0.0.0.0", port: int = 3000, threads: int = 8
+        self,
+        app: App,
+        signing_secret: str,
+        host: str = "0.0.0.0",
+        port: int = 3000,
+        threads: int = 8,
+        unsubscribe: Wsgi | None = None,
     ) -> None:
         self._server: BaseWSGIServer = create_server(
-            wsgi_app(app, signing_secret),
+            wsgi_app(app, signing_secret, unsubscribe),
             host=host,
             port=port,
             threads=threads,
