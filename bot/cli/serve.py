@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.cli import CommandError
 from bot.clock import SystemClock
 from bot.delivery.scheduler import build_scheduler
+from bot.mail.sent_copies import SentCopier
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
 from bot.slack.client import make_client
@@ -48,11 +49,12 @@ def serve(args: argparse.Namespace) -> int:
     client = make_client(settings)
     _check_token(client)
     notifier = SlackNotifier(engine, client, clock, settings)
-    scheduler = poster = None
+    scheduler = poster = copier = None
     if not args.no_scheduler:
         # The scheduler only queues what reps are told; the poster's thread posts it.
         queued, poster = queued_slack(engine, settings, clock)
         scheduler = build_scheduler(settings, engine, queued, clock)
+        copier = SentCopier(engine, clock, settings.secret_key)
     deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler)
     app = build_app(deps, client)
     _stop_on_sigterm()
@@ -60,6 +62,8 @@ def serve(args: argparse.Namespace) -> int:
         poster.start()
     if scheduler is not None:
         scheduler.start()
+    if copier is not None:
+        copier.start()
     try:
         if args.socket:
             logger.info("connecting to Slack over Socket Mode")
@@ -70,6 +74,8 @@ def serve(args: argparse.Namespace) -> int:
         deps.drain()
         if scheduler is not None:
             scheduler.stop()
+        if copier is not None:
+            copier.stop()
         if poster is not None:
             poster.stop()
         engine.dispose()

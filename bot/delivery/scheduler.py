@@ -42,7 +42,7 @@ from bot.delivery.lanes import Lane, Lanes
 from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
 from bot.delivery.routes import own_key, router_for
-from bot.mail import mailboxes
+from bot.mail import mailboxes, sent_copies
 from bot.services import digest, enrollments, queue, suppression, unsubscribe
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
@@ -409,11 +409,14 @@ class Scheduler:
         """Store what the servers said (the caller commits)."""
         session = work.session
         delivered: list[tuple[Send, dt.datetime]] = []
+        own: dict[int, Email] = {}  # sent through the rep's own mailbox: its Sent folder may want a copy
         with session.no_autoflush:
             for outcome in outcomes:
                 send, now, error = work.claimed.pop(outcome.email.send_id), outcome.at, outcome.error
                 if outcome.handed and error is None:
                     delivered.append((send, now))
+                    if outcome.email.mailbox == own_key(send.rep_id):
+                        own[send.id] = outcome.email  # type: ignore[index]
                     if notice := outcome.email.notice:
                         work.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
                 elif not outcome.handed:
@@ -435,6 +438,10 @@ class Scheduler:
                     work.result.failed += 1
                     work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
+            if own:
+                recorded = {send.id for send in sent}
+                copies = [(send.rep_id, own[send.id], at) for send, at in delivered if send.id in own and send.id in recorded]  # type: ignore[index]
+                sent_copies.queue_copies(session, copies, self.clock.now())
         work.result.sent += len(sent)
         work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
 

@@ -12,8 +12,12 @@ import imaplib
 import re
 import smtplib
 import ssl
+from typing import TYPE_CHECKING
 
 from bot.mail.urls import Security, ServerUrl
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 ANSWER_LENGTH = 300
 
@@ -59,8 +63,8 @@ def check_smtp(server: ServerUrl) -> None:
         smtp.close()
 
 
-def check_imap(server: ServerUrl) -> None:
-    """Log in to the IMAP server and out again; LoginFailed with the server's answer if that fails."""
+def open_imap(server: ServerUrl) -> IMAPClient:
+    """An IMAP connection secured as the URL says and logged in; LoginFailed (safe to show) if not."""
     # Imported here: sending needs this module for open_smtp alone.
     from imapclient import IMAPClient
 
@@ -79,15 +83,25 @@ def check_imap(server: ServerUrl) -> None:
         if server.security is Security.STARTTLS:
             client.starttls(context)
         client.login(server.username or "", server.password or "")
-    except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one
+    except (OSError, imaplib.IMAP4.error) as exc:  # imapclient's LoginError is an IMAP4.error
+        close_imap(client)
+        if isinstance(exc, OSError):
+            raise LoginFailed(unreachable(server, exc)) from None
         raise LoginFailed(refused(server, None, imap_words(exc))) from None
-    except OSError as exc:
-        raise LoginFailed(unreachable(server, exc)) from None
-    finally:
-        try:
-            client.logout()
-        except (OSError, imaplib.IMAP4.error):
-            client.shutdown()
+    return client
+
+
+def close_imap(client: IMAPClient) -> None:
+    """Log out, or drop the connection when the server will not say goodbye."""
+    try:
+        client.logout()
+    except (OSError, imaplib.IMAP4.error):
+        client.shutdown()
+
+
+def check_imap(server: ServerUrl) -> None:
+    """Log in to the IMAP server and out again; LoginFailed with the server's answer if that fails."""
+    close_imap(open_imap(server))
 
 
 def refused(server: ServerUrl, code: int | None, reply: bytes | str) -> str:
