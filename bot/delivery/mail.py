@@ -160,13 +160,17 @@ def html_body(draft: Draft) -> str:
     """The HTML part: the body's paragraphs, then the quoted email in a blockquote."""
     parts = [_linked(_paragraphs(draft.body), draft.unsubscribe_url)]
     if draft.footer.strip():
-        parts.append(f'<div style="color:#666;font-size:small">{_linked(_paragraphs(draft.footer), draft.unsubscribe_url)}</div>')
+        parts.append(
+            f'<div style="color:#666;font-size:small">{_linked(_paragraphs(draft.footer), draft.unsubscribe_url)}</div>'
+        )
     quote = quoted_part(draft)
     if quote is not None:
         attribution, quoted = quote
         parts.append(f"<p>{html.escape(attribution)}</p>")
-        parts.append(f'<blockquote style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">{_paragraphs(quoted)}</blockquote>')
-    return '<!DOCTYPE html>\n<html><body>\n' + "\n".join(parts) + "\n</body></html>\n"
+        parts.append(
+            f'<blockquote style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">{_paragraphs(quoted)}</blockquote>'
+        )
+    return "<!DOCTYPE html>\n<html><body>\n" + "\n".join(parts) + "\n</body></html>\n"
 
 
 def quoted_part(draft: Draft) -> tuple[str, str] | None:
@@ -189,7 +193,9 @@ def _linked(markup: str, url: str | None) -> str:
 
 def _paragraphs(text: str) -> str:
     blocks = [block for block in re.split(r"\n\s*\n", text.strip()) if block]
-    return "\n".join("<p>" + "<br>\n".join(html.escape(line) for line in block.splitlines()) + "</p>" for block in blocks)
+    return "\n".join(
+        "<p>" + "<br>\n".join(html.escape(line) for line in block.splitlines()) + "</p>" for block in blocks
+    )
 
 
 def wire_bytes(message: EmailMessage) -> bytes:

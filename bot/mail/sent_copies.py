@@ -72,8 +72,13 @@ def queue_copies(session: Session, sent: Sequence[tuple[str, Email, dt.datetime]
         if wants_copies(session.get(Mailbox, rep_id)):
             session.add(
                 SentCopy(
-                    send_id=email.send_id, rep_id=rep_id, message_id=email.message_id, data=email.data,
-                    sent_at=at, next_at=now, created_at=now,
+                    send_id=email.send_id,
+                    rep_id=rep_id,
+                    message_id=email.message_id,
+                    data=email.data,
+                    sent_at=at,
+                    next_at=now,
+                    created_at=now,
                 )
             )
             queued += 1
@@ -103,7 +108,11 @@ def claim_due(session: Session, now: dt.datetime, worker_id: str, *, limit: int 
             claimed.append(send_id)
     if not claimed:
         return []
-    return list(session.exec(select(SentCopy).where(col(SentCopy.send_id).in_(claimed)).execution_options(populate_existing=True)))
+    return list(
+        session.exec(
+            select(SentCopy).where(col(SentCopy.send_id).in_(claimed)).execution_options(populate_existing=True)
+        )
+    )
 
 
 def appended(session: Session, copy: SentCopy) -> None:
@@ -216,7 +225,9 @@ class SentCopier:
         with session_scope(self.engine) as session:
             for copy in copies:
                 if not_appended(session, copy, now, error):
-                    log.error("the copy of send %s was given up for %s's Sent folder: %s", copy.send_id, copy.rep_id, error)
+                    log.error(
+                        "the copy of send %s was given up for %s's Sent folder: %s", copy.send_id, copy.rep_id, error
+                    )
         if copies:
             log.warning("%d sent copies for %s wait: %s", len(copies), copies[0].rep_id, error)
 

@@ -115,7 +115,9 @@ def unsubscribe(session: Session, person_id: int, now: dt.datetime) -> Person | 
     for enrollment in list(active):
         enrollments.end_enrollment(session, enrollment, EnrollmentStatus.UNSUBSCRIBED, reason, now)
         latest = session.exec(
-            select(Send.id).where(Send.enrollment_id == enrollment.id).order_by(col(Send.position).desc(), col(Send.id).desc())
+            select(Send.id)
+            .where(Send.enrollment_id == enrollment.id)
+            .order_by(col(Send.position).desc(), col(Send.id).desc())
         ).first()
         if latest is not None:
             notices.enqueue(session, NoticeKind.SEND_NOTICE, [latest], now, text=TOLD)

@@ -12,7 +12,19 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from bot.clock import UTC
@@ -102,7 +114,14 @@ class SendStatus(StrEnum):
 # (bot/services/queue.py) checks its moves against it; tests check every service's.
 SEND_MOVES: dict[SendStatus, frozenset[SendStatus]] = {
     SendStatus.PLANNED: frozenset(
-        {SendStatus.PLANNED, SendStatus.SENDING, SendStatus.QUEUED, SendStatus.FAILED, SendStatus.PAUSED, SendStatus.CANCELLED}
+        {
+            SendStatus.PLANNED,
+            SendStatus.SENDING,
+            SendStatus.QUEUED,
+            SendStatus.FAILED,
+            SendStatus.PAUSED,
+            SendStatus.CANCELLED,
+        }
     ),
     # PLANNED: not handed over (stopping, the mailbox held) or a temporary failure to retry later.
     SendStatus.SENDING: frozenset({SendStatus.SENT, SendStatus.PLANNED, SendStatus.FAILED, SendStatus.UNCERTAIN}),
@@ -217,7 +236,12 @@ class Send(SQLModel, table=True):
 
     __table_args__ = (
         # The scheduler's only question when idle: is anything planned due?
-        Index("ix_send_due", "due_at", sqlite_where=text("status = 'planned'"), postgresql_where=text("status = 'planned'")),
+        Index(
+            "ix_send_due",
+            "due_at",
+            sqlite_where=text("status = 'planned'"),
+            postgresql_where=text("status = 'planned'"),
+        ),
         # Workers that died: in-flight sends whose lease ran out.
         Index(
             "ix_send_lease",
@@ -297,8 +321,16 @@ class Notice(SQLModel, table=True):
 
     __table_args__ = (
         # The poster's question: what is due? (and, per rep, what is still waiting before it)
-        Index("ix_notice_due", "next_at", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
-        Index("ix_notice_waiting", "rep_id", "id", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+        Index(
+            "ix_notice_due", "next_at", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")
+        ),
+        Index(
+            "ix_notice_waiting",
+            "rep_id",
+            "id",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -376,7 +408,12 @@ class SentCopy(SQLModel, table=True):
     """
 
     __table_args__ = (
-        Index("ix_sent_copy_due", "next_at", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+        Index(
+            "ix_sent_copy_due",
+            "next_at",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
     )
 
     send_id: int = Field(sa_column=Column(Integer, ForeignKey("send.id"), primary_key=True, autoincrement=False))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs
 
 from pydantic import SecretStr
@@ -100,7 +101,9 @@ def unsubscribe_app(engine: Engine, clock: Clock, key: SecretStr | None) -> Wsgi
 def one_click(content_type: str, form: bytes) -> bool:
     """Whether a POST body is the form `List-Unsubscribe=One-Click` (urlencoded or multipart)."""
     if content_type.lower().startswith("multipart/form-data"):
-        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace") + form)
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace") + form
+        )
         if not isinstance(message, EmailMessage) or not message.is_multipart():
             return False
         return any(

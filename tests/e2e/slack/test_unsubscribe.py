@@ -7,13 +7,12 @@ process, with no cookies and no login.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,7 +28,7 @@ from bot.services import enrollments
 from bot.services.people import PersonInput
 from bot.services.unsubscribe import TOLD
 from bot.settings import load_settings
-from bot.store.models import Enrollment, EnrollmentStatus, Notice, NoticeKind, Person, Send, SendStatus, Suppressed
+from bot.store.models import Enrollment, Notice, NoticeKind, Person, Send, SendStatus, Suppressed
 from tests.support.due_emails import due_email
 from tests.support.factories import REP_ID, make_campaign
 from tests.support.fake_slack import FakeSlack
@@ -67,7 +66,9 @@ def link_path(message: EmailMessage) -> str:
     return urlsplit(https.group(1)).path
 
 
-def request(url: str, data: bytes | None = None, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
+def request(
+    url: str, data: bytes | None = None, content_type: str = "application/x-www-form-urlencoded"
+) -> tuple[int, str]:
     """A request as a mail client makes it: no cookies, no login; the status and the page."""
     headers = {"Content-Type": content_type} if data is not None else {}
     try:
@@ -98,7 +99,12 @@ def test_a_one_click_post_without_cookies_unsubscribes_and_nothing_more_is_sent(
     other_campaign = make_campaign(session, name="Renewals")
     pat = session.get(Person, session.get(Enrollment, first.enrollment_id).person_id)  # type: ignore[union-attr]
     assert pat is not None
-    make_send(session, enroll(session, other_campaign, pat, launched_at=clock.now(), status="paused"), due_at=clock.now(), status="paused")
+    make_send(
+        session,
+        enroll(session, other_campaign, pat, launched_at=clock.now(), status="paused"),
+        due_at=clock.now(),
+        status="paused",
+    )
     deliver = scheduler(engine, clock, sink)
     assert deliver.tick().sent == 1
     path = link_path(sink.messages[0].message)
@@ -119,7 +125,12 @@ def test_a_one_click_post_without_cookies_unsubscribes_and_nothing_more_is_sent(
     clock.advance(days=2)  # the thread step's day
     assert deliver.tick().sent == 0 and len(sink.messages) == 1
     session.expire_all()
-    assert [s.status for s in session.exec(select(Send).where(Send.enrollment_id == first.enrollment_id).order_by(col(Send.position)))] == [
+    assert [
+        s.status
+        for s in session.exec(
+            select(Send).where(Send.enrollment_id == first.enrollment_id).order_by(col(Send.position))
+        )
+    ] == [
         SendStatus.SENT,
         SendStatus.CANCELLED,
     ]
@@ -129,7 +140,12 @@ def test_a_one_click_post_without_cookies_unsubscribes_and_nothing_more_is_sent(
     assert status == 200 and state(session)[2] == notices, "a second click changes nothing"
 
     result = enrollments.add_people(
-        session, other_campaign, REP_ID, [PersonInput(email="pat@buyer.example")], now=clock.now(), smtputf8=lambda: None
+        session,
+        other_campaign,
+        REP_ID,
+        [PersonInput(email="pat@buyer.example")],
+        now=clock.now(),
+        smtputf8=lambda: None,
     )
     assert [(line.outcome, line.reason) for line in result.lines] == [("invalid", result.lines[0].reason)]
     assert "suppressed" in (result.lines[0].reason or ""), "refused at add, naming why"

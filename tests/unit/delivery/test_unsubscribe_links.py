@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email.message import EmailMessage
-from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 from cryptography.fernet import Fernet
@@ -96,7 +96,13 @@ def footer_campaign(session: Session) -> Campaign:
     campaign = make_campaign(
         session,
         [
-            {"day": 1, "send": "at_time", "time": "09:00", "subject": "Hello {{ first_name }}", "body": "Hi {{ first_name }},\n\nshall we talk?"},
+            {
+                "day": 1,
+                "send": "at_time",
+                "time": "09:00",
+                "subject": "Hello {{ first_name }}",
+                "body": "Hi {{ first_name }},\n\nshall we talk?",
+            },
             {"day": 3, "send": "thread", "body": "Following up.\nOpt out: {{ unsubscribe_url }}"},
         ],
         name="With footer",
@@ -119,12 +125,18 @@ def test_the_footer_and_unsubscribe_url_render_in_both_parts_with_the_link(
     first, follow_up = (received.message for received in sink.messages)
     https, _ = unsubscribe_links(first)
     plain = first.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
-    assert plain == f"Hi Pat,\n\nshall we talk?\n\nAcme Sales AB, Box 1, 111 11 Stockholm\nNo more emails from Rita: {https}\n"
+    assert (
+        plain
+        == f"Hi Pat,\n\nshall we talk?\n\nAcme Sales AB, Box 1, 111 11 Stockholm\nNo more emails from Rita: {https}\n"
+    )
     html = first.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "Acme Sales AB, Box 1, 111 11 Stockholm" in html and f'<a href="{https}">{https}</a>' in html
 
     reply = follow_up.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
-    body, footer = f"Following up.\nOpt out: {https}", f"Acme Sales AB, Box 1, 111 11 Stockholm\nNo more emails from Rita: {https}"
+    body, footer = (
+        f"Following up.\nOpt out: {https}",
+        f"Acme Sales AB, Box 1, 111 11 Stockholm\nNo more emails from Rita: {https}",
+    )
     assert reply.startswith(f"{body}\n\n{footer}\n\nOn "), "the footer above the quote"
     assert reply.count("Acme Sales AB") == 1, "the quote holds what the rep wrote, not the footer again"
     session.expire_all()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from email import message_from_bytes, policy
-from typing import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -48,10 +48,15 @@ def own_smtp() -> Iterator[SmtpSink]:
 
 def connect(session: Session, clock: FixedClock, smtp: SmtpSink, imap_port: int, provider: Provider) -> None:
     mailboxes.set_mailbox(
-        session, REP_ID,
+        session,
+        REP_ID,
         smtp=parse_smtp_url(f"smtp://rita%40seller.example@127.0.0.1:{smtp.port}"),
         imap=parse_imap_url(f"imap://127.0.0.1:{imap_port}?timeout=5"),
-        password=PASSWORD, provider=provider, limits=Limits(), key=KEY, now=clock.now(),
+        password=PASSWORD,
+        provider=provider,
+        limits=Limits(),
+        key=KEY,
+        now=clock.now(),
     )
     session.commit()
 
@@ -72,7 +77,10 @@ def sent_folder(imap: Dovecot, folder: str = "Sent") -> list[tuple[str, tuple[by
         fetched = client.fetch(client.search(), ["RFC822", "FLAGS"])
         # \Recent is the server's own (this session is the first to see it), not ours.
         return [
-            (str(message_from_bytes(d[b"RFC822"], policy=policy.default)["Message-ID"]), tuple(f for f in d[b"FLAGS"] if f != b"\\Recent"))
+            (
+                str(message_from_bytes(d[b"RFC822"], policy=policy.default)["Message-ID"]),
+                tuple(f for f in d[b"FLAGS"] if f != b"\\Recent"),
+            )
             for d in fetched.values()
         ]
 

@@ -34,7 +34,9 @@ def flip(value: str, index: int) -> str:
         pytest.param(lambda v: v.replace("42.", "43.", 1), id="another person's id"),
         pytest.param(lambda v: flip(v, len(v) - 1), id="an altered signature"),
         pytest.param(lambda v: v[:-1], id="a cut signature"),
-        pytest.param(lambda v: "42." + base64.urlsafe_b64encode(b"\0" * 16).decode().rstrip("="), id="a made-up signature"),
+        pytest.param(
+            lambda v: "42." + base64.urlsafe_b64encode(b"\0" * 16).decode().rstrip("="), id="a made-up signature"
+        ),
         pytest.param(lambda v: token(42, OTHER_KEY), id="signed with another key"),
         pytest.param(lambda v: "042" + v[2:], id="a padded id"),
         pytest.param(lambda v: v + "=", id="padding"),
@@ -67,11 +69,19 @@ def test_the_mailto_carries_the_token_in_its_subject_and_is_recognised_when_it_a
 
 def test_the_mailto_goes_to_unsubscribe_mailto_when_set() -> None:
     links = unsubscribe.links_for(
-        load_settings(_env_file=None, public_url="https://bot.example.com/", secret_key=KEY.get_secret_value(), unsubscribe_mailto="optout@seller.example")
+        load_settings(
+            _env_file=None,
+            public_url="https://bot.example.com/",
+            secret_key=KEY.get_secret_value(),
+            unsubscribe_mailto="optout@seller.example",
+        )
     )
 
     assert links is not None and links.url(7) == f"https://bot.example.com/unsubscribe/{token(7, KEY)}"
-    assert links.mailto_url(7, "rita@seller.example") == f"mailto:optout@seller.example?subject=unsubscribe%20{token(7, KEY)}"
+    assert (
+        links.mailto_url(7, "rita@seller.example")
+        == f"mailto:optout@seller.example?subject=unsubscribe%20{token(7, KEY)}"
+    )
 
 
 def test_without_public_url_or_secret_key_there_are_no_links() -> None:
@@ -79,7 +89,9 @@ def test_without_public_url_or_secret_key_there_are_no_links() -> None:
     assert unsubscribe.links_for(load_settings(_env_file=None, public_url="https://bot.example.com")) is None
 
 
-@pytest.mark.parametrize("url", ["http://bot.example.com", "bot.example.com", "https://", "https://bot.example.com/?a=1"])
+@pytest.mark.parametrize(
+    "url", ["http://bot.example.com", "bot.example.com", "https://", "https://bot.example.com/?a=1"]
+)
 def test_public_url_must_be_an_https_address(url: str) -> None:
     with pytest.raises(SettingsError, match="PUBLIC_URL: must be the bot's https address"):
         load_settings(_env_file=None, public_url=url)

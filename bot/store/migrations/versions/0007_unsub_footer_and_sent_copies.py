@@ -4,7 +4,7 @@ Revision ID: 0007_unsub
 Revises: 0006
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
@@ -13,9 +13,9 @@ from alembic import op
 import bot.store.models
 
 revision: str = "0007_unsub"
-down_revision: Union[str, None] = "0006"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -39,8 +39,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("send_id"),
     )
     op.create_index(
-        "ix_sent_copy_due", "sentcopy", ["next_at"], unique=False,
-        sqlite_where=sa.text("done_at IS NULL"), postgresql_where=sa.text("done_at IS NULL"),
+        "ix_sent_copy_due",
+        "sentcopy",
+        ["next_at"],
+        unique=False,
+        sqlite_where=sa.text("done_at IS NULL"),
+        postgresql_where=sa.text("done_at IS NULL"),
     )
 
 
