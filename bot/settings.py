@@ -32,8 +32,14 @@ class Settings(BaseSettings):
     slack_api_url: str = SLACK_API_URL
     feed_channel: str | None = None
     smtp_url: str | None = Field(default=None, repr=False)
-    # Encrypts the reps' mailbox credentials at rest; without it none can be stored.
+    # Encrypts the reps' mailbox credentials at rest (without it none can be stored), and
+    # signs the unsubscribe links (without it emails carry none).
     secret_key: SecretStr | None = None
+    # The bot's public https address (https://bot.example.com): OAuth redirects come back to
+    # it, and with SECRET_KEY every email carries List-Unsubscribe headers to its /unsubscribe/ page.
+    public_url: str | None = None
+    # Where the List-Unsubscribe mailto goes: a mailbox the bot watches. Unset: the rep's own address.
+    unsubscribe_mailto: str | None = None
     # The relay's limits (../shared/spec/mail.md, Limits): connections open at once, and
     # emails per minute and per rolling 24 hours (unset: none).
     smtp_max_connections: int = Field(default=10, ge=1)
@@ -47,8 +53,7 @@ class Settings(BaseSettings):
     microsoft_client_id: str | None = None
     microsoft_client_secret: SecretStr | None = None
     microsoft_tenant: str = "organizations"  # or the tenant's id / domain, for a single-tenant app
-    # Where browsers reach `bot serve` (https://bot.example.com); redirect URIs are PUBLIC_URL/oauth/callback/...
-    public_url: str | None = None
+    # (PUBLIC_URL, above, is where browsers reach `bot serve`: redirect URIs are PUBLIC_URL/oauth/callback/...)
     # Tests only: the providers' authorize and token endpoints under one fake server.
     oauth_base_url: str | None = None
     digest_cron: str = "0 8 * * 1-5"
@@ -97,9 +102,9 @@ class Settings(BaseSettings):
             parse_smtp_url(value)
         return value
 
-    @field_validator("public_url", "oauth_base_url")
+    @field_validator("oauth_base_url")
     @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
+    def _oauth_base_url(cls, value: str | None) -> str | None:
         if not value:
             return None
         if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
@@ -125,6 +130,28 @@ class Settings(BaseSettings):
             Fernet(value.get_secret_value())
         except ValueError:
             raise ValueError(NOT_A_KEY) from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        # RFC 8058: the one-click URL must be https; mail clients ignore any other. (Plain
+        # http only on this machine, for tests.)
+        secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost"))
+        if not secure or not parts.hostname or parts.query or parts.fragment or not value.isascii():
+            raise ValueError("must be the bot's https address, like https://bot.example.com")
+        return value.rstrip("/")
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _unsubscribe_mailto(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if value.count("@") != 1 or not all(value.split("@")) or any(c in value for c in " <>?,"):
+            raise ValueError("must be an email address, like unsubscribe@seller.example")
         return value
 
     @field_validator("digest_cron")

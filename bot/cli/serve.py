@@ -14,6 +14,7 @@ from bot.cli import CommandError
 from bot.clock import SystemClock
 from bot.delivery.scheduler import build_scheduler
 from bot.mail import oauth
+from bot.mail.sent_copies import SentCopier
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
 from bot.slack.client import make_client
@@ -23,6 +24,7 @@ from bot.slack.notices import queued_slack
 from bot.slack.notifier import SlackNotifier
 from bot.slack.oauth_pages import OAuthPages
 from bot.store.db import connect
+from bot.web.unsubscribe import unsubscribe_app
 
 logger = logging.getLogger(__name__)
 QUIET = logging.getLogger(f"{__name__}.quiet")
@@ -48,11 +50,12 @@ def serve(args: argparse.Namespace) -> int:
     clock = SystemClock()
     client = make_client(settings)
     _check_token(client)
-    scheduler = poster = None
+    scheduler = poster = copier = None
     if not args.no_scheduler:
         # The scheduler only queues what reps are told; the poster's thread posts it.
         queued, poster = queued_slack(engine, settings, clock)
         scheduler = build_scheduler(settings, engine, queued, clock)
+        copier = SentCopier(engine, clock, settings.secret_key)
     deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler)
     app = build_app(deps, client)
     _stop_on_sigterm()
@@ -60,6 +63,8 @@ def serve(args: argparse.Namespace) -> int:
         poster.start()
     if scheduler is not None:
         scheduler.start()
+    if copier is not None:
+        copier.start()
     try:
         if args.socket:
             logger.info("connecting to Slack over Socket Mode")
@@ -67,22 +72,32 @@ def serve(args: argparse.Namespace) -> int:
         else:
             home = SlackNotifier(engine, client, clock, settings).publish_home  # redrawn once a mailbox is connected
             pages = OAuthPages(engine, clock, settings, home) if oauth.configured(settings) else None
-            _serve_http(app, settings, args, pages)
+            _serve_http(app, settings, args, pages, unsubscribe_app(engine, clock, settings.secret_key))
     finally:
         deps.drain()
         if scheduler is not None:
             scheduler.stop()
+        if copier is not None:
+            copier.stop()
         if poster is not None:
             poster.stop()
         engine.dispose()
     return 0
 
 
-def _serve_http(app: Any, settings: Settings, args: argparse.Namespace, pages: OAuthPages | None) -> None:
+def _serve_http(
+    app: Any, settings: Settings, args: argparse.Namespace, pages: OAuthPages | None, unsubscribe: Any
+) -> None:
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     try:
         server = HttpServer(
-            app, str(settings.slack_signing_secret), host=host, port=port, threads=args.threads, oauth=pages
+            app,
+            str(settings.slack_signing_secret),
+            host=host,
+            port=port,
+            threads=args.threads,
+            oauth=pages,
+            unsubscribe=unsubscribe,
         )
     except OSError as exc:  # the port is taken, or not ours to take
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

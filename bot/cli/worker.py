@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.delivery.ports import Notifier
 from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler
+from bot.mail.sent_copies import SentCopier
 from bot.settings import Settings, load_settings
 from bot.store.db import connect
 
@@ -81,11 +82,14 @@ def run_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    copier = SentCopier(scheduler.engine, scheduler.clock, settings.secret_key)
     if poster is not None:
         poster.start()
+    copier.start()
     try:
         scheduler.run(stop)
     finally:
+        copier.stop()
         if poster is not None:
             poster.stop()
     return 0
@@ -96,7 +100,9 @@ def run_tick(args: argparse.Namespace) -> int:
     clock: Clock = FixedClock(args.now) if args.now else SystemClock()
     scheduler, poster = scheduler_for(settings, clock)
     result = scheduler.tick()
+    # Copies for reps' Sent folders, and what the pass has to tell reps: one `bot tick` is the whole loop.
+    SentCopier(scheduler.engine, clock, settings.secret_key).drain()
     if poster is not None:
-        poster.drain()  # what the pass has to tell reps, so one `bot tick` is the whole loop
+        poster.drain()
     print(result)
     return 0

@@ -1,7 +1,7 @@
 """Email templates: Jinja2 in a sandbox, with strict undefined names.
 
-A template may use the person's fields, the sending rep's (`sender.first_name`, ...)
-and the custom person fields its campaign declares. Names are checked when a
+A template may use the person's fields, the sending rep's (`sender.first_name`, ...),
+the custom person fields its campaign declares and the bot's own `unsubscribe_url`. Names are checked when a
 campaign is imported; values are checked before an email goes out, so nothing is
 ever sent half-filled.
 """
@@ -16,6 +16,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 PERSON_FIELDS = ("first_name", "last_name", "email", "company", "title")
 SENDER_FIELDS = ("first_name", "last_name", "name", "email")
+# Names the bot fills itself. `unsubscribe_url` is empty without PUBLIC_URL and SECRET_KEY
+# (bot/services/unsubscribe.py): a campaign may always use it, and its emails never
+# wait for a value nobody can give them.
+BUILT_IN_FIELDS = ("unsubscribe_url",)
 # The longest subject a campaign or a rep may write: what Slack's Edit dialog holds,
 # and far from the 998 characters a header line may have.
 MAX_SUBJECT = 250
@@ -93,7 +97,7 @@ def _sender_fields(tree: nodes.Template) -> set[str]:
 
 
 def allowed_fields(custom_fields: Iterable[str] = ()) -> frozenset[str]:
-    return frozenset((*PERSON_FIELDS, *custom_fields, *(f"sender.{name}" for name in SENDER_FIELDS)))
+    return frozenset((*PERSON_FIELDS, *BUILT_IN_FIELDS, *custom_fields, *(f"sender.{name}" for name in SENDER_FIELDS)))
 
 
 def unknown_fields(source: str, custom_fields: Iterable[str] = ()) -> list[str]:
@@ -112,10 +116,10 @@ def render(source: str, values: Mapping[str, object]) -> str:
     A field without a value (missing, empty or only spaces) raises MissingFields
     naming every such field, so nothing goes out half-filled.
     """
-    missing = [name for name in fields_used(source) if _blank(values.get(name))]
+    missing = [name for name in fields_used(source) if name not in BUILT_IN_FIELDS and _blank(values.get(name))]
     if missing:
         raise MissingFields(missing)
-    context: dict[str, object] = {}
+    context: dict[str, object] = dict.fromkeys(BUILT_IN_FIELDS, "")
     sender: dict[str, object] = {}
     for name, value in values.items():
         if name.startswith("sender."):

@@ -2,7 +2,8 @@
 
 `draft_for` (bot/services/drafts.py) decides what a send says; this module only
 turns that into a standard message: encoded headers for non-ASCII names and
-subjects, a plain text and an HTML part, threading headers, CRLF line ends.
+subjects, a plain text and an HTML part (each with the campaign's footer), threading
+headers, List-Unsubscribe (RFC 2369, 8058) when the draft has a link, CRLF line ends.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class _WirePolicy(Compat32):
         value = " ".join(value.splitlines())
         if value.isascii() and len(name) + len(value) + 2 <= 78:
             return f"{name}: {value}{self.linesep}".encode("ascii")
+        if name == "List-Unsubscribe":
+            # RFC 2369: a link is never broken inside its brackets; one a line, the first beside the name.
+            return f"{name}: {f',{self.linesep} '.join(value.split(', '))}{self.linesep}".encode("ascii")
         if name in _DATA_HEADERS:
             folded = self.modern.header_factory(name, value).fold(policy=self.modern)
             return folded.encode("utf-8" if self.modern.utf8 else "ascii")
@@ -117,14 +121,30 @@ def compose(draft: Draft, *, message_id: str, date: dt.datetime) -> EmailMessage
     if draft.in_reply_to:
         message["In-Reply-To"] = draft.in_reply_to
         message["References"] = " ".join(draft.references)
+    if draft.unsubscribe_url:
+        links = (draft.unsubscribe_url, draft.unsubscribe_mailto)
+        message["List-Unsubscribe"] = ", ".join(f"<{link}>" for link in links if link)
+        # RFC 8058: a mail client may POST to the https link at once, without a page.
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["MIME-Version"] = "1.0"
     # A boundary of our own: the generator's would compile a regex per message. "=_"
     # never occurs in quoted-printable text, so it cannot collide with a part; kept
     # short enough that the header needs no folding, and drawn from `random` rather
     # than uuid4, whose os.urandom() call lets the GIL go on every email.
     message["Content-Type"] = f'multipart/alternative; boundary="=_{random.getrandbits(96):024x}"'
-    message.set_payload([_text_part(draft.full_body, "plain"), _text_part(html_body(draft), "html")])
+    message.set_payload([_text_part(text_body(draft), "plain"), _text_part(html_body(draft), "html")])
     return message
+
+
+def text_body(draft: Draft) -> str:
+    """The plain text part: the body, the footer, then any quoted email."""
+    if not draft.footer.strip():
+        return draft.full_body
+    body = draft.body.rstrip()
+    quote = draft.full_body[len(body) :].rstrip() if draft.full_body != draft.body else ""
+    footer = draft.footer.strip("\n")
+    # The footer goes with this email's own words, above the quote, where it is read.
+    return f"{body}\n\n{footer}{quote}\n"
 
 
 def _text_part(text: str, subtype: str) -> EmailMessage:
@@ -138,7 +158,11 @@ def _text_part(text: str, subtype: str) -> EmailMessage:
 
 def html_body(draft: Draft) -> str:
     """The HTML part: the body's paragraphs, then the quoted email in a blockquote."""
-    parts = [_paragraphs(draft.body)]
+    parts = [_linked(_paragraphs(draft.body), draft.unsubscribe_url)]
+    if draft.footer.strip():
+        parts.append(
+            f'<div style="color:#666;font-size:small">{_linked(_paragraphs(draft.footer), draft.unsubscribe_url)}</div>'
+        )
     quote = quoted_part(draft)
     if quote is not None:
         attribution, quoted = quote
@@ -157,6 +181,14 @@ def quoted_part(draft: Draft) -> tuple[str, str] | None:
     attribution, _, quoted = tail.partition("\n")
     lines = [line[2:] if line.startswith("> ") else line.removeprefix(">") for line in quoted.splitlines()]
     return attribution, "\n".join(lines)
+
+
+def _linked(markup: str, url: str | None) -> str:
+    """The unsubscribe link as a link where the text shows it."""
+    if not url:
+        return markup
+    shown = html.escape(url)
+    return markup.replace(shown, f'<a href="{shown}">{shown}</a>')
 
 
 def _paragraphs(text: str) -> str:

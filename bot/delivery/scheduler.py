@@ -42,11 +42,11 @@ from bot.delivery.lanes import Lane, Lanes
 from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
 from bot.delivery.routes import router_for
-from bot.mail import mailboxes
-from bot.services import digest, queue
+from bot.mail import mailboxes, sent_copies
+from bot.services import digest, enrollments, queue, suppression, unsubscribe
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
-from bot.store.models import Campaign, Enrollment, Mailbox, Person, Rep, Send, Step
+from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Mailbox, Person, Rep, Send, Step
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class Scheduler:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch_size = batch_size
         self.lease = dt.timedelta(seconds=settings.scheduler_lease_seconds)
+        self.links = unsubscribe.links_for(settings)  # None: emails carry no unsubscribe link
         # Housekeeping (lost workers, digests) runs now and then, so an idle pass is one query.
         self._next_recovery: dt.datetime | None = None
         self._next_digests: dt.datetime | None = None
@@ -314,7 +315,7 @@ class Scheduler:
                 work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
             return None
         try:
-            draft = draft_for(session, send)
+            draft = draft_for(session, send, self.links)
             sendable(draft)
             assert draft.sender_email is not None
             # A send tried before keeps its Message-ID: the server sees a retry as the same email.
@@ -334,6 +335,7 @@ class Scheduler:
         stored before the server sees an email (the crash contract).
         """
         session, now = work.session, self.clock.now()
+        chunk = self._not_suppressed(work, chunk)
         allowed: list[Email] = []
         held: list[tuple[list[Email], queue.Room, Route]] = []
         by_mailbox: dict[str, list[Email]] = {}
@@ -362,6 +364,27 @@ class Scheduler:
         self._commit(work)
         for email in handed:
             work.lanes.lanes[email.mailbox].put(email)
+
+    def _not_suppressed(self, work: _Pass, chunk: list[Email]) -> list[Email]:
+        """The chunk without emails to suppressed addresses: those enrollments end, their reps are told."""
+        suppressed = suppression.suppressed_among(work.session, [to for email in chunk for to in email.recipients])
+        if not suppressed:
+            return chunk
+        kept = []
+        for email in chunk:
+            reason = next((suppressed[to] for to in email.recipients if to in suppressed), None)
+            if reason is None:
+                kept.append(email)
+                continue
+            send = work.claimed.pop(email.send_id)
+            enrollment = work.session.get(Enrollment, send.enrollment_id)
+            assert enrollment is not None
+            why = f"not sent: {', '.join(email.recipients)} is suppressed ({reason})"
+            enrollments.end_enrollment(work.session, enrollment, EnrollmentStatus.REMOVED, why, self.clock.now())
+            work.after_commit.append(
+                lambda id=send.id, text=why: self.notifier.send_notice(id, text[:1].upper() + text[1:])
+            )
+        return kept
 
     def _held_by_limit(self, work: _Pass, emails: list[Email], room: queue.Room, route: Route) -> None:
         """Emails past a limit wait for the first moment it allows: released, their reps held till then."""
@@ -402,11 +425,14 @@ class Scheduler:
         """Store what the servers said (the caller commits)."""
         session = work.session
         delivered: list[tuple[Send, dt.datetime]] = []
+        own: dict[int, Email] = {}  # sent through the rep's own mailbox: its Sent folder may want a copy
         with session.no_autoflush:
             for outcome in outcomes:
                 send, now, error = work.claimed.pop(outcome.email.send_id), outcome.at, outcome.error
                 if outcome.handed and error is None:
                     delivered.append((send, now))
+                    if outcome.email.mailbox == mailboxes.mailbox_key(send.rep_id):
+                        own[send.id] = outcome.email  # type: ignore[index]
                     if notice := outcome.email.notice:
                         work.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
                 elif not outcome.handed:
@@ -428,6 +454,12 @@ class Scheduler:
                     work.result.failed += 1
                     work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
+            if own:
+                recorded = {send.id for send in sent}
+                copies = [
+                    (send.rep_id, own[send.id], at) for send, at in delivered if send.id in own and send.id in recorded
+                ]  # type: ignore[index]
+                sent_copies.queue_copies(session, copies, self.clock.now())
         work.result.sent += len(sent)
         work.planned = work.planned or bool(sent)
         work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]

@@ -119,12 +119,17 @@ def open_imap(server: ServerUrl) -> IMAPClient:
         else:
             client.login(server.username or "", server.password or "")
     except BaseException:
-        try:
-            client.logout()
-        except (OSError, imaplib.IMAP4.error):
-            client.shutdown()
+        close_imap(client)
         raise
     return client
+
+
+def close_imap(client: IMAPClient) -> None:
+    """Log out, or drop the connection when the server will not say goodbye."""
+    try:
+        client.logout()
+    except (OSError, imaplib.IMAP4.error):
+        client.shutdown()
 
 
 def check_imap(server: ServerUrl) -> None:
@@ -137,10 +142,7 @@ def check_imap(server: ServerUrl) -> None:
         raise LoginFailed(str(exc)) from None
     except OSError as exc:
         raise LoginFailed(unreachable(server, exc)) from None
-    try:
-        client.logout()
-    except (OSError, imaplib.IMAP4.error):
-        client.shutdown()
+    close_imap(client)
 
 
 def refused(server: ServerUrl, code: int | None, reply: bytes | str) -> str:

@@ -47,6 +47,11 @@ PRESETS: dict[Provider, Limits] = {
     Provider.OTHER: Limits(),
 }
 
+# Providers whose servers file what is sent through SMTP in the Sent folder themselves
+# (Gmail and Google Workspace do). Microsoft 365 does not for SMTP AUTH submissions, nor
+# do most others: for those the bot appends a copy over IMAP (bot/mail/sent_copies.py).
+KEEPS_SENT_COPIES = frozenset({Provider.GOOGLE})
+
 # The providers' own submission servers, to pick the preset when none is named.
 PROVIDER_OF_HOST: dict[str, Provider] = {
     "smtp.office365.com": Provider.MICROSOFT365,
@@ -101,6 +106,11 @@ class MailboxError(ServiceError):
 def provider_for(smtp_host: str) -> Provider:
     """The provider whose SMTP server this is, else `other`."""
     return PROVIDER_OF_HOST.get(smtp_host.lower(), Provider.OTHER)
+
+
+def keeps_sent_copies(mailbox: Mailbox) -> bool:
+    """Whether the mailbox's server files what is sent through SMTP in its Sent folder itself."""
+    return Provider(mailbox.provider) in KEEPS_SENT_COPIES
 
 
 def logins(smtp: ServerUrl, imap: ServerUrl | None, password: str) -> tuple[ServerUrl, ServerUrl | None]:

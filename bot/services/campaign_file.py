@@ -22,10 +22,10 @@ import yaml
 
 from bot.core import rules
 from bot.core.rules import DEFAULT_TASK_TIME, SendIn, SendOption
-from bot.core.templates import MAX_SUBJECT, PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
+from bot.core.templates import BUILT_IN_FIELDS, MAX_SUBJECT, PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
 from bot.services.errors import ServiceError
 
-CAMPAIGN_KEYS = ("name", "timezone", "skip_weekends", "send_in", "task_time", "fields", "steps")
+CAMPAIGN_KEYS = ("name", "timezone", "skip_weekends", "send_in", "task_time", "fields", "footer", "steps")
 STEP_KEYS = ("day", "send", "time", "subject", "body")
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
@@ -68,6 +68,7 @@ class CampaignSpec:
     task_time: dt.time = DEFAULT_TASK_TIME
     fields: tuple[str, ...] = ()
     steps: tuple[StepSpec, ...] = field(default_factory=tuple)
+    footer: str | None = None  # a template appended to every email's body (a postal address, the unsubscribe link)
 
     def rule_steps(self) -> list[rules.Step]:
         return [step.rule_step() for step in self.steps]
@@ -216,6 +217,7 @@ def _campaign(data: Any) -> CampaignSpec:
         task_time=_clock(data.get("task_time", "09:00"), "task_time"),
         fields=fields,
         steps=_steps(data.get("steps")),
+        footer=_footer(data.get("footer"), fields),
     )
     for problem in rules.step_problems(spec.rule_steps()):
         raise _Problem(f"step {problem.position}, {problem.field}", problem.message, problem.position)
@@ -301,8 +303,9 @@ def _fields(value: Any) -> tuple[str, ...]:
             raise _Problem(
                 "fields", f"{_shown(name)} cannot be a field name; use letters, digits and _ (like deal_size)"
             )
-        if name in PERSON_FIELDS or name == "sender":
-            raise _Problem("fields", f"{_shown(name)} is already a person field; custom fields need names of their own")
+        if name in PERSON_FIELDS or name in BUILT_IN_FIELDS or name == "sender":
+            what = "a field the bot fills" if name in BUILT_IN_FIELDS else "a person field"
+            raise _Problem("fields", f"{_shown(name)} is already {what}; custom fields need names of their own")
         if name in names:
             raise _Problem("fields", f"{_shown(name)} is listed twice")
         names.append(name)
@@ -366,8 +369,17 @@ def _step(data: Any, position: int) -> StepSpec:
     )
 
 
-def _check_template(source: str, fields: tuple[str, ...], position: int, key: str) -> None:
-    where = f"step {position}, {key}"
+def _footer(value: Any, fields: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _Problem("footer", "must be text (a template), like your postal address and {{ unsubscribe_url }}")
+    _check_template(value, fields, None, "footer")
+    return value
+
+
+def _check_template(source: str, fields: tuple[str, ...], position: int | None, key: str) -> None:
+    where = f"step {position}, {key}" if position is not None else key
     try:
         unknown = unknown_fields(source, fields)
     except TemplateProblem as exc:
@@ -376,8 +388,8 @@ def _check_template(source: str, fields: tuple[str, ...], position: int, key: st
         names = ", ".join(f'"{name}"' for name in unknown)
         raise _Problem(
             where,
-            f"unknown field {names}; use {', '.join(PERSON_FIELDS)}, sender.first_name (...) "
-            "or a custom field declared under fields:",
+            f"unknown field {names}; use {', '.join(PERSON_FIELDS)}, sender.first_name (...), "
+            "unsubscribe_url or a custom field declared under fields:",
             position,
         )
 
@@ -425,6 +437,8 @@ def dump_campaign(spec: CampaignSpec) -> str:
     data.update(skip_weekends=spec.skip_weekends, send_in=spec.send_in.value, task_time=_hhmm(spec.task_time))
     if spec.fields:
         data["fields"] = list(spec.fields)
+    if spec.footer is not None:
+        data["footer"] = spec.footer
     steps = []
     for step in spec.steps:
         item: dict[str, Any] = {"day": step.day, "send": step.send.value}

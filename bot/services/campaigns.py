@@ -90,6 +90,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
         send_in=spec.send_in,
         task_time=spec.task_time,
         fields=list(spec.fields),
+        footer=spec.footer,
     )
     if campaign is None:
         campaign = Campaign(name=spec.name, version=1, created_at=now, updated_at=now, **settings)
@@ -199,6 +200,7 @@ def spec_of(session: Session, campaign: Campaign) -> CampaignSpec:
         task_time=campaign.task_time,
         fields=tuple(campaign.fields),
         steps=tuple(_step_spec(step) for step in steps_of(session, campaign.id, campaign.version)),
+        footer=campaign.footer,
     )
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from bot.core import rules
 from bot.core.templates import MissingFields, TemplateProblem, render
+from bot.services.unsubscribe import Links
 from bot.store.models import Campaign, Enrollment, Person, Rep, Send, SendStatus, Step
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class Draft:
     references: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # template fields with no value
     notice: str | None = None  # something the rep should be told (e.g. the thread target was skipped)
+    footer: str = ""  # the campaign's footer, filled: after the body in both parts, never stored on the send
+    unsubscribe_url: str | None = None  # the one-click link (List-Unsubscribe); None without PUBLIC_URL
+    unsubscribe_mailto: str | None = None  # the mailto of List-Unsubscribe
 
 
 def person_name(person: Person) -> str:
@@ -64,8 +68,8 @@ def rep_mailbox(rep: Rep | None) -> str:
     return mailbox(rep_name(rep), rep.email if rep else None)
 
 
-def template_values(person: Person, rep: Rep | None) -> dict[str, str | None]:
-    """The flat values a template may read: person fields, custom fields, `sender.*`."""
+def template_values(person: Person, rep: Rep | None, unsubscribe_url: str = "") -> dict[str, str | None]:
+    """The flat values a template may read: person fields, custom fields, `sender.*`, `unsubscribe_url`."""
     values: dict[str, str | None] = dict(person.fields or {})
     values.update(
         first_name=person.first_name,
@@ -73,6 +77,7 @@ def template_values(person: Person, rep: Rep | None) -> dict[str, str | None]:
         email=person.email,
         company=person.company,
         title=person.title,
+        unsubscribe_url=unsubscribe_url,
     )
     if rep is not None:
         values.update(
@@ -112,8 +117,12 @@ def _subject_of(session: Session, send: Send, values: dict[str, str | None], mis
     return rules.reply_subject(_subject_of(session, earlier, values, missing)) if earlier is not None else ""
 
 
-def draft_for(session: Session, send: Send) -> Draft:
-    """The email of `send` as it will go out now (edited version first, then the step's)."""
+def draft_for(session: Session, send: Send, links: Links | None = None) -> Draft:
+    """The email of `send` as it will go out now (edited version first, then the step's).
+
+    `links` (bot/services/unsubscribe.py) gives the email its unsubscribe link; without
+    them, as in Slack's previews, `{{ unsubscribe_url }}` is empty.
+    """
     enrollment = session.get(Enrollment, send.enrollment_id)
     assert enrollment is not None
     step = session.get(Step, send.step_id)
@@ -121,7 +130,9 @@ def draft_for(session: Session, send: Send) -> Draft:
     campaign = session.get(Campaign, enrollment.campaign_id)
     assert step is not None and person is not None and campaign is not None
     rep = session.get(Rep, send.rep_id)
-    values = template_values(person, rep)
+    assert person.id is not None
+    unsubscribe_url = links.url(person.id) if links else None
+    values = template_values(person, rep, unsubscribe_url or "")
     missing: list[str] = []
 
     subject = send.subject if send.subject is not None else _fill(step.subject, values, missing)
@@ -148,6 +159,7 @@ def draft_for(session: Session, send: Send) -> Draft:
             subject = _subject_of(session, previous, values, missing)
         notice = f"step {previous.position} was {previous.status}, so step {send.position} goes out as a new email"
 
+    footer = _fill(campaign.footer, values, missing)
     return Draft(
         send_id=send.id,  # type: ignore[arg-type]
         to=mailbox(person_name(person), person.email),
@@ -161,6 +173,9 @@ def draft_for(session: Session, send: Send) -> Draft:
         references=references,
         missing=sorted(set(missing)),
         notice=notice,
+        footer=footer,
+        unsubscribe_url=unsubscribe_url,
+        unsubscribe_mailto=links.mailto_url(person.id, rep.email if rep else None) if links else None,
     )
 
 
@@ -170,10 +185,10 @@ def not_built(exc: Exception) -> str:
     return reason if len(reason) <= PROBLEM_CHARS else reason[: PROBLEM_CHARS - 1] + "…"
 
 
-def draft_or_problem(session: Session, send: Send) -> tuple[Draft | None, str | None]:
+def draft_or_problem(session: Session, send: Send, links: Links | None = None) -> tuple[Draft | None, str | None]:
     """The send's draft, or why it cannot be built: one broken send must not break a list."""
     try:
-        return draft_for(session, send), None
+        return draft_for(session, send, links), None
     except SQLAlchemyError:
         raise  # the database, not this send: nothing else on the list would build either
     except Exception as exc:

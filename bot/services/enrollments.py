@@ -20,7 +20,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from bot.core import rules
-from bot.services import progress
+from bot.services import progress, suppression
 from bot.services.errors import EnrollmentError
 from bot.services.people import Invalid, PersonInput, normalize_email
 from bot.store import bulk
@@ -113,6 +113,8 @@ def add_people(
     stored = _stored_people(session, list(unique))
     zones: dict[str, str] = {}
     refused = _undeliverable(unique, smtputf8)
+    for email, reason in suppression.suppressed_among(session, unique).items():
+        refused[email] = f"{email} is suppressed ({reason}): no campaign emails it again unless an admin lifts it."
     for email, person in unique.items():
         if email in refused:
             continue

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 OAUTH_PATH = "/oauth/"  # a mailbox's consent pages (bot/slack/oauth_pages.py)
+UNSUBSCRIBE_PATH = "/unsubscribe/"  # bot/web/unsubscribe.py
 # Slack's largest bodies are view submissions: a 100-block view, form-encoded. Waitress
 # answers 413 to anything longer before the app reads a byte of it.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -63,8 +64,8 @@ class VerifyingHandler(SlackRequestHandler):
             return False
 
 
-def wsgi_app(app: App, signing_secret: str, oauth: Wsgi | None = None) -> Wsgi:
-    """POST /slack/events for Slack (commands, interactivity, events); GET /healthz; GET /oauth/... to `oauth`."""
+def wsgi_app(app: App, signing_secret: str, oauth: Wsgi | None = None, unsubscribe: Wsgi | None = None) -> Wsgi:
+    """POST /slack/events for Slack; GET /healthz; /oauth/... to `oauth`; /unsubscribe/<token> to `unsubscribe`."""
     slack = VerifyingHandler(app, signing_secret)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -74,13 +75,18 @@ def wsgi_app(app: App, signing_secret: str, oauth: Wsgi | None = None) -> Wsgi:
             return [b"ok\n"]
         if oauth is not None and path.startswith(OAUTH_PATH):
             return oauth(environ, start_response)  # browsers, not Slack: no signature to check
+        if unsubscribe is not None and path.startswith(UNSUBSCRIBE_PATH):
+            return unsubscribe(environ, start_response)
         return slack(environ, start_response)
 
     return application
 
 
 class HttpServer:
-    """A waitress server for the app, verifying requests with `signing_secret`; port 0 picks a free port."""
+    """A waitress server for the app, verifying requests with `signing_secret`; port 0 picks a free port.
+
+    `unsubscribe` answers /unsubscribe/<token> (bot/web/unsubscribe.py).
+    """
 
     def __init__(
         self,
@@ -90,9 +96,10 @@ class HttpServer:
         port: int = 3000,
         threads: int = 8,
         oauth: Wsgi | None = None,
+        unsubscribe: Wsgi | None = None,
     ) -> None:
         self._server: BaseWSGIServer = create_server(
-            wsgi_app(app, signing_secret, oauth),
+            wsgi_app(app, signing_secret, oauth, unsubscribe),
             host=host,
             port=port,
             threads=threads,

@@ -12,7 +12,19 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from bot.clock import UTC
@@ -150,6 +162,8 @@ class Campaign(SQLModel, table=True):
     send_in: SendIn = state(SendIn, SendIn.CAMPAIGN)
     task_time: dt.time = dt.time(9, 0)
     fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # A template appended to every email's body (the company's postal address, the unsubscribe link).
+    footer: str | None = None
     # Each import that changes the steps makes a new version; enrollments keep theirs.
     version: int = 1
     created_at: dt.datetime = created()
@@ -393,3 +407,41 @@ class Hold(SQLModel, table=True):
     reason: str = ""
     told_on: dt.date | None = None  # the rep was told on this (UTC) day that a limit holds their emails
     updated_at: dt.datetime = created()
+
+
+class Suppressed(SQLModel, table=True):
+    """An address no campaign of the company may email again (unsubscribed, bounced), until an admin lifts it."""
+
+    email: str = Field(primary_key=True)  # normalized, as people's (bot/services/people.py)
+    reason: str
+    created_at: dt.datetime = created()
+
+
+class SentCopy(SQLModel, table=True):
+    """An email sent through a rep's own mailbox, to append to its Sent folder (bot/mail/sent_copies.py).
+
+    For servers that keep no copy of what is sent through SMTP. Deleted once appended;
+    one given up keeps `done_at` and its last error.
+    """
+
+    __table_args__ = (
+        Index(
+            "ix_sent_copy_due",
+            "next_at",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
+    send_id: int = Field(sa_column=Column(Integer, ForeignKey("send.id"), primary_key=True, autoincrement=False))
+    rep_id: str  # whose mailbox
+    message_id: str  # to find it in the Sent folder should an append be tried again
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)  # the message as sent
+    sent_at: dt.datetime = instant(nullable=False)
+    attempts: int = 0
+    next_at: dt.datetime = instant(nullable=False)
+    lease_until: dt.datetime | None = instant()  # a copier is appending it until then
+    claimed_by: str | None = None
+    done_at: dt.datetime | None = instant()  # given up
+    last_error: str | None = None
+    created_at: dt.datetime = created()

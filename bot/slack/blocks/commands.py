@@ -29,7 +29,8 @@ LAUNCH_CALLBACK = "campaign_launch"
 SEND_AT_BLOCK = "send_at"
 SEND_AT_ACTION = "send_at"
 # Counts `/campaign show` always lists; the rarer ones only when not zero.
-SHOWN_COUNTS = ("active", "finished", "replied", "removed")
+# Always shown, even at 0: what a rep asks of a campaign (the others only when there are some).
+SHOWN_COUNTS = ("active", "finished", "replied", "bounced", "unsubscribed", "removed")
 # How much of a piece of data a line shows.
 NAME_CHARS = 200  # a campaign's name, a person as typed
 LINE_CHARS = 300  # a step's subject, why an entry was not added

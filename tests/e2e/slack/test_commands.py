@@ -11,7 +11,8 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.clock import FixedClock
-from bot.store.models import Enrollment, Person, Rep, Send
+from bot.services import enrollments, unsubscribe
+from bot.store.models import Enrollment, EnrollmentStatus, Person, Rep, Send
 from tests.support.factories import REP_ID, make_campaign
 from tests.support.fake_slack import FakeSlack, Response
 from tests.support.slack_requests import SlackRequests, datetime_value
@@ -81,18 +82,28 @@ def test_list(slack: SlackRequests, fake_slack: FakeSlack, session: Session) -> 
     assert blocks.index("*Founders*: 1 step, 0 active") < blocks.index("*Q4 outreach*: 2 steps, 0 active")
 
 
-def test_show_lists_steps_and_counts(slack: SlackRequests, fake_slack: FakeSlack, session: Session) -> None:
+def test_show_lists_steps_and_counts(
+    slack: SlackRequests, fake_slack: FakeSlack, session: Session, clock: FixedClock
+) -> None:
     make_campaign(session, TASK_FIRST + [{"day": 2, "send": "thread", "body": "Again"}], name="Q4 outreach")
-    ask(slack, fake_slack, '/campaign add "Q4 outreach" ada@example.com bob@example.com'.removeprefix("/campaign "))
-    ask(slack, fake_slack, '/campaign remove "Q4 outreach" bob@example.com'.removeprefix("/campaign "))
+    people = " ".join(f"{name}@example.com" for name in ("ada", "bob", "cyd", "dee", "eve"))
+    ask(slack, fake_slack, f'add "Q4 outreach" {people}')
+    ask(slack, fake_slack, 'remove "Q4 outreach" bob@example.com')
+    ended = {e.person_id: e for e in session.exec(select(Enrollment))}
+    by_email = {p.email: p.id for p in session.exec(select(Person))}
+    unsubscribe.unsubscribe(session, by_email["cyd@example.com"], clock.now())  # type: ignore[arg-type]
+    for email, status in (("dee@example.com", EnrollmentStatus.REPLIED), ("eve@example.com", EnrollmentStatus.BOUNCED)):
+        enrollments.end_enrollment(session, ended[by_email[email]], status, f"{status} at 10:00", clock.now())  # type: ignore[index]
+    session.commit()
 
     reply = ask(slack, fake_slack, 'show "Q4 outreach"')
     assert ask(slack, fake_slack, "show Q4 outreach").payload == reply.payload  # quotes are optional here
     blocks = str(reply.payload["blocks"])
     assert "1. Day 1 · task · “Hi {{ first_name }}”" in blocks
     assert "2. Day 2 · thread · reply in thread" in blocks
-    assert "active 1, finished 0, replied 0, removed 1" in blocks
-    assert reply.text == "Q4 outreach: 2 steps; active 1, finished 0, replied 0, removed 1"
+    counts = "active 1, finished 0, replied 1, bounced 1, unsubscribed 1, removed 1"
+    assert counts in blocks
+    assert reply.text == f"Q4 outreach: 2 steps; {counts}"
 
 
 @pytest.mark.parametrize(

@@ -381,10 +381,10 @@ def test_an_email_that_cannot_be_built_fails_alone_and_the_rest_go_out(
     fine = due_email(session, clock.now(), "fine@buyer.example")
     build = scheduler.draft_for
 
-    def draft_for(session, send):  # type: ignore[no-untyped-def]
+    def draft_for(session, send, links=None):  # type: ignore[no-untyped-def]
         if send.id == broken.id:
             raise RuntimeError("step 1 has vanished")
-        return build(session, send)
+        return build(session, send, links)
 
     monkeypatch.setattr(scheduler, "draft_for", draft_for)
     make_scheduler().tick()

@@ -20,6 +20,9 @@ skip_weekends: true
 send_in: recipient
 task_time: "10:15"
 fields: [deal_size, referrer]
+footer: |
+  Acme Sales AB, Box 1, 111 11 Stockholm
+  {{ sender.name }} · no more emails: {{ unsubscribe_url }}
 steps:
   - day: 1
     send: choose
@@ -79,6 +82,7 @@ def test_every_key_is_read() -> None:
         send_in=SendIn.RECIPIENT,
         task_time=dt.time(10, 15),
         fields=("deal_size", "referrer"),
+        footer="Acme Sales AB, Box 1, 111 11 Stockholm\n{{ sender.name }} · no more emails: {{ unsubscribe_url }}\n",
         steps=(
             StepSpec(
                 1,
@@ -191,7 +195,7 @@ def test_a_repeated_key_is_refused_with_its_line() -> None:
 def test_an_unknown_key_is_refused_naming_it() -> None:
     assert refusal(campaign(ONE_STEP, head="name: Test\ncolour: red\n")) == (
         "q4.yaml: colour: unknown key; a campaign file has only "
-        "name, timezone, skip_weekends, send_in, task_time, fields, steps"
+        "name, timezone, skip_weekends, send_in, task_time, fields, footer, steps"
     )
 
 
@@ -332,7 +336,7 @@ def test_a_template_with_an_unknown_field_is_refused_naming_step_and_field() -> 
 
     assert refusal(text) == (
         'q4.yaml: step 2, subject: unknown field "nickname"; use first_name, last_name, email, company, title, '
-        "sender.first_name (...) or a custom field declared under fields:"
+        "sender.first_name (...), unsubscribe_url or a custom field declared under fields:"
     )
 
 
@@ -476,6 +480,30 @@ def test_export_leaves_out_what_the_campaign_does_not_have() -> None:
 
     assert "timezone" not in text
     assert "fields" not in text
+    assert "footer" not in text
+
+
+def test_a_footer_is_a_template_with_the_campaigns_fields_and_the_unsubscribe_url() -> None:
+    spec = parse_campaign(FULL)
+
+    assert (
+        spec.footer
+        == "Acme Sales AB, Box 1, 111 11 Stockholm\n{{ sender.name }} · no more emails: {{ unsubscribe_url }}\n"
+    )
+    assert "footer: |\n  Acme Sales AB" in dump_campaign(spec)
+
+
+@pytest.mark.parametrize(
+    ("footer", "problem"),
+    [
+        ("'Call {{ nickname }}'", 'q4.yaml: footer: unknown field "nickname"; use first_name'),
+        ("'{{ first_name'", "q4.yaml: footer: template syntax error on line 1"),
+        ("''", "q4.yaml: footer: must be text (a template)"),
+        ("[a, b]", "q4.yaml: footer: must be text (a template)"),
+    ],
+)
+def test_a_footer_that_is_not_a_usable_template_is_refused(footer: str, problem: str) -> None:
+    assert refusal(campaign(ONE_STEP, head=f"name: Test\nfooter: {footer}\n")).startswith(problem)
 
 
 # Text a template leaves alone: no Jinja delimiters.

@@ -218,11 +218,23 @@ def test_the_list_counts_current_steps_and_active_people(session: Session, clock
 
 def test_export_of_a_stored_campaign_is_the_imported_spec(session: Session, clock: FixedClock) -> None:
     original = parse_campaign(
-        WORKED_EXAMPLE.replace("timezone: Europe/Stockholm", "timezone: Asia/Tokyo\nfields: [deal]")
+        WORKED_EXAMPLE.replace(
+            "timezone: Europe/Stockholm", "timezone: Asia/Tokyo\nfields: [deal]\nfooter: 'Box 1, {{ unsubscribe_url }}'"
+        )
     )
     campaign = campaigns.import_campaign(session, original, REP_ID, clock.now()).campaign
 
     assert campaigns.spec_of(session, campaign) == original
+    assert campaign.footer == "Box 1, {{ unsubscribe_url }}"
+
+
+def test_a_new_footer_changes_the_campaign_in_place_not_its_steps(session: Session, clock: FixedClock) -> None:
+    campaigns.import_campaign(session, spec(), REP_ID, clock.now())
+
+    result = campaigns.import_campaign(session, dataclasses.replace(spec(), footer="Box 1"), REP_ID, clock.now())
+
+    assert (result.new_version, result.settings_changed, result.campaign.version) == (False, True, 1)
+    assert result.campaign.footer == "Box 1"
 
 
 # --- preview ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """oauth states: the consents reps started, single-use, for minutes
 
-Revision ID: 0006_oauth
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ from alembic import op
 
 import bot.store.models
 
-revision: str = "0006_oauth"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Pages `bot serve` answers for people outside Slack (the unsubscribe page)."""
