@@ -97,17 +97,23 @@ def check_smtp(server: ServerUrl) -> None:
 
 
 def open_imap(server: ServerUrl) -> IMAPClient:
-    """An IMAP connection, secured as the URL says and logged in (LOGIN, or XOAUTH2 with a bearer)."""
+    """An IMAP connection, secured as the URL says and logged in (LOGIN, or XOAUTH2 with a bearer).
+
+    LoginFailed, with words safe to show, when the server cannot be reached or refuses.
+    """
     # Imported here: sending needs this module for open_smtp alone.
     from imapclient import IMAPClient
 
-    client = IMAPClient(
-        server.host,
-        port=server.port,
-        ssl=server.security is Security.TLS,
-        ssl_context=ssl.create_default_context(),
-        timeout=server.timeout,
-    )
+    try:
+        client = IMAPClient(
+            server.host,
+            port=server.port,
+            ssl=server.security is Security.TLS,
+            ssl_context=ssl.create_default_context(),
+            timeout=server.timeout,
+        )
+    except OSError as exc:
+        raise LoginFailed(unreachable(server, exc)) from None
     try:
         if server.security is Security.STARTTLS:
             client.starttls(ssl.create_default_context())
@@ -118,9 +124,15 @@ def open_imap(server: ServerUrl) -> IMAPClient:
                 client.oauth2_login(server.username or "", server.bearer(True))  # expired meanwhile, or revoked
         else:
             client.login(server.username or "", server.password or "")
-    except BaseException:
+    except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one
         close_imap(client)
-        raise
+        raise LoginFailed(refused(server, None, imap_words(exc))) from None
+    except (TokenRefused, TokenUnavailable) as exc:
+        close_imap(client)
+        raise LoginFailed(str(exc)) from None
+    except OSError as exc:
+        close_imap(client)
+        raise LoginFailed(unreachable(server, exc)) from None
     return client
 
 
@@ -134,15 +146,7 @@ def close_imap(client: IMAPClient) -> None:
 
 def check_imap(server: ServerUrl) -> None:
     """Log in to the IMAP server and out again; LoginFailed with the server's answer if that fails."""
-    try:
-        client = open_imap(server)
-    except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one
-        raise LoginFailed(refused(server, None, imap_words(exc))) from None
-    except (TokenRefused, TokenUnavailable) as exc:
-        raise LoginFailed(str(exc)) from None
-    except OSError as exc:
-        raise LoginFailed(unreachable(server, exc)) from None
-    close_imap(client)
+    close_imap(open_imap(server))
 
 
 def refused(server: ServerUrl, code: int | None, reply: bytes | str) -> str:

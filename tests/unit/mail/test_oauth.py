@@ -47,7 +47,7 @@ def test_a_provider_is_offered_only_when_its_client_public_url_and_secret_key_ar
 
 
 def test_a_malformed_public_url_is_refused_naming_it() -> None:
-    with pytest.raises(SettingsError, match="PUBLIC_URL: must be an http"):
+    with pytest.raises(SettingsError, match="PUBLIC_URL: must be the bot.s https address"):
         settings(public_url="bot.example.com")
 
 
