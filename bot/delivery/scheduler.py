@@ -539,7 +539,7 @@ def _load(session: Session, ids: Sequence[int]) -> list[Send]:
     return sends
 
 
-def _by_id(session: Session, model: type, ids: set[int]) -> list:  # type: ignore[type-arg]
+def _by_id(session: Session, model: type, ids: set[int]) -> list:
     if not ids:
         return []
     return list(session.exec(select(model).where(col(model.id).in_(ids))))  # type: ignore[attr-defined]
