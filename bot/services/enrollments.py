@@ -380,7 +380,7 @@ def _fill_blanks(session: Session, people: dict[str, PersonInput], stored: dict[
 
 
 def _insert_people(session: Session, people: list[PersonInput], now: dt.datetime) -> dict[str, int]:
-    rows = [
+    rows: list[dict[str, Any]] = [
         dict(
             email=person.email,
             first_name=person.first_name,

@@ -61,7 +61,7 @@ def new_send(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Se
     return Send(**send_row(enrollment, step, due, thread_of))
 
 
-def send_row(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Send | None = None) -> dict[str, object]:
+def send_row(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Send | None = None) -> dict[str, Any]:
     """The column values of a planned send (for bulk inserts, where building models costs too much)."""
     assert enrollment.id is not None and step.id is not None
     stamp = dt.datetime.now(dt.UTC)  # as the models' own default: when the row was written
@@ -206,7 +206,7 @@ def _plan_next(session: Session, completions: Sequence[Completion]) -> tuple[lis
 
 # Built once: the scheduler asks this for every chunk of emails it records.
 _DONE_BEFORE = (
-    select(_SEND.c.enrollment_id, _SEND.c.position, _SEND.c.status, _SEND.c.sent_at, _SEND.c.done_at)
+    select(_SEND.c.enrollment_id, _SEND.c.position, _SEND.c.status, _SEND.c.sent_at, _SEND.c.done_at)  # type: ignore[call-overload]  # sqlmodel types up to 4 entities
     .where(
         _SEND.c.enrollment_id.in_(bindparam("enrollment_ids", expanding=True)),
         _SEND.c.status.in_([SendStatus.SENT.value, SendStatus.SKIPPED.value]),

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import ColumnClause, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -287,7 +287,9 @@ def mark_sent(session: Session, delivered: Sequence[tuple[Send, dt.datetime]], w
     return [send for send, _ in recorded]
 
 
-_SENT_STATUSES = [literal_column(f"'{status.value}'") for status in (SendStatus.SENDING, SendStatus.UNCERTAIN)]
+_SENT_STATUSES: list[ColumnClause[Any]] = [
+    literal_column(f"'{status.value}'") for status in (SendStatus.SENDING, SendStatus.UNCERTAIN)
+]
 _SENT = (
     update(SEND)
     .where(
