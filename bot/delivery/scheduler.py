@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -311,7 +312,7 @@ class Scheduler:
         if send.kind == StepKind.TASK:
             if queue.mark_queued(session, send, self.worker_id, now):
                 work.result.tasks += 1
-                work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+                work.after_commit.append(_later(self.notifier.task_due, send.id))
             return None
         try:
             draft = draft_for(session, send)
@@ -387,7 +388,7 @@ class Scheduler:
                         f"Your mailbox reached its limit of {limit}: {_count(waiting, 'email')} wait and go out "
                         f"from {when:%a %d %b %H:%M} on, in order."
                     )
-                    work.after_commit.append(lambda id=send.id, text=text: self.notifier.send_notice(id, text))
+                    work.after_commit.append(_later(self.notifier.send_notice, send.id, text))
 
     def _release(self, work: _Pass) -> None:
         """Give back the claimed sends not handed on (stopping): others may take them at once."""
@@ -408,7 +409,7 @@ class Scheduler:
                 if outcome.handed and error is None:
                     delivered.append((send, now))
                     if notice := outcome.email.notice:
-                        work.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
+                        work.after_commit.append(_later(self.notifier.send_notice, send.id, notice))
                 elif not outcome.handed:
                     queue.not_handed(session, send, self.worker_id, now)
                 elif error is None:
@@ -419,14 +420,14 @@ class Scheduler:
                 elif error.uncertain:
                     queue.mark_uncertain(session, send, self.worker_id, now, error.reason)
                     work.result.uncertain += 1
-                    work.after_commit.append(lambda id=send.id: self.notifier.send_uncertain(id))
+                    work.after_commit.append(_later(self.notifier.send_uncertain, send.id))
                 elif error.retry and not queue.retry_later(session, send, self.worker_id, now, error.reason):
                     work.result.retried += 1
                 else:
                     if not error.retry:
                         queue.mark_failed(session, send, self.worker_id, now, error.reason)
                     work.result.failed += 1
-                    work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+                    work.after_commit.append(_later(self.notifier.send_failed, send.id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
         work.result.sent += len(sent)
         work.planned = work.planned or bool(sent)
@@ -450,7 +451,7 @@ class Scheduler:
         queue.hold(work.session, reps, until, why, now)
         work.result.held += 1
         if refused_login and first:
-            work.after_commit.append(lambda id=send.id, text=why: self.notifier.send_notice(id, text))
+            work.after_commit.append(_later(self.notifier.send_notice, send.id, why))
 
     def _commit(self, work: _Pass) -> None:
         """Commit, then tell reps what the transaction settled."""
@@ -468,10 +469,10 @@ class Scheduler:
         if problem.task:
             if queue.make_task(work.session, send, self.worker_id, now, problem.reason):
                 work.result.tasks += 1
-                work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+                work.after_commit.append(_later(self.notifier.task_due, send.id))
         elif queue.mark_failed(work.session, send, self.worker_id, now, problem.reason):
             work.result.failed += 1
-            work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+            work.after_commit.append(_later(self.notifier.send_failed, send.id))
 
     def _notify(self, work: _Pass) -> None:
         calls, work.after_commit = work.after_commit, []
@@ -537,6 +538,11 @@ def _load(session: Session, ids: Sequence[int]) -> list[Send]:
     # draft_for's and progress's session.get() find them without a query.
     session.info["loaded"] = [*session.info.get("loaded", [])[-1:], loaded]
     return sends
+
+
+def _later(call: Callable[..., None], *args: object) -> Callable[[], None]:
+    """`call(*args)` after the commit, with `args` as they are now (as a lambda's defaults would, but typed)."""
+    return functools.partial(call, *args)
 
 
 def _by_id(session: Session, model: type, ids: set[int]) -> list:
