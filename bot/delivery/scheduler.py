@@ -269,7 +269,7 @@ class Scheduler:
             return bool(full)  # the reps skipped may have more once their lanes have room
         sends = _load(work.session, ids)
         work.waiting.extend(sends)
-        work.claimed.update((send.id, send) for send in sends)  # type: ignore[misc]
+        work.claimed.update((send.id, send) for send in sends)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
         return True
 
     def _lane(self, work: _Pass, rep_id: str) -> Lane:
@@ -290,8 +290,8 @@ class Scheduler:
             send = work.waiting.popleft()
             lane = self._lane(work, send.rep_id)
             if lane.held or lane.route.key in work.full:  # its reps are held in the store now
-                queue.release(work.session, [send.id], self.worker_id)  # type: ignore[list-item]
-                del work.claimed[send.id]  # type: ignore[arg-type]
+                queue.release(work.session, [send.id], self.worker_id)  # type: ignore[list-item]  # a stored row's id: int | None on the model, never None here
+                del work.claimed[send.id]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
                 continue
             free = room.setdefault(lane.route.key, lane.room)
             if free <= 0:
@@ -299,7 +299,7 @@ class Scheduler:
                 continue
             email = self._compose(work, send, lane.route)
             if email is None:
-                del work.claimed[send.id]  # type: ignore[arg-type]
+                del work.claimed[send.id]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
             else:
                 room[lane.route.key] = free - 1
                 chunk.append(email)
@@ -383,7 +383,7 @@ class Scheduler:
                     reps.discard(send.rep_id)
                     waiting = queue.waiting_for(session, send.rep_id, now)
                     rep = session.get(Rep, send.rep_id)
-                    when = room.next_at.astimezone(digest.rep_zone(session, rep)) if rep else room.next_at  # type: ignore[union-attr]
+                    when = room.next_at.astimezone(digest.rep_zone(session, rep)) if rep else room.next_at  # type: ignore[union-attr]  # room.daily: a daily limit reached sets next_at
                     text = (
                         f"Your mailbox reached its limit of {limit}: {_count(waiting, 'email')} wait and go out "
                         f"from {when:%a %d %b %H:%M} on, in order."
@@ -394,9 +394,9 @@ class Scheduler:
         """Give back the claimed sends not handed on (stopping): others may take them at once."""
         if work.waiting:
             ids = [send.id for send in work.waiting]
-            queue.release(work.session, ids, self.worker_id)  # type: ignore[arg-type]
+            queue.release(work.session, ids, self.worker_id)  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
             for send_id in ids:
-                del work.claimed[send_id]  # type: ignore[arg-type]
+                del work.claimed[send_id]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
             work.waiting.clear()
 
     def _record(self, work: _Pass, outcomes: list[Outcome]) -> None:
@@ -431,7 +431,7 @@ class Scheduler:
             sent = queue.mark_sent(session, delivered, self.worker_id)
         work.result.sent += len(sent)
         work.planned = work.planned or bool(sent)
-        work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
+        work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
 
     def _hold_mailbox(self, work: _Pass, send: Send, reason: str, *, refused_login: bool) -> None:
         """The server asked to slow down, or refused the login: that mailbox's reps wait."""
@@ -548,7 +548,7 @@ def _later(call: Callable[..., None], *args: object) -> Callable[[], None]:
 def _by_id(session: Session, model: type, ids: set[int]) -> list:
     if not ids:
         return []
-    return list(session.exec(select(model).where(col(model.id).in_(ids))))  # type: ignore[attr-defined]
+    return list(session.exec(select(model).where(col(model.id).in_(ids))))  # type: ignore[attr-defined]  # `model` is one of the table models, each with an id column
 
 
 class LoggingNotifier:

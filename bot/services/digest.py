@@ -23,7 +23,7 @@ from bot.services.agenda import day_bounds, planned_today
 from bot.store import bulk
 from bot.store.models import Campaign, Digest, Enrollment, Rep, Send, SendStatus
 
-DIGEST = Digest.__table__  # type: ignore[attr-defined]
+DIGEST = Digest.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 UTC_ZONE = ZoneInfo("UTC")
 
 

@@ -149,7 +149,7 @@ def draft_for(session: Session, send: Send) -> Draft:
         notice = f"step {previous.position} was {previous.status}, so step {send.position} goes out as a new email"
 
     return Draft(
-        send_id=send.id,  # type: ignore[arg-type]
+        send_id=send.id,  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
         to=mailbox(person_name(person), person.email),
         to_email=person.email,
         sender=rep_mailbox(rep),

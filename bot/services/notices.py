@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from bot.store.models import Notice, NoticeKind, Send
 
-NOTICE = Notice.__table__  # type: ignore[attr-defined]
+NOTICE = Notice.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 # Slack busy or down: try again after these (the last one over and over), or at its Retry-After.
 RETRY_DELAYS = (
     dt.timedelta(seconds=10),

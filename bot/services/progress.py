@@ -21,8 +21,8 @@ from sqlmodel import Session, col, select
 from bot.core import rules
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Send, SendStatus, Step
 
-_SEND = Send.__table__  # type: ignore[attr-defined]
-_ENROLLMENT = Enrollment.__table__  # type: ignore[attr-defined]
+_SEND = Send.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
+_ENROLLMENT = Enrollment.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 
 
 def steps_of(session: Session, campaign_id: int, version: int) -> list[Step]:
@@ -127,7 +127,7 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
     # Enrollments given the same values (usually just position 2) are moved by one statement.
     alike: dict[tuple[tuple[str, Any], ...], list[int]] = {}
     for enrollment, values in changes:
-        alike.setdefault(tuple(values.items()), []).append(enrollment.id)  # type: ignore[arg-type]
+        alike.setdefault(tuple(values.items()), []).append(enrollment.id)  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
         # The row is written below, not by the session: keep the session's copy up to date.
         for name, value in values.items():
             set_committed_value(enrollment, name, value)
@@ -185,7 +185,7 @@ def _plan_next(session: Session, completions: Sequence[Completion]) -> tuple[lis
             )
         steps, ruled, calendar = known
 
-        before = rules.Progress(enrollment.day_one, enrollment.shift_days, done.get(enrollment.id, ()))  # type: ignore[arg-type]
+        before = rules.Progress(enrollment.day_one, enrollment.shift_days, done.get(enrollment.id, ()))  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
         progress = rules.record_done(ruled, calendar, before, rules.Done(send.position, at, completion.sent))
         values: dict[str, Any] = {}
         if progress.shift_days != enrollment.shift_days:
