@@ -36,7 +36,7 @@ CSV_BATCH = 5000
 Handler = Callable[[argparse.Namespace], int]
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Adds `bot campaign` and its actions."""
     parser = commands.add_parser("campaign", help="import, export, list, show and preview campaigns; add people")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=IntermixedParser)
@@ -94,7 +94,7 @@ class IntermixedParser(Parser):
 
     _intermixing = False
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+    def parse_known_args(self, args=None, namespace=None):
         if self._intermixing:  # parse_known_intermixed_args parses through here, twice
             return super().parse_known_args(args, namespace)
         self._intermixing = True

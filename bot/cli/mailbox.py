@@ -17,7 +17,7 @@ from bot.settings import load_settings
 from bot.store.models import Mailbox
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Adds `bot mailbox` and its three actions."""
     parser = commands.add_parser("mailbox", help="connect, list and remove the reps' own mailboxes")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -125,7 +125,7 @@ def remove_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def server_url(parse, url: str, option: str) -> ServerUrl:  # type: ignore[no-untyped-def]
+def server_url(parse, url: str, option: str) -> ServerUrl:
     try:
         return parse(url)
     except ValueError as exc:

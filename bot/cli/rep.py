@@ -20,7 +20,7 @@ from bot.store.models import Rep
 NOT_FROM_SLACK = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Adds `bot rep set`."""
     parser = commands.add_parser("rep", help="set a rep's name, email and time zone without Slack")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")

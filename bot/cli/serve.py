@@ -32,7 +32,7 @@ QUIET.addHandler(logging.NullHandler())
 QUIET.propagate = False
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Adds `bot serve`."""
     parser = commands.add_parser("serve", help="answer Slack and run the scheduler")
     parser.add_argument("--socket", action="store_true", help="use Socket Mode (SLACK_APP_TOKEN) instead of HTTP")

@@ -81,6 +81,7 @@ def _sender_fields(tree: nodes.Template) -> set[str]:
     fields: set[str] = set()
     read_by_name: set[int] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)  # find_all types a tuple's matches as their base
         target = node.node
         if not (isinstance(target, nodes.Name) and target.name == "sender" and target.ctx == "load"):
             continue

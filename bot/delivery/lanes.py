@@ -109,8 +109,8 @@ class Lane:
                     self.outcomes.put(Outcome(email, self.clock.now(), error=error))
                 except Exception as exc:  # a bug, not the server's answer: the email may have gone out
                     log.exception("mailbox %s: handing an email over failed", self.route.key)
-                    error = DeliveryError(f"handing the email over failed: {exc}", uncertain=True)
-                    self.outcomes.put(Outcome(email, self.clock.now(), error=error))
+                    failure = DeliveryError(f"handing the email over failed: {exc}", uncertain=True)
+                    self.outcomes.put(Outcome(email, self.clock.now(), error=failure))
                 else:
                     self.outcomes.put(Outcome(email, self.clock.now()))
         finally:

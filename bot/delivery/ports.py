@@ -139,5 +139,5 @@ class Notifier(Protocol):
 
 
 class Deliverer(Protocol):
-    def deliver(self, send_ids: Sequence[int]) -> None:
+    def deliver(self, send_ids: Sequence[int]) -> object:
         """Deliver these sends now, whatever their due time; safe to call twice."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -269,7 +270,7 @@ class Scheduler:
             return bool(full)  # the reps skipped may have more once their lanes have room
         sends = _load(work.session, ids)
         work.waiting.extend(sends)
-        work.claimed.update((send.id, send) for send in sends)  # type: ignore[misc]
+        work.claimed.update((send.id, send) for send in sends)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
         return True
 
     def _lane(self, work: _Pass, rep_id: str) -> Lane:
@@ -290,8 +291,8 @@ class Scheduler:
             send = work.waiting.popleft()
             lane = self._lane(work, send.rep_id)
             if lane.held or lane.route.key in work.full:  # its reps are held in the store now
-                queue.release(work.session, [send.id], self.worker_id)  # type: ignore[list-item]
-                del work.claimed[send.id]  # type: ignore[arg-type]
+                queue.release(work.session, [send.id], self.worker_id)  # type: ignore[list-item]  # a stored row's id: int | None on the model, never None here
+                del work.claimed[send.id]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
                 continue
             free = room.setdefault(lane.route.key, lane.room)
             if free <= 0:
@@ -299,7 +300,7 @@ class Scheduler:
                 continue
             email = self._compose(work, send, lane.route)
             if email is None:
-                del work.claimed[send.id]  # type: ignore[arg-type]
+                del work.claimed[send.id]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
             else:
                 room[lane.route.key] = free - 1
                 chunk.append(email)
@@ -312,7 +313,7 @@ class Scheduler:
         if send.kind == StepKind.TASK:
             if queue.mark_queued(session, send, self.worker_id, now):
                 work.result.tasks += 1
-                work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+                work.after_commit.append(_later(self.notifier.task_due, send.id))
             return None
         try:
             draft = draft_for(session, send, self.links)
@@ -405,20 +406,20 @@ class Scheduler:
                     reps.discard(send.rep_id)
                     waiting = queue.waiting_for(session, send.rep_id, now)
                     rep = session.get(Rep, send.rep_id)
-                    when = room.next_at.astimezone(digest.rep_zone(session, rep)) if rep else room.next_at  # type: ignore[union-attr]
+                    when = room.next_at.astimezone(digest.rep_zone(session, rep)) if rep else room.next_at  # type: ignore[union-attr]  # room.daily: a daily limit reached sets next_at
                     text = (
                         f"Your mailbox reached its limit of {limit}: {_count(waiting, 'email')} wait and go out "
                         f"from {when:%a %d %b %H:%M} on, in order."
                     )
-                    work.after_commit.append(lambda id=send.id, text=text: self.notifier.send_notice(id, text))
+                    work.after_commit.append(_later(self.notifier.send_notice, send.id, text))
 
     def _release(self, work: _Pass) -> None:
         """Give back the claimed sends not handed on (stopping): others may take them at once."""
         if work.waiting:
             ids = [send.id for send in work.waiting]
-            queue.release(work.session, ids, self.worker_id)  # type: ignore[arg-type]
+            queue.release(work.session, ids, self.worker_id)  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
             for send_id in ids:
-                del work.claimed[send_id]  # type: ignore[arg-type]
+                del work.claimed[send_id]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
             work.waiting.clear()
 
     def _record(self, work: _Pass, outcomes: list[Outcome]) -> None:
@@ -434,7 +435,7 @@ class Scheduler:
                     if outcome.email.mailbox == mailboxes.mailbox_key(send.rep_id):
                         own[send.id] = outcome.email  # type: ignore[index]
                     if notice := outcome.email.notice:
-                        work.after_commit.append(lambda id=send.id, text=notice: self.notifier.send_notice(id, text))
+                        work.after_commit.append(_later(self.notifier.send_notice, send.id, notice))
                 elif not outcome.handed:
                     queue.not_handed(session, send, self.worker_id, now)
                 elif error is None:
@@ -445,14 +446,14 @@ class Scheduler:
                 elif error.uncertain:
                     queue.mark_uncertain(session, send, self.worker_id, now, error.reason)
                     work.result.uncertain += 1
-                    work.after_commit.append(lambda id=send.id: self.notifier.send_uncertain(id))
+                    work.after_commit.append(_later(self.notifier.send_uncertain, send.id))
                 elif error.retry and not queue.retry_later(session, send, self.worker_id, now, error.reason):
                     work.result.retried += 1
                 else:
                     if not error.retry:
                         queue.mark_failed(session, send, self.worker_id, now, error.reason)
                     work.result.failed += 1
-                    work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+                    work.after_commit.append(_later(self.notifier.send_failed, send.id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
             if own:
                 recorded = {send.id for send in sent}
@@ -462,7 +463,7 @@ class Scheduler:
                 sent_copies.queue_copies(session, copies, self.clock.now())
         work.result.sent += len(sent)
         work.planned = work.planned or bool(sent)
-        work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
+        work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
 
     def _hold_mailbox(self, work: _Pass, send: Send, reason: str, *, refused_login: bool) -> None:
         """The server asked to slow down, or refused the login: that mailbox's reps wait."""
@@ -482,9 +483,9 @@ class Scheduler:
         queue.hold(work.session, reps, until, why, now)
         work.result.held += 1
         if refused_login and first and mailbox is not None:
-            work.after_commit.append(lambda id=send.id, text=why: self.notifier.mailbox_broken(id, text))
+            work.after_commit.append(_later(self.notifier.mailbox_broken, send.id, why))
         elif refused_login and first:
-            work.after_commit.append(lambda id=send.id, text=why: self.notifier.send_notice(id, text))
+            work.after_commit.append(_later(self.notifier.send_notice, send.id, why))
 
     def _commit(self, work: _Pass) -> None:
         """Commit, then tell reps what the transaction settled."""
@@ -502,10 +503,10 @@ class Scheduler:
         if problem.task:
             if queue.make_task(work.session, send, self.worker_id, now, problem.reason):
                 work.result.tasks += 1
-                work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
+                work.after_commit.append(_later(self.notifier.task_due, send.id))
         elif queue.mark_failed(work.session, send, self.worker_id, now, problem.reason):
             work.result.failed += 1
-            work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
+            work.after_commit.append(_later(self.notifier.send_failed, send.id))
 
     def _notify(self, work: _Pass) -> None:
         calls, work.after_commit = work.after_commit, []
@@ -573,10 +574,15 @@ def _load(session: Session, ids: Sequence[int]) -> list[Send]:
     return sends
 
 
-def _by_id(session: Session, model: type, ids: set[int]) -> list:  # type: ignore[type-arg]
+def _later(call: Callable[..., None], *args: object) -> Callable[[], None]:
+    """`call(*args)` after the commit, with `args` as they are now (as a lambda's defaults would, but typed)."""
+    return functools.partial(call, *args)
+
+
+def _by_id(session: Session, model: type, ids: set[int]) -> list:
     if not ids:
         return []
-    return list(session.exec(select(model).where(col(model.id).in_(ids))))  # type: ignore[attr-defined]
+    return list(session.exec(select(model).where(col(model.id).in_(ids))))  # type: ignore[attr-defined]  # `model` is one of the table models, each with an id column
 
 
 class LoggingNotifier:

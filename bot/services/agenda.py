@@ -110,7 +110,7 @@ def agenda_for(
         .group_by(col(Campaign.id), col(Campaign.name))
         .order_by(col(Campaign.name))
     ).all()
-    campaigns = [CampaignCount(cid, name, active, queued_in.get(cid, 0)) for cid, name, active in counts]  # type: ignore[arg-type]
+    campaigns = [CampaignCount(cid, name, active, queued_in.get(cid, 0)) for cid, name, active in counts]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
     return Agenda(first_tasks, first_emails, campaigns, sum(queued_in.values()), overdue, email_count)
 
 
@@ -121,7 +121,7 @@ def entries_for(session: Session, send_ids: Sequence[int], now: dt.datetime, zon
     statement = (
         _with_all_a_draft_reads().where(col(Send.id).in_(list(send_ids))).execution_options(populate_existing=True)
     )
-    return {entry.send.id: entry for entry in _entries(session, statement, start)}  # type: ignore[misc]
+    return {entry.send.id: entry for entry in _entries(session, statement, start)}  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
 
 
 def entry_for(session: Session, send_id: int, now: dt.datetime, zone: ZoneInfo | str) -> Entry | None:

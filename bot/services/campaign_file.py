@@ -175,10 +175,11 @@ def parse_campaign(text: str | bytes, source: str = "<file>") -> CampaignSpec:
             f"larger than {MAX_FILE_BYTES // 1024} KB, the most a campaign file may be", source=source
         )
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = text.count(b"\n", 0, exc.start) + 1
+            line = raw.count(b"\n", 0, exc.start) + 1
             raise CampaignFileError("not UTF-8 text; save the file as UTF-8", source=source, line=line) from None
     try:
         data = yaml.load(text, Loader=_Loader)
@@ -186,11 +187,11 @@ def parse_campaign(text: str | bytes, source: str = "<file>") -> CampaignSpec:
         mark = exc.problem_mark
         if exc.context_mark is not None and (mark is None or mark.index >= len(text.rstrip())):
             mark = exc.context_mark  # "at the end of the file" helps less than where the open bracket was
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context
+        mark_line = mark.line + 1 if mark is not None else None
+        problem = str(exc.problem or exc.context)  # as the f-string below would; _Refused always has a problem
         if not isinstance(exc, _Refused):
             problem = f"not valid YAML: {problem}"
-        raise CampaignFileError(problem, source=source, line=line) from None
+        raise CampaignFileError(problem, source=source, line=mark_line) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         # For text, PyYAML gives the character as its code point.

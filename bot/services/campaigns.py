@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -83,7 +84,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
             f'Campaign "{spec.name}" has no timezone and its owner {owner_id} has no known Slack time zone: '
             "add timezone: (like Europe/Stockholm) to the file."
         )
-    settings = dict(
+    settings: dict[str, Any] = dict(
         owner_id=owner_id,
         timezone=timezone,
         skip_weekends=spec.skip_weekends,
@@ -154,7 +155,8 @@ def get_campaign(session: Session, name: str) -> Campaign:
 
 def list_campaigns(session: Session) -> list[CampaignSummary]:
     """Every campaign by name, with its current steps and active enrollments counted."""
-    steps = dict(
+    # Keyed as Campaign.id is typed (None before a flush), so that .get(c.id) type-checks.
+    steps: dict[int | None, int] = dict(
         session.exec(
             select(Step.campaign_id, func.count())
             .join(Campaign, col(Campaign.id) == col(Step.campaign_id))
@@ -162,7 +164,7 @@ def list_campaigns(session: Session) -> list[CampaignSummary]:
             .group_by(col(Step.campaign_id))
         ).all()
     )
-    active = dict(
+    active: dict[int | None, int] = dict(
         session.exec(
             select(Enrollment.campaign_id, func.count())
             .where(Enrollment.status == EnrollmentStatus.ACTIVE)

@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from sqlalchemy import exists, or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.clock import UTC
 from bot.services.agenda import day_bounds, planned_today
 from bot.store import bulk
 from bot.store.models import Campaign, Digest, Enrollment, Rep, Send, SendStatus
 
-DIGEST = Digest.__table__  # type: ignore[attr-defined]
+DIGEST = Digest.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 UTC_ZONE = ZoneInfo("UTC")
 
 
@@ -45,8 +45,10 @@ def rep_zone(session: Session, rep: Rep) -> ZoneInfo:
                 select(Campaign.timezone)
                 .where(
                     or_(
-                        Campaign.owner_id == rep.slack_user_id,
-                        Campaign.id.in_(select(Enrollment.campaign_id).where(Enrollment.rep_id == rep.slack_user_id)),  # type: ignore[union-attr]
+                        col(Campaign.owner_id) == rep.slack_user_id,
+                        col(Campaign.id).in_(
+                            select(Enrollment.campaign_id).where(col(Enrollment.rep_id) == rep.slack_user_id)
+                        ),
                     )
                 )
                 .limit(1)
@@ -77,7 +79,7 @@ def fired_today(cron: str, now: dt.datetime, zone: ZoneInfo) -> dt.datetime | No
 def has_something_to_list(session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo) -> bool:
     """Queued tasks, or emails planned for the rep's local today (both found by ix_send_rep_status_due)."""
     start, end = day_bounds(now, zone)
-    queued = exists().where(Send.rep_id == rep_id, Send.status == SendStatus.QUEUED)
+    queued = exists().where(col(Send.rep_id) == rep_id, col(Send.status) == SendStatus.QUEUED)
     return bool(session.exec(select(or_(queued, exists().where(planned_today(rep_id, start, end))))).one())
 
 
@@ -97,9 +99,9 @@ def due_digests(session: Session, now: dt.datetime, cron: str) -> list[DueDigest
         return []
     claimed = set(
         session.exec(
-            select(Digest.rep_id, Digest.local_date).where(
-                Digest.rep_id.in_([due.rep_id for due in candidates]),  # type: ignore[attr-defined]
-                Digest.local_date.in_({due.local_date for due in candidates}),  # type: ignore[attr-defined]
+            select(col(Digest.rep_id), col(Digest.local_date)).where(
+                col(Digest.rep_id).in_([due.rep_id for due in candidates]),
+                col(Digest.local_date).in_({due.local_date for due in candidates}),
             )
         )
     )

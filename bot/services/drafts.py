@@ -161,7 +161,7 @@ def draft_for(session: Session, send: Send, links: Links | None = None) -> Draft
 
     footer = _fill(campaign.footer, values, missing)
     return Draft(
-        send_id=send.id,  # type: ignore[arg-type]
+        send_id=send.id,  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
         to=mailbox(person_name(person), person.email),
         to_email=person.email,
         sender=rep_mailbox(rep),

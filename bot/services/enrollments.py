@@ -44,9 +44,9 @@ CANCELLABLE = (SendStatus.PLANNED, SendStatus.QUEUED, SendStatus.PAUSED)
 # Fields of a person that an add fills in when the stored person has them blank.
 PERSON_FIELDS = ("first_name", "last_name", "company", "title", "timezone")
 
-PERSON: Table = Person.__table__  # type: ignore[attr-defined]
-ENROLLMENT: Table = Enrollment.__table__  # type: ignore[attr-defined]
-SEND: Table = Send.__table__  # type: ignore[attr-defined]
+PERSON: Table = Person.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
+ENROLLMENT: Table = Enrollment.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
+SEND: Table = Send.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 ACTIVE_ONCE = next(index for index in ENROLLMENT.indexes if index.name == "uq_enrollment_active")
 
 
@@ -152,7 +152,7 @@ def add_people(
         elif person_id in enrollment_ids:
             result.lines.append(AddLine(email, "added"))
         else:
-            status = active.get(person_id, EnrollmentStatus.ACTIVE)  # type: ignore[arg-type]
+            status = active.get(person_id, EnrollmentStatus.ACTIVE)  # type: ignore[arg-type]  # a person_id of None finds no entry, as intended
             reason = f"{email} is already {status} in campaign “{campaign.name}”."
             result.lines.append(AddLine(email, "already_active", reason))
     result.lines += [AddLine(entry.text, "invalid", entry.reason) for entry in invalid]
@@ -382,7 +382,7 @@ def _fill_blanks(session: Session, people: dict[str, PersonInput], stored: dict[
 
 
 def _insert_people(session: Session, people: list[PersonInput], now: dt.datetime) -> dict[str, int]:
-    rows = [
+    rows: list[dict[str, Any]] = [
         dict(
             email=person.email,
             first_name=person.first_name,

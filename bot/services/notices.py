@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, or_, update
+from sqlalchemy import CursorResult, delete, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.store.models import Notice, NoticeKind, Send
 
-NOTICE = Notice.__table__  # type: ignore[attr-defined]
+NOTICE = Notice.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 # Slack busy or down: try again after these (the last one over and over), or at its Retry-After.
 RETRY_DELAYS = (
     dt.timedelta(seconds=10),
@@ -136,7 +137,8 @@ def not_posted(
 def prune(session: Session, now: dt.datetime) -> int:
     """Forget notices done more than KEEP_DONE ago; how many."""
     pruned = session.execute(delete(NOTICE).where(NOTICE.c.done_at < now - KEEP_DONE))
-    return pruned.rowcount  # type: ignore[attr-defined, no-any-return]
+    # Session.execute is typed as returning Result; a DELETE's is a CursorResult
+    return cast(CursorResult[Any], pruned).rowcount
 
 
 def _set(session: Session, notices: Sequence[Notice], **values: object) -> None:

@@ -21,8 +21,8 @@ from sqlmodel import Session, col, select
 from bot.core import rules
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Send, SendStatus, Step
 
-_SEND = Send.__table__  # type: ignore[attr-defined]
-_ENROLLMENT = Enrollment.__table__  # type: ignore[attr-defined]
+_SEND = Send.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
+_ENROLLMENT = Enrollment.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 
 
 def steps_of(session: Session, campaign_id: int, version: int) -> list[Step]:
@@ -61,7 +61,7 @@ def new_send(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Se
     return Send(**send_row(enrollment, step, due, thread_of))
 
 
-def send_row(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Send | None = None) -> dict[str, object]:
+def send_row(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Send | None = None) -> dict[str, Any]:
     """The column values of a planned send (for bulk inserts, where building models costs too much)."""
     assert enrollment.id is not None and step.id is not None
     stamp = dt.datetime.now(dt.UTC)  # as the models' own default: when the row was written
@@ -127,7 +127,7 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
     # Enrollments given the same values (usually just position 2) are moved by one statement.
     alike: dict[tuple[tuple[str, Any], ...], list[int]] = {}
     for enrollment, values in changes:
-        alike.setdefault(tuple(values.items()), []).append(enrollment.id)  # type: ignore[arg-type]
+        alike.setdefault(tuple(values.items()), []).append(enrollment.id)  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
         # The row is written below, not by the session: keep the session's copy up to date.
         for name, value in values.items():
             set_committed_value(enrollment, name, value)
@@ -185,7 +185,7 @@ def _plan_next(session: Session, completions: Sequence[Completion]) -> tuple[lis
             )
         steps, ruled, calendar = known
 
-        before = rules.Progress(enrollment.day_one, enrollment.shift_days, done.get(enrollment.id, ()))  # type: ignore[arg-type]
+        before = rules.Progress(enrollment.day_one, enrollment.shift_days, done.get(enrollment.id, ()))  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
         progress = rules.record_done(ruled, calendar, before, rules.Done(send.position, at, completion.sent))
         values: dict[str, Any] = {}
         if progress.shift_days != enrollment.shift_days:
@@ -206,7 +206,7 @@ def _plan_next(session: Session, completions: Sequence[Completion]) -> tuple[lis
 
 # Built once: the scheduler asks this for every chunk of emails it records.
 _DONE_BEFORE = (
-    select(_SEND.c.enrollment_id, _SEND.c.position, _SEND.c.status, _SEND.c.sent_at, _SEND.c.done_at)
+    select(_SEND.c.enrollment_id, _SEND.c.position, _SEND.c.status, _SEND.c.sent_at, _SEND.c.done_at)  # type: ignore[call-overload]  # sqlmodel types up to 4 entities
     .where(
         _SEND.c.enrollment_id.in_(bindparam("enrollment_ids", expanding=True)),
         _SEND.c.status.in_([SendStatus.SENT.value, SendStatus.SKIPPED.value]),

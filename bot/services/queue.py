@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import ColumnClause, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -42,8 +42,8 @@ from bot.services import progress
 from bot.store import bulk, locks
 from bot.store.models import TASK_REPOSTS, Hold, Send, SendStatus, allowed_moves
 
-SEND = Send.__table__  # type: ignore[attr-defined]
-HOLD = Hold.__table__  # type: ignore[attr-defined]
+SEND = Send.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
+HOLD = Hold.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 # Temporary failures wait longer each time; one more failure after the last delay fails the send.
 RETRY_DELAYS = (
     dt.timedelta(minutes=1),
@@ -279,15 +279,17 @@ def mark_sent(session: Session, delivered: Sequence[tuple[Send, dt.datetime]], w
     for at, sends in by_time.items():
         params = {"send_ids": [send.id for send in sends], "worker_id": worker_id, "at": at}
         if connection.execute(_SENT, params).rowcount == len(sends):
-            kept.update(send.id for send in sends)  # type: ignore[misc]
+            kept.update(send.id for send in sends)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
         else:  # some were taken over: find out which, one by one (those already updated match too)
-            kept.update(send.id for send in sends if _sent_one(session, send, worker_id, at))  # type: ignore[misc]
+            kept.update(send.id for send in sends if _sent_one(session, send, worker_id, at))  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
     recorded = [(send, at) for send, at in delivered if send.id in kept]
     progress.complete_many(session, [progress.Completion(send, at) for send, at in recorded])
     return [send for send, _ in recorded]
 
 
-_SENT_STATUSES = [literal_column(f"'{status.value}'") for status in (SendStatus.SENDING, SendStatus.UNCERTAIN)]
+_SENT_STATUSES: list[ColumnClause[Any]] = [
+    literal_column(f"'{status.value}'") for status in (SendStatus.SENDING, SendStatus.UNCERTAIN)
+]
 _SENT = (
     update(SEND)
     .where(

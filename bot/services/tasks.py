@@ -11,9 +11,9 @@ The caller (the listener) commits.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col
 
 from bot.core.rules import StepKind
@@ -209,6 +209,6 @@ def _finish(
         execution_options={"synchronize_session": False},
     )
     session.refresh(send)
-    if won.rowcount == 1:  # type: ignore[attr-defined]
+    if cast(CursorResult[Any], won).rowcount == 1:  # Session.execute is typed Result; an UPDATE's is a CursorResult
         progress.complete(session, send, sent=sent, at=now)
     return send

@@ -18,7 +18,7 @@ from bot.store.models import Rep
 logger = logging.getLogger(__name__)
 
 FRESH_FOR = dt.timedelta(days=1)
-REP = Rep.__table__  # type: ignore[attr-defined]
+REP = Rep.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 
 
 def ensure_rep(session: Session, client: WebClient, user_id: str, now: dt.datetime) -> Rep:

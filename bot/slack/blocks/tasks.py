@@ -307,7 +307,7 @@ def quoted(text: str) -> str:
 
 def email_blocks(entry: Entry, zone: ZoneInfo) -> list[Block]:
     """Who, which step, and the email as it will go out (or why it cannot be built)."""
-    prefix = block_prefix(entry.send.id)  # type: ignore[arg-type]
+    prefix = block_prefix(entry.send.id)  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
     when = f"due {day_and_time(entry.send.due_at, zone)}"
     if entry.overdue:
         when = f":warning: overdue since {day_and_time(entry.send.due_at, zone)}"
@@ -367,7 +367,7 @@ def about(entry: Entry, limit: int) -> str:
 def item_blocks(entry: Entry, zone: ZoneInfo, now: dt.datetime, *, links: Links | None = None) -> list[Block]:
     """A send as a short list item (App Home, `/tasks`, the digest): two or three blocks."""
     send = entry.send
-    prefix = block_prefix(send.id)  # type: ignore[arg-type]
+    prefix = block_prefix(send.id)  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
     overdue = " · :warning: *overdue*" if entry.overdue else ""
     text = f"{person_line(entry)}{overdue}\n{step_shown(entry, start=True)} · {about(entry, ITEM_SUBJECT_CHARS)}"
     return [section(text, block_id=prefix + "head")] + controls(entry, zone, now, links=links)

@@ -1,7 +1,7 @@
 """Alembic environment: migrations run on the connection the bot hands over."""
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from bot.store.models import SQLModel
 
@@ -12,13 +12,16 @@ config = context.config
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:  # `alembic` run by hand with only a URL
-        with create_engine(config.get_main_option("sqlalchemy.url")).begin() as connection:
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic: no sqlalchemy.url configured")
+        with create_engine(url).begin() as connection:
             _migrate(connection)
     else:
         _migrate(connection)
 
 
-def _migrate(connection) -> None:  # type: ignore[no-untyped-def]
+def _migrate(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

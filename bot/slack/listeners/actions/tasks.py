@@ -130,7 +130,9 @@ def redraw_clicked(notifier: SlackNotifier, client: WebClient, send: Send, body:
     message = body.get("message")
     if container.get("type") != "message" or not message:
         return
-    channel, ts = container.get("channel_id"), container.get("message_ts")
+    # Slack's JSON, untyped: a message's container names its channel and ts.
+    channel: Any = container.get("channel_id")
+    ts: Any = container.get("message_ts")
     if (channel, ts) == (send.slack_channel, send.slack_ts):
         return  # its own message: redrawn already
     assert send.id is not None

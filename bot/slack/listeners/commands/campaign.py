@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 import logging
 import shlex
 from collections.abc import Callable
@@ -88,14 +89,15 @@ def find_campaign(session: Session, name: str, rest: str) -> Campaign:
 def split_name(text: str) -> tuple[str, str]:
     """The campaign name (in double quotes when it has spaces) and the raw text after it."""
     text = text.replace("“", '"').replace("”", '"')
-    lexer = shlex.shlex(text, posix=True)
+    stream = io.StringIO(text)  # as shlex would make of `text`, but typed: we read the rest below
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace_split = True
     lexer.quotes, lexer.escape, lexer.commenters = '"', "", ""
     try:
         name = lexer.get_token()
     except ValueError:
         raise UsageError("The campaign name opens a double quote but never closes it.") from None
-    rest = lexer.instream.read() if name is not None else ""
+    rest = stream.read() if name is not None else ""
     return html.unescape(name or ""), rest.strip()
 
 
@@ -155,6 +157,7 @@ def launch_modal(
     session: Session, command: Command, campaign: Campaign, people_text: str, emails: list[str], now: dt.datetime
 ) -> View:
     """The modal asking the send-at date and time; for `at_time`, preset to the step's own time."""
+    assert campaign.id is not None
     steps = steps_of(session, campaign.id, campaign.version)
     preset = None
     hint = "The first step is “choose”: pick when the first email goes out (in your time zone)."

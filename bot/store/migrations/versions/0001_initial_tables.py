@@ -8,7 +8,7 @@ Create Date: 2026-11-27 08:15:19.926553
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import bot.store.models
