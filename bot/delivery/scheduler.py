@@ -43,10 +43,10 @@ from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendab
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
 from bot.delivery.routes import own_key, router_for
 from bot.mail import mailboxes
-from bot.services import digest, queue
+from bot.services import digest, queue, sync
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
-from bot.store.models import Campaign, Enrollment, Mailbox, Person, Rep, Send, Step
+from bot.store.models import Campaign, Enrollment, Mailbox, Person, Rep, Send, Step, SyncEvent
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,7 @@ class Scheduler:
         if send.kind == StepKind.TASK:
             if queue.mark_queued(session, send, self.worker_id, now):
                 work.result.tasks += 1
+                sync.record(session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]
                 work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
             return None
         try:
@@ -414,6 +415,7 @@ class Scheduler:
                     work.result.failed += 1
                     work.after_commit.append(lambda id=send.id: self.notifier.send_failed(id))
             sent = queue.mark_sent(session, delivered, self.worker_id)
+            sync.emails_sent(session, [send.id for send in sent], self.clock.now())  # type: ignore[misc]
         work.result.sent += len(sent)
         work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]
 
@@ -453,6 +455,7 @@ class Scheduler:
         if problem.task:
             if queue.make_task(work.session, send, self.worker_id, now, problem.reason):
                 work.result.tasks += 1
+                sync.record(work.session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]
                 work.after_commit.append(lambda id=send.id: self.notifier.task_due(id))
         elif queue.mark_failed(work.session, send, self.worker_id, now, problem.reason):
             work.result.failed += 1
