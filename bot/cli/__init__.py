@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import campaign, mailbox, rep, serve, worker
+    from bot.cli import campaign, mailbox, rep, salesforce, serve, worker
 
     parser = Parser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.register(commands)
     rep.register(commands)
     mailbox.register(commands)
+    salesforce.register(commands)
     return parser
 
 

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.cli import CommandError
 from bot.clock import SystemClock
 from bot.delivery.scheduler import build_scheduler
+from bot.salesforce.sync import syncer_for
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
 from bot.slack.client import make_client
@@ -52,6 +53,7 @@ def serve(args: argparse.Namespace) -> int:
         # The scheduler only queues what reps are told; the poster's thread posts it.
         queued, poster = queued_slack(engine, settings, clock)
         scheduler = build_scheduler(settings, engine, queued, clock)
+    syncer = syncer_for(settings, engine, clock)  # Salesforce (SALESFORCE_URL): records sync work here too
     deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler)
     app = build_app(deps, client)
     _stop_on_sigterm()
@@ -59,6 +61,8 @@ def serve(args: argparse.Namespace) -> int:
         poster.start()
     if scheduler is not None:
         scheduler.start()
+        if syncer is not None:
+            syncer.start()
     try:
         if args.socket:
             logger.info("connecting to Slack over Socket Mode")
@@ -69,6 +73,8 @@ def serve(args: argparse.Namespace) -> int:
         deps.drain()
         if scheduler is not None:
             scheduler.stop()
+        if syncer is not None:
+            syncer.stop()
         if poster is not None:
             poster.stop()
         engine.dispose()
