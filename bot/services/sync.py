@@ -27,7 +27,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.store.bulk import in_values, skipping_locked
-from bot.store.models import SalesforceCursor, SalesforceSync, SyncEvent, SyncOutcome
+from bot.store.models import Enrollment, Person, SalesforceCursor, SalesforceSync, Send, SyncEvent, SyncOutcome
 
 SYNC = SalesforceSync.__table__  # type: ignore[attr-defined]
 # Salesforce busy or down: try again after these (the last one over and over).
@@ -207,6 +207,23 @@ def status(session: Session, *, most: int = 50) -> Status:
         failed=latest(SyncOutcome.FAILED),
         unmatched=latest(SyncOutcome.UNMATCHED),
     )
+
+
+def unmatched_people(session: Session, campaign_id: int, *, most: int = 50) -> list[tuple[str, str]]:
+    """People of the campaign the sync found no Contact or Lead for: (email, why), latest first."""
+    rows = session.exec(
+        select(Person.email, SalesforceSync.last_error)
+        .join(Send, col(Send.id) == col(SalesforceSync.send_id))
+        .join(Enrollment, col(Enrollment.id) == col(Send.enrollment_id))
+        .join(Person, col(Person.id) == col(Enrollment.person_id))
+        .where(col(Enrollment.campaign_id) == campaign_id, col(SalesforceSync.outcome) == SyncOutcome.UNMATCHED)
+        .order_by(col(SalesforceSync.id).desc())
+        .limit(most * 4)
+    )
+    people: dict[str, str] = {}
+    for email, why in rows:
+        people.setdefault(email, why or "")
+    return list(people.items())[:most]
 
 
 def _set(session: Session, items: Sequence[SalesforceSync], **values: object) -> None:

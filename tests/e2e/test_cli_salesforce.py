@@ -91,6 +91,8 @@ def test_tick_syncs_and_status_lists_who_was_not_matched(bot, fake) -> None:
     assert status.stdout.startswith("0 waiting (0 after an error), 1 synced, 0 failed, 2 unmatched")
     assert "email_sent  grace@example.com  no Contact or Lead in Salesforce has the email grace@example.com" in status.stdout
     assert "email_sent  alan@example.com   no Contact or Lead in Salesforce has the email alan@example.com" in status.stdout
+    show = bot("campaign", "show", "Q4 outreach")
+    assert "not synced to Salesforce: grace@example.com: no Contact or Lead in Salesforce has the email grace@example.com" in show.stdout
 
 
 def test_sync_runs_one_pass_and_fails_while_salesforce_is_down(bot, fake) -> None:
