@@ -23,7 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     actions.add_parser(
         "check", help="log in; say whether the user may read Contacts, Leads and Users and create and edit Tasks"
     ).set_defaults(handler=check_command)
-    actions.add_parser("status", help="sync work waiting, failed, and people not matched").set_defaults(handler=status_command)
+    actions.add_parser("status", help="sync work waiting, failed, and people not matched").set_defaults(
+        handler=status_command
+    )
     actions.add_parser("sync", help="one sync pass now").set_defaults(handler=sync_command)
 
 
@@ -35,7 +37,9 @@ def _settings() -> Settings:
 
 def needed(settings: Settings) -> dict[str, list[tuple[str, str]]]:
     """What the sync does with each object: (describe flag, what an admin grants)."""
-    lead = [("queryable", "Read")] + ([("createable", "Create")] if settings.salesforce_no_match == NoMatch.LEAD else [])
+    lead = [("queryable", "Read")] + (
+        [("createable", "Create")] if settings.salesforce_no_match == NoMatch.LEAD else []
+    )
     return {
         "Contact": [("queryable", "Read")],
         "Lead": lead,
@@ -77,8 +81,10 @@ def status_command(args: argparse.Namespace) -> int:
 
     with database() as session:
         status = sync.status(session)
-        print(f"{status.waiting} waiting ({status.retrying} after an error), {status.synced} synced, "
-              f"{len(status.failed)} failed, {len(status.unmatched)} unmatched")
+        print(
+            f"{status.waiting} waiting ({status.retrying} after an error), {status.synced} synced, "
+            f"{len(status.failed)} failed, {len(status.unmatched)} unmatched"
+        )
         for title, listed in (("failed", status.failed), ("unmatched", status.unmatched)):
             if listed:
                 print(f"\n{title}:")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import jwt
@@ -119,7 +120,9 @@ class Client:
             else:
                 host = urlsplit(url).hostname or ""
                 if not host.endswith(".salesforce.com"):
-                    raise LoginRefused("a password login needs SALESFORCE_URL on salesforce.com (or use the JWT bearer flow)")
+                    raise LoginRefused(
+                        "a password login needs SALESFORCE_URL on salesforce.com (or use the JWT bearer flow)"
+                    )
                 assert settings.salesforce_password and settings.salesforce_security_token
                 token, instance = SalesforceLogin(
                     username=settings.salesforce_username,
@@ -146,7 +149,7 @@ class Client:
             "iss": settings.salesforce_client_id,
             "sub": settings.salesforce_username,
             "aud": url,
-            "exp": int((dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=3)).timestamp()),
+            "exp": int((dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3)).timestamp()),
         }
         assertion = jwt.encode(claims, key, algorithm="RS256")
         answer = self.http.post(f"{url}/services/oauth2/token", data={"grant_type": JWT_GRANT, "assertion": assertion})
@@ -171,7 +174,9 @@ def _translated(exc: SalesforceError) -> Exception:
     """simple-salesforce's error as down (try later) or refused, with Salesforce's own words."""
     errors = exc.content if isinstance(exc.content, list) else []
     codes = {str(error.get("errorCode")) for error in errors if isinstance(error, dict)}
-    words = "; ".join(f"{error.get('errorCode')}: {error.get('message')}" for error in errors if isinstance(error, dict))
+    words = "; ".join(
+        f"{error.get('errorCode')}: {error.get('message')}" for error in errors if isinstance(error, dict)
+    )
     reason = words or f"HTTP {exc.status}"
     if exc.status >= 500 or codes & BUSY_CODES:
         return SalesforceDown(reason)

@@ -167,21 +167,32 @@ class Syncer:
         if item.event in UPDATES:
             queued = sync.task_id_of(session, send.id)  # type: ignore[arg-type]
             if queued is None or queued.sf_task_id is None:
-                why = queued.last_error if queued is not None and queued.last_error else "it was not written to Salesforce"
+                why = (
+                    queued.last_error
+                    if queued is not None and queued.last_error
+                    else "it was not written to Salesforce"
+                )
                 raise Unmatched(f"its task has no Salesforce Task: {why}")
             self.client.update("Task", queued.sf_task_id, self._update_fields(session, item, send, zone))
             return queued.sf_who_id, queued.sf_task_id
         person = session.get(Person, enrollment.person_id)
         assert person is not None
         who = self._who(work, person, send.rep_id)
-        fields = {**self._create_fields(session, item, send, zone), "WhoId": who, "TaskSubtype": "Email", "Priority": "Normal"}
+        fields = {
+            **self._create_fields(session, item, send, zone),
+            "WhoId": who,
+            "TaskSubtype": "Email",
+            "Priority": "Normal",
+        }
         owner = self._owner(work, send.rep_id)
         if owner:
             fields["OwnerId"] = owner
         ref = f"{REF} {item.id}"
         fields["Description"] = f"{fields['Description']}\n\n{ref}"
         if item.attempts > 1:  # tried before: its Task may exist though the answer never came
-            found = self.client.query("SELECT Id, Description FROM Task WHERE WhoId = {} AND Subject = {}", who, fields["Subject"])
+            found = self.client.query(
+                "SELECT Id, Description FROM Task WHERE WhoId = {} AND Subject = {}", who, fields["Subject"]
+            )
             for task in found:
                 if (task.get("Description") or "").rstrip().endswith(ref):
                     return who, str(task["Id"])
@@ -191,7 +202,12 @@ class Syncer:
         now = self.clock.now()
         if item.event == SyncEvent.REPLY:
             subject = item.subject or ""
-            return {"Subject": _cut(f"Reply: {subject}"), "Status": COMPLETED, "ActivityDate": _day(now, zone), "Description": item.body or ""}
+            return {
+                "Subject": _cut(f"Reply: {subject}"),
+                "Status": COMPLETED,
+                "ActivityDate": _day(now, zone),
+                "Description": item.body or "",
+            }
         if item.event == SyncEvent.EMAIL_SENT:
             subject, body = _as_sent(session, send)
             return {
@@ -202,7 +218,12 @@ class Syncer:
             }
         # task_queued: the draft as it is now (the rep's edits included)
         subject, body = _as_sent(session, send)
-        return {"Subject": _cut(f"Email: {subject}"), "Status": NOT_STARTED, "ActivityDate": _day(send.due_at, zone), "Description": body}
+        return {
+            "Subject": _cut(f"Email: {subject}"),
+            "Status": NOT_STARTED,
+            "ActivityDate": _day(send.due_at, zone),
+            "Description": body,
+        }
 
     def _update_fields(self, session: Session, item: SalesforceSync, send: Send, zone: ZoneInfo) -> dict[str, Any]:
         if item.event == SyncEvent.TASK_SCHEDULED:
@@ -260,7 +281,9 @@ class Syncer:
             found = self.client.query("SELECT Id FROM User WHERE Email = {} AND IsActive = true LIMIT 1", rep.email)
             work.owner[rep.email] = str(found[0]["Id"]) if found else None
             if not found:
-                log.warning("no active Salesforce User has the email %s: its Tasks are owned by the integration user", rep.email)
+                log.warning(
+                    "no active Salesforce User has the email %s: its Tasks are owned by the integration user", rep.email
+                )
         return work.owner[rep.email]
 
     # --- two-way: tasks completed in Salesforce -------------------------------------------------

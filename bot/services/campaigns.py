@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func

@@ -16,7 +16,7 @@ Session and `now` and never commit.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import delete, exists, or_, update
 from sqlalchemy.orm import aliased

@@ -19,8 +19,8 @@ functions take a Session and `now` and never commit.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from sqlalchemy import exists, func, or_, update
 from sqlalchemy.orm import aliased
@@ -82,7 +82,9 @@ def reply_received(session: Session, send_id: int, subject: str, body: str, now:
     """The person replied to this send: a completed Task `Reply: <subject>` on their record."""
     if not _enabled:
         return
-    session.add(SalesforceSync(event=SyncEvent.REPLY, send_id=send_id, subject=subject, body=body, next_at=now, created_at=now))
+    session.add(
+        SalesforceSync(event=SyncEvent.REPLY, send_id=send_id, subject=subject, body=body, next_at=now, created_at=now)
+    )
     session.flush()
 
 
@@ -118,9 +120,20 @@ def claim_due(
     return list(session.exec(query.execution_options(populate_existing=True)))
 
 
-def synced(session: Session, item: SalesforceSync, now: dt.datetime, *, who_id: str | None, task_id: str | None) -> None:
+def synced(
+    session: Session, item: SalesforceSync, now: dt.datetime, *, who_id: str | None, task_id: str | None
+) -> None:
     """Salesforce has the item."""
-    _set(session, [item], done_at=now, outcome=SyncOutcome.SYNCED, sf_who_id=who_id, sf_task_id=task_id, lease_until=None, last_error=None)
+    _set(
+        session,
+        [item],
+        done_at=now,
+        outcome=SyncOutcome.SYNCED,
+        sf_who_id=who_id,
+        sf_task_id=task_id,
+        lease_until=None,
+        last_error=None,
+    )
 
 
 def unmatched(session: Session, item: SalesforceSync, now: dt.datetime, why: str) -> None:
@@ -149,14 +162,18 @@ def release(session: Session, items: Sequence[SalesforceSync]) -> None:
 def task_id_of(session: Session, send_id: int) -> SalesforceSync | None:
     """The item that wrote the send's task as a Salesforce Task (synced or not)."""
     return session.exec(
-        select(SalesforceSync).where(col(SalesforceSync.send_id) == send_id, col(SalesforceSync.event) == SyncEvent.TASK_QUEUED)
+        select(SalesforceSync).where(
+            col(SalesforceSync.send_id) == send_id, col(SalesforceSync.event) == SyncEvent.TASK_QUEUED
+        )
     ).first()
 
 
 def send_of_task(session: Session, task_id: str) -> int | None:
     """The send whose task is this Salesforce Task, if the bot wrote it."""
     return session.exec(
-        select(SalesforceSync.send_id).where(col(SalesforceSync.sf_task_id) == task_id, col(SalesforceSync.event) == SyncEvent.TASK_QUEUED)
+        select(SalesforceSync.send_id).where(
+            col(SalesforceSync.sf_task_id) == task_id, col(SalesforceSync.event) == SyncEvent.TASK_QUEUED
+        )
     ).first()
 
 
@@ -197,7 +214,9 @@ def status(session: Session, *, most: int = 50) -> Status:
     ).scalar_one()
 
     def latest(outcome: SyncOutcome) -> list[SalesforceSync]:
-        query = select(SalesforceSync).where(col(SalesforceSync.outcome) == outcome).order_by(col(SalesforceSync.id).desc())
+        query = (
+            select(SalesforceSync).where(col(SalesforceSync.outcome) == outcome).order_by(col(SalesforceSync.id).desc())
+        )
         return list(session.exec(query.limit(most)))
 
     return Status(

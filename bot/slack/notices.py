@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import uuid
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine

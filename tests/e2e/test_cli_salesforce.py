@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -45,7 +45,12 @@ def bot(fake, cert: Certificate, tmp_path: Path):
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot", *args], cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "bot", *args],
+            cwd=tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     return run
@@ -54,7 +59,10 @@ def bot(fake, cert: Certificate, tmp_path: Path):
 def test_check_says_the_user_may_do_everything(bot) -> None:
     done = bot("salesforce", "check")
     assert done.returncode == 0, done.stderr
-    assert "Contact: Read\nLead: Read\nUser: Read\nTask: Read, Create, Edit\nok: the sync can do everything it needs" in done.stdout
+    assert (
+        "Contact: Read\nLead: Read\nUser: Read\nTask: Read, Create, Edit\nok: the sync can do everything it needs"
+        in done.stdout
+    )
 
 
 def test_check_says_what_is_missing(bot, fake) -> None:
@@ -77,22 +85,44 @@ def test_tick_syncs_and_status_lists_who_was_not_matched(bot, fake) -> None:
     contact = salesforce.add("Contact", Email="ada@example.com", LastName="Lovelace")
     assert bot("campaign", "import", str(EXAMPLES / "q4-outreach.yml"), "--owner", "U0123ABCD").returncode == 0
     assert bot("rep", "set", "U0123ABCD", "--email", "rita@example.com", "--name", "Rita Rep").returncode == 0
-    added = bot("campaign", "add", "Q4 outreach", "--rep", "U0123ABCD", "--send-at", "2037-12-02T15:00:00+01:00",
-                "--csv", str(EXAMPLES / "people.csv"))
+    added = bot(
+        "campaign",
+        "add",
+        "Q4 outreach",
+        "--rep",
+        "U0123ABCD",
+        "--send-at",
+        "2037-12-02T15:00:00+01:00",
+        "--csv",
+        str(EXAMPLES / "people.csv"),
+    )
     assert added.returncode == 0, added.stderr
     tick = bot("tick", "--now", "2037-12-02T15:00:00+01:00")
     assert tick.returncode == 0, tick.stderr
     assert "salesforce: 1 synced, 2 unmatched, 0 failed, 0 to retry, 0 completed in Salesforce" in tick.stdout
     (task,) = salesforce.tasks()
-    assert (task["WhoId"], task["Subject"], task["ActivityDate"]) == (contact, "Email: Analytical Engines and Acme", "2037-12-02")
+    assert (task["WhoId"], task["Subject"], task["ActivityDate"]) == (
+        contact,
+        "Email: Analytical Engines and Acme",
+        "2037-12-02",
+    )
 
     status = bot("salesforce", "status")
     assert status.returncode == 0, status.stderr
     assert status.stdout.startswith("0 waiting (0 after an error), 1 synced, 0 failed, 2 unmatched")
-    assert "email_sent  grace@example.com  no Contact or Lead in Salesforce has the email grace@example.com" in status.stdout
-    assert "email_sent  alan@example.com   no Contact or Lead in Salesforce has the email alan@example.com" in status.stdout
+    assert (
+        "email_sent  grace@example.com  no Contact or Lead in Salesforce has the email grace@example.com"
+        in status.stdout
+    )
+    assert (
+        "email_sent  alan@example.com   no Contact or Lead in Salesforce has the email alan@example.com"
+        in status.stdout
+    )
     show = bot("campaign", "show", "Q4 outreach")
-    assert "not synced to Salesforce: grace@example.com: no Contact or Lead in Salesforce has the email grace@example.com" in show.stdout
+    assert (
+        "not synced to Salesforce: grace@example.com: no Contact or Lead in Salesforce has the email grace@example.com"
+        in show.stdout
+    )
 
 
 def test_sync_runs_one_pass_and_fails_while_salesforce_is_down(bot, fake) -> None:

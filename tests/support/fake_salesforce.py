@@ -22,10 +22,11 @@ import json
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -60,7 +61,7 @@ class FakeSalesforce:
     public_key: Any  # the connected app's certificate's key: checks the JWT's signature
     client_id: str = "3MVG9fake.consumer.key"
     username: str = "integration@acme.example"
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {name: {} for name in PREFIX})
     # Failure injection: every data call answers this (None: work), or only the next n.
     outage: int | str | None = None  # 503, or "REQUEST_LIMIT_EXCEEDED"
@@ -103,7 +104,12 @@ class FakeSalesforce:
         with self._lock:
             record_id = f"{PREFIX[sobject]}{next(self._ids):015d}"
             stamp = self.now().strftime(STAMP)
-            self.records[sobject][record_id] = {"Id": record_id, "CreatedDate": stamp, "LastModifiedDate": stamp, **fields}
+            self.records[sobject][record_id] = {
+                "Id": record_id,
+                "CreatedDate": stamp,
+                "LastModifiedDate": stamp,
+                **fields,
+            }
             if sobject == "Task":
                 self.records[sobject][record_id].setdefault("IsClosed", fields.get("Status") == "Completed")
             if sobject == "Lead":
@@ -151,7 +157,9 @@ class FakeSalesforce:
             "scope": "api",
         }
 
-    def data(self, method: str, path: str, query: dict[str, list[str]], body: Any, token: str | None) -> tuple[int, Any]:
+    def data(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, token: str | None
+    ) -> tuple[int, Any]:
         if token not in self.tokens:
             return 401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
         failure = self.fail_next.pop(0) if self.fail_next else self.outage
@@ -193,7 +201,10 @@ class FakeSalesforce:
         if match["limit"]:
             rows = rows[: int(match["limit"])]
         records = [
-            {"attributes": {"type": sobject, "url": f"/services/data/v59.0/sobjects/{sobject}/{row['Id']}"}, **{n: row.get(n) for n in names}}
+            {
+                "attributes": {"type": sobject, "url": f"/services/data/v59.0/sobjects/{sobject}/{row['Id']}"},
+                **{n: row.get(n) for n in names},
+            }
             for row in rows
         ]
         return {"totalSize": len(records), "done": True, "records": records}

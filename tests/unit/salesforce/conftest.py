@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,7 +24,9 @@ def app_key(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def salesforce(cert: Certificate, app_key, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSalesforce]:
+def salesforce(
+    cert: Certificate, app_key, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeSalesforce]:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert.cert))  # requests checks the fake's certificate
     monkeypatch.setattr(sync, "_enabled", True)
     fake = FakeSalesforce(cert, app_key[1], now=clock.now).start()

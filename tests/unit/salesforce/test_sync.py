@@ -25,16 +25,24 @@ from tests.support.factories import REP_ID, make_campaign, make_rep
 from tests.support.fake_salesforce import FakeSalesforce
 
 STEPS = [
-    {"day": 1, "send": "at_time", "time": "09:00", "subject": "Hello {{ first_name }}", "body": "Hi {{ first_name }},\nquick idea."},
+    {
+        "day": 1,
+        "send": "at_time",
+        "time": "09:00",
+        "subject": "Hello {{ first_name }}",
+        "body": "Hi {{ first_name }},\nquick idea.",
+    },
     {"day": 2, "send": "task", "subject": "Call {{ first_name }}?", "body": "Personal note to {{ first_name }}."},
     {"day": 3, "send": "at_time", "time": "09:00", "subject": "Last one", "body": "Bye."},
 ]
-THURSDAY_0900_STOCKHOLM = dt.datetime(2026, 12, 3, 8, 0, tzinfo=dt.timezone.utc)
+THURSDAY_0900_STOCKHOLM = dt.datetime(2026, 12, 3, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def scheduler(engine: Engine, clock: FixedClock, tmp_path: Path) -> Scheduler:
-    return build_scheduler(load_settings(_env_file=None, outbox_dir=str(tmp_path / "outbox"), digest_cron="0 0 1 1 *"), engine, None, clock)
+    return build_scheduler(
+        load_settings(_env_file=None, outbox_dir=str(tmp_path / "outbox"), digest_cron="0 0 1 1 *"), engine, None, clock
+    )
 
 
 @pytest.fixture
@@ -54,7 +62,10 @@ def crm(salesforce: FakeSalesforce) -> dict[str, str]:
 def launch(session: Session, clock: FixedClock, *emails: str, company: str = "Analytical Engines") -> Campaign:
     make_rep(session)
     campaign = make_campaign(session, STEPS, name="Q4")
-    people = [PersonInput(email=email, first_name=email.split("@")[0].title(), last_name="Lovelace", company=company) for email in emails]
+    people = [
+        PersonInput(email=email, first_name=email.split("@")[0].title(), last_name="Lovelace", company=company)
+        for email in emails
+    ]
     enrollments.add_people(session, campaign, REP_ID, people, now=clock.now(), smtputf8=lambda: None)
     session.commit()
     return campaign
@@ -126,7 +137,7 @@ def test_a_queued_task_is_a_not_started_task_due_on_its_day_then_completed_as_se
 
 def test_a_scheduled_task_moves_its_activity_date(session, clock, scheduler, syncer, salesforce, crm):
     send = queue_the_task(session, clock, scheduler)
-    tasks.schedule(session, send.id, REP_ID, dt.datetime(2026, 12, 8, 9, 0, tzinfo=dt.timezone.utc), clock.now())
+    tasks.schedule(session, send.id, REP_ID, dt.datetime(2026, 12, 8, 9, 0, tzinfo=dt.UTC), clock.now())
     session.commit()
     syncer.sync()
     task = next(t for t in salesforce.tasks() if t["Subject"] == "Email: Call Ada?")
@@ -187,13 +198,20 @@ def test_no_match_skips_with_why_and_the_task_updates_follow(session, clock, sch
     assert len(sync.status(session).unmatched) == 3
 
 
-def test_no_match_with_lead_creates_a_lead_with_company_not_provided(session, clock, scheduler, engine, sf_settings, salesforce):
+def test_no_match_with_lead_creates_a_lead_with_company_not_provided(
+    session, clock, scheduler, engine, sf_settings, salesforce
+):
     settings = sf_settings.model_copy(update={"salesforce_no_match": "lead"})
     launch(session, clock, "grace@example.com", company="")
     scheduler.tick()
     Syncer(engine, clock, settings).sync()
     (lead,) = salesforce.records["Lead"].values()
-    assert (lead["Email"], lead["LastName"], lead["FirstName"], lead["Company"]) == ("grace@example.com", "Lovelace", "Grace", "[not provided]")
+    assert (lead["Email"], lead["LastName"], lead["FirstName"], lead["Company"]) == (
+        "grace@example.com",
+        "Lovelace",
+        "Grace",
+        "[not provided]",
+    )
     assert salesforce.tasks()[0]["WhoId"] == lead["Id"]
 
 
@@ -254,7 +272,14 @@ def test_hours_of_outage_then_everything_once(session, clock, scheduler, syncer,
     clock.advance(minutes=15)
     syncer.sync()
     subjects = sorted(t["Subject"] for t in salesforce.tasks())
-    assert subjects == ["Email: Call Ada?", "Email: Call Bob?", "Email: Call Cleo?", "Email: Hello Ada", "Email: Hello Bob", "Email: Hello Cleo"]
+    assert subjects == [
+        "Email: Call Ada?",
+        "Email: Call Bob?",
+        "Email: Call Cleo?",
+        "Email: Hello Ada",
+        "Email: Hello Bob",
+        "Email: Hello Cleo",
+    ]
     assert all(i.outcome == SyncOutcome.SYNCED for i in items(session))
 
 
@@ -278,7 +303,9 @@ def test_a_task_completed_in_salesforce_is_done_here_and_the_campaign_goes_on(
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_two_syncers_on_postgresql_sync_each_event_once(session, clock, scheduler, engine, sf_settings, salesforce, crm):
+def test_two_syncers_on_postgresql_sync_each_event_once(
+    session, clock, scheduler, engine, sf_settings, salesforce, crm
+):
     emails = [f"p{n}@example.com" for n in range(30)]
     for email in emails:
         salesforce.add("Contact", Email=email, LastName="P")

@@ -27,7 +27,9 @@ def task(session: Session, clock: FixedClock) -> Send:
 
 def events(session: Session) -> list[tuple[str, int]]:
     session.expire_all()
-    return [(item.event.value, item.send_id) for item in session.exec(select(SalesforceSync).order_by(SalesforceSync.id))]
+    return [
+        (item.event.value, item.send_id) for item in session.exec(select(SalesforceSync).order_by(SalesforceSync.id))
+    ]
 
 
 def test_without_salesforce_nothing_is_recorded(session: Session, task: Send, clock: FixedClock) -> None:
@@ -68,13 +70,22 @@ def test_a_sent_task_updates_its_task_and_an_automatic_email_makes_one(
     assert events(session) == [("task_queued", queued.id), ("task_sent", queued.id), ("email_sent", automatic.id)]
 
 
-def test_a_reply_is_recorded_with_its_subject_and_body(session: Session, task: Send, clock: FixedClock, salesforce_on: None) -> None:
+def test_a_reply_is_recorded_with_its_subject_and_body(
+    session: Session, task: Send, clock: FixedClock, salesforce_on: None
+) -> None:
     sync.reply_received(session, task.id, "Re: Hello Ada", "Yes, let's talk.", clock.now())
     item = session.exec(select(SalesforceSync)).one()
-    assert (item.event, item.send_id, item.subject, item.body) == (SyncEvent.REPLY, task.id, "Re: Hello Ada", "Yes, let's talk.")
+    assert (item.event, item.send_id, item.subject, item.body) == (
+        SyncEvent.REPLY,
+        task.id,
+        "Re: Hello Ada",
+        "Yes, let's talk.",
+    )
 
 
-def test_only_the_oldest_waiting_item_of_a_send_is_due(session: Session, task: Send, clock: FixedClock, salesforce_on: None) -> None:
+def test_only_the_oldest_waiting_item_of_a_send_is_due(
+    session: Session, task: Send, clock: FixedClock, salesforce_on: None
+) -> None:
     sync.record(session, SyncEvent.TASK_QUEUED, [task.id], clock.now())
     sync.record(session, SyncEvent.TASK_SKIPPED, [task.id], clock.now())
     first = sync.claim_due(session, clock.now(), "w1", limit=10)
@@ -94,11 +105,16 @@ def test_salesforce_down_is_retried_with_growing_delays_and_never_given_up(
         assert not sync.not_synced(session, item, clock.now(), "503 Service Unavailable", busy=True)
         waits.append(item.next_at - clock.now())
         clock.set(item.next_at)
-    assert waits == [dt.timedelta(seconds=30), dt.timedelta(minutes=2), dt.timedelta(minutes=5)] + [dt.timedelta(minutes=15)] * 5
+    assert (
+        waits
+        == [dt.timedelta(seconds=30), dt.timedelta(minutes=2), dt.timedelta(minutes=5)] + [dt.timedelta(minutes=15)] * 5
+    )
     assert item.done_at is None and item.last_error == "503 Service Unavailable"
 
 
-def test_a_refused_item_is_given_up_after_five_tries(session: Session, task: Send, clock: FixedClock, salesforce_on: None) -> None:
+def test_a_refused_item_is_given_up_after_five_tries(
+    session: Session, task: Send, clock: FixedClock, salesforce_on: None
+) -> None:
     sync.record(session, SyncEvent.TASK_QUEUED, [task.id], clock.now())
     for attempt in range(1, sync.GIVE_UP_AFTER + 1):
         (item,) = sync.claim_due(session, clock.now(), "w1", limit=10)
