@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from croniter import croniter
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -16,6 +18,13 @@ from bot.mail.urls import parse_smtp_url
 
 DEFAULT_DATABASE_URL = "sqlite:///campaign-bot.db"
 SLACK_API_URL = "https://slack.com/api/"
+
+
+class NoMatch(StrEnum):
+    """What the Salesforce sync does with a person who is neither a Contact nor a Lead there."""
+
+    SKIP = "skip"  # nothing is written; listed with why in `bot salesforce status`
+    LEAD = "lead"  # a Lead is created for them
 
 
 class SettingsError(Exception):
@@ -62,6 +71,16 @@ class Settings(BaseSettings):
     scheduler_interval: float = 5.0
     # How long a worker holds the sends it claimed; one that dies is taken over after it.
     scheduler_lease_seconds: float = Field(default=300.0, gt=0)
+    # Salesforce (bot/salesforce/): the login URL and either the JWT bearer flow (client
+    # id, user name, private key file) or a user name, password and security token.
+    salesforce_url: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_username: str | None = None
+    salesforce_private_key_file: Path | None = None
+    salesforce_password: SecretStr | None = None
+    salesforce_security_token: SecretStr | None = None
+    salesforce_no_match: NoMatch = NoMatch.SKIP
+    salesforce_interval: float = Field(default=30.0, gt=0)  # seconds between sync passes
 
     @field_validator("database_url")
     @classmethod
@@ -166,6 +185,39 @@ class Settings(BaseSettings):
     def _feed_channel(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("salesforce_url")
+    @classmethod
+    def _salesforce_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+            raise ValueError("must be a URL like https://login.salesforce.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _salesforce_login(self) -> Settings:
+        if self.salesforce_url is None:
+            return self
+        if not self.salesforce_username:
+            raise ValueError("SALESFORCE_USERNAME is not set (SALESFORCE_URL is)")
+        jwt = self.salesforce_client_id or self.salesforce_private_key_file
+        if jwt:
+            if not (self.salesforce_client_id and self.salesforce_private_key_file):
+                raise ValueError("the JWT bearer flow needs SALESFORCE_CLIENT_ID and SALESFORCE_PRIVATE_KEY_FILE")
+            if not self.salesforce_private_key_file.is_file():
+                raise ValueError(f"SALESFORCE_PRIVATE_KEY_FILE: no file {self.salesforce_private_key_file}")
+        elif not (self.salesforce_password and self.salesforce_security_token):
+            raise ValueError(
+                "set SALESFORCE_CLIENT_ID and SALESFORCE_PRIVATE_KEY_FILE (JWT bearer flow), "
+                "or SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN"
+            )
+        return self
+
+    @property
+    def salesforce(self) -> bool:
+        """Whether Salesforce sync is set up (SALESFORCE_URL and a login)."""
+        return self.salesforce_url is not None
+
     def require(self, *names: str) -> None:
         """Stop with one line naming the first setting that is needed but missing."""
         for name in names:
@@ -179,5 +231,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides, by field name
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = str(error["loc"][0]).upper() if error["loc"] else "SETTINGS"
+        if not error["loc"]:  # a rule across several settings: its message names them
+            raise SettingsError(error["msg"].removeprefix("Value error, ")) from None
+        name = str(error["loc"][0]).upper()
         raise SettingsError(f"{name}: {error['msg'].removeprefix('Value error, ')}") from None

@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import campaign, mailbox, rep, serve, suppress, worker
+    from bot.cli import campaign, mailbox, rep, salesforce, serve, suppress, worker
 
     parser = Parser(prog="bot", description="campaign-bot: sales email campaigns in Slack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.register(commands)
     mailbox.register(commands)
     suppress.register(commands)
+    salesforce.register(commands)
     return parser
 
 

@@ -231,6 +231,8 @@ def show_command(args: argparse.Namespace) -> int:
         )
     )
     print("people: " + ", ".join(f"{status.value} {details.counts[status.value]}" for status in EnrollmentStatus))
+    for email, why in details.not_in_salesforce:
+        print(f"not synced to Salesforce: {email}: {why}")
     return 0
 
 

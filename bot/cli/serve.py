@@ -15,6 +15,7 @@ from bot.clock import SystemClock
 from bot.delivery.scheduler import build_scheduler
 from bot.mail import oauth
 from bot.mail.sent_copies import SentCopier
+from bot.salesforce.sync import syncer_for
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
 from bot.slack.client import make_client
@@ -56,6 +57,7 @@ def serve(args: argparse.Namespace) -> int:
         queued, poster = queued_slack(engine, settings, clock)
         scheduler = build_scheduler(settings, engine, queued, clock)
         copier = SentCopier(engine, clock, settings.secret_key)
+    syncer = syncer_for(settings, engine, clock)  # Salesforce (SALESFORCE_URL): records sync work here too
     deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler)
     app = build_app(deps, client)
     _stop_on_sigterm()
@@ -65,6 +67,8 @@ def serve(args: argparse.Namespace) -> int:
         scheduler.start()
     if copier is not None:
         copier.start()
+    if syncer is not None and not args.no_scheduler:
+        syncer.start()
     try:
         if args.socket:
             logger.info("connecting to Slack over Socket Mode")
@@ -79,6 +83,8 @@ def serve(args: argparse.Namespace) -> int:
             scheduler.stop()
         if copier is not None:
             copier.stop()
+        if syncer is not None and not args.no_scheduler:
+            syncer.stop()
         if poster is not None:
             poster.stop()
         engine.dispose()

@@ -15,6 +15,7 @@ from bot.clock import Clock, FixedClock, SystemClock
 from bot.delivery.ports import Notifier
 from bot.delivery.scheduler import LoggingNotifier, Scheduler, build_scheduler
 from bot.mail.sent_copies import SentCopier
+from bot.salesforce.sync import syncer_for
 from bot.settings import Settings, load_settings
 from bot.store.db import connect
 
@@ -74,6 +75,7 @@ def scheduler_for(settings: Settings, clock: Clock) -> tuple[Scheduler, NoticePo
 def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
     scheduler, poster = scheduler_for(settings, SystemClock())
+    syncer = syncer_for(settings, scheduler.engine, scheduler.clock)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -86,10 +88,14 @@ def run_worker(args: argparse.Namespace) -> int:
     if poster is not None:
         poster.start()
     copier.start()
+    if syncer is not None:
+        syncer.start()  # beside the scheduler: delivery never waits for Salesforce
     try:
         scheduler.run(stop)
     finally:
         copier.stop()
+        if syncer is not None:
+            syncer.stop()
         if poster is not None:
             poster.stop()
     return 0
@@ -99,10 +105,13 @@ def run_tick(args: argparse.Namespace) -> int:
     settings = load_settings()
     clock: Clock = FixedClock(args.now) if args.now else SystemClock()
     scheduler, poster = scheduler_for(settings, clock)
+    syncer = syncer_for(settings, scheduler.engine, clock)
     result = scheduler.tick()
     # Copies for reps' Sent folders, and what the pass has to tell reps: one `bot tick` is the whole loop.
     SentCopier(scheduler.engine, clock, settings.secret_key).drain()
     if poster is not None:
         poster.drain()
     print(result)
+    if syncer is not None:
+        print(syncer.sync())  # and what it has to write to Salesforce
     return 0

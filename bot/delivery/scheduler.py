@@ -44,10 +44,10 @@ from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendab
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
 from bot.delivery.routes import router_for
 from bot.mail import mailboxes, sent_copies
-from bot.services import digest, enrollments, queue, suppression, unsubscribe
+from bot.services import digest, enrollments, queue, suppression, sync, unsubscribe
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
-from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Mailbox, Person, Rep, Send, Step
+from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Mailbox, Person, Rep, Send, Step, SyncEvent
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,7 @@ class Scheduler:
         if send.kind == StepKind.TASK:
             if queue.mark_queued(session, send, self.worker_id, now):
                 work.result.tasks += 1
+                sync.record(session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]
                 work.after_commit.append(_later(self.notifier.task_due, send.id))
             return None
         try:
@@ -461,6 +462,7 @@ class Scheduler:
                     (send.rep_id, own[send.id], at) for send, at in delivered if send.id in own and send.id in recorded
                 ]  # type: ignore[index]
                 sent_copies.queue_copies(session, copies, self.clock.now())
+            sync.emails_sent(session, [send.id for send in sent], self.clock.now())  # type: ignore[misc]
         work.result.sent += len(sent)
         work.planned = work.planned or bool(sent)
         work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
@@ -503,6 +505,7 @@ class Scheduler:
         if problem.task:
             if queue.make_task(work.session, send, self.worker_id, now, problem.reason):
                 work.result.tasks += 1
+                sync.record(work.session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]
                 work.after_commit.append(_later(self.notifier.task_due, send.id))
         elif queue.mark_failed(work.session, send, self.worker_id, now, problem.reason):
             work.result.failed += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from bot.core import rules
 from bot.core.rules import SendIn, SendOption
+from bot.services import sync
 from bot.services.campaign_file import CampaignSpec, StepSpec, is_zone
 from bot.services.errors import ServiceError, UnknownCampaign
 from bot.services.progress import steps_of
@@ -63,6 +64,7 @@ class CampaignDetails:
     campaign: Campaign
     steps: list[Step]
     counts: dict[str, int]  # enrollments by status; every status present
+    not_in_salesforce: list[tuple[str, str]] = field(default_factory=list)  # (email, why) the sync skipped
 
 
 def _count(n: int, word: str) -> str:
@@ -188,7 +190,8 @@ def campaign_details(session: Session, campaign: Campaign) -> CampaignDetails:
     )
     for status, count in rows:
         counts[status] = count
-    return CampaignDetails(campaign, steps_of(session, campaign.id, campaign.version), counts)
+    unmatched = sync.unmatched_people(session, campaign.id)
+    return CampaignDetails(campaign, steps_of(session, campaign.id, campaign.version), counts, unmatched)
 
 
 def spec_of(session: Session, campaign: Campaign) -> CampaignSpec:

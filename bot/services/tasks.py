@@ -18,10 +18,10 @@ from sqlmodel import Session, col
 
 from bot.core.rules import StepKind
 from bot.core.templates import MAX_SUBJECT
-from bot.services import progress
+from bot.services import progress, sync
 from bot.services.drafts import Draft, draft_or_problem
 from bot.services.errors import NotYourSend, ServiceError
-from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Send, SendStatus
+from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Send, SendStatus, SyncEvent
 
 WAITING_FOR_REP = (SendStatus.FAILED, SendStatus.UNCERTAIN)
 
@@ -66,18 +66,24 @@ def schedule(session: Session, send_id: int, rep_id: str, at: dt.datetime, now: 
         raise TaskError("Pick a time in the future.")
     _require_queued(session, send)
     _check_ready(session, send)
-    return _move(
+    send = _move(
         session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=at, updated_at=now
     )
+    if send.status == SendStatus.PLANNED and send.due_at == at:
+        sync.record(session, SyncEvent.TASK_SCHEDULED, [send_id], now)
+    return send
 
 
-def skip(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> Send:
-    """Skip a queued task: the step is done without an email and the campaign goes on."""
+def skip(session: Session, send_id: int, rep_id: str, now: dt.datetime, *, in_salesforce: bool = False) -> Send:
+    """Skip a queued task: the step is done without an email and the campaign goes on.
+
+    `in_salesforce`: the rep completed its Task in Salesforce, which so needs no update.
+    """
     send = _mine(session, send_id, rep_id)
     if send.status != SendStatus.QUEUED:
         return send
     _check_active(session, send)
-    return _finish(session, send, SendStatus.QUEUED, sent=False, now=now)
+    return _finish(session, send, SendStatus.QUEUED, sent=False, now=now, tell_salesforce=not in_salesforce)
 
 
 def send_again(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> Send:
@@ -197,8 +203,9 @@ def _finish(
     now: dt.datetime,
     subject: str | None = None,
     body: str | None = None,
+    tell_salesforce: bool = True,
 ) -> Send:
-    """Mark the send done (first click wins) and plan the enrollment's next step."""
+    """Mark the send done (first click wins), plan the enrollment's next step, queue its sync."""
     assert send.id is not None
     done = SendStatus.SENT if sent else SendStatus.SKIPPED
     values: dict[str, Any] = {"status": done, "done_at": now, "updated_at": now}
@@ -211,4 +218,8 @@ def _finish(
     session.refresh(send)
     if cast(CursorResult[Any], won).rowcount == 1:  # Session.execute is typed Result; an UPDATE's is a CursorResult
         progress.complete(session, send, sent=sent, at=now)
+        if sent:
+            sync.emails_sent(session, [send.id], now)
+        elif tell_salesforce:
+            sync.record(session, SyncEvent.TASK_SKIPPED, [send.id], now)
     return send

@@ -445,3 +445,62 @@ class SentCopy(SQLModel, table=True):
     done_at: dt.datetime | None = instant()  # given up
     last_error: str | None = None
     created_at: dt.datetime = created()
+
+
+class SyncEvent(StrEnum):
+    """What happened to a send that Salesforce is told of (bot/services/sync.py)."""
+
+    TASK_QUEUED = "task_queued"  # a Task, not started, due on the task's day
+    TASK_SENT = "task_sent"  # that Task completed, with the body as sent
+    TASK_SCHEDULED = "task_scheduled"  # that Task's ActivityDate moved
+    TASK_SKIPPED = "task_skipped"  # that Task completed, marked skipped
+    EMAIL_SENT = "email_sent"  # an automatic email: a completed Task
+    REPLY = "reply"  # the person replied: a completed Task "Reply: <subject>"
+
+
+class SyncOutcome(StrEnum):
+    SYNCED = "synced"
+    UNMATCHED = "unmatched"  # no Contact or Lead for the person (or no Task to update); `last_error` says why
+    FAILED = "failed"  # Salesforce refused it for what it is, GIVE_UP_AFTER times
+
+
+class SalesforceSync(SQLModel, table=True):
+    """One event to write to Salesforce, retried until done. A send's events go in `id` order."""
+
+    __tablename__ = "salesforce_sync"
+    __table_args__ = (
+        Index(
+            "ix_salesforce_sync_due",
+            "next_at",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+        Index("ix_salesforce_sync_send", "send_id", "id"),
+        Index("ix_salesforce_sync_task", "sf_task_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event: SyncEvent = state(SyncEvent)
+    send_id: int = Field(foreign_key="send.id")
+    # A reply's subject and body (the other events read theirs from the send).
+    subject: str | None = None
+    body: str | None = None
+    sf_who_id: str | None = None  # the Contact or Lead
+    sf_task_id: str | None = None  # the Task written (or updated)
+    attempts: int = 0
+    next_at: dt.datetime = instant(nullable=False)
+    lease_until: dt.datetime | None = instant()
+    claimed_by: str | None = None
+    done_at: dt.datetime | None = instant()
+    outcome: SyncOutcome | None = Field(default=None, sa_column=Column(EnumText(SyncOutcome), nullable=True))
+    last_error: str | None = None
+    created_at: dt.datetime = created()
+
+
+class SalesforceCursor(SQLModel, table=True):
+    """How far the poll of Tasks modified in Salesforce has read (one row per poll)."""
+
+    __tablename__ = "salesforce_cursor"
+
+    name: str = Field(primary_key=True)
+    read_to: dt.datetime = instant(nullable=False)

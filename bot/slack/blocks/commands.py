@@ -95,8 +95,17 @@ def campaign_details(details: CampaignDetails) -> Message:
             section(capped_lines(steps)),
             DividerBlock(),
             section("*People:* " + ", ".join(counts)),
+            *_not_in_salesforce(details),
         ],
     )
+
+
+def _not_in_salesforce(details: CampaignDetails) -> list[Block]:
+    """The people the Salesforce sync skipped (no Contact or Lead), with why."""
+    if not details.not_in_salesforce:
+        return []
+    lines = [f"{shown(email, NAME_CHARS)}: {shown(why, LINE_CHARS)}" for email, why in details.not_in_salesforce]
+    return [section(capped_lines(lines, head="*Not synced to Salesforce:*"))]
 
 
 def _step_line(step: Step) -> str:

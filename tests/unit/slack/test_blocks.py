@@ -192,8 +192,15 @@ def test_campaign_list_fits(names: list[str], counts: int) -> None:
 
 
 @BUILDERS
-@given(campaign=name, subjects=many(lambda t: st.one_of(st.none(), t), 60), zone=text)
-def test_campaign_details_fit(campaign: str, subjects: list[str | None], zone: str) -> None:
+@given(
+    campaign=name,
+    subjects=many(lambda t: st.one_of(st.none(), t), 60),
+    zone=text,
+    unmatched=many(lambda t: st.tuples(t, t), 60),
+)
+def test_campaign_details_fit(
+    campaign: str, subjects: list[str | None], zone: str, unmatched: list[tuple[str, str]]
+) -> None:
     steps = [
         Step(
             campaign_id=1,
@@ -206,8 +213,24 @@ def test_campaign_details_fit(campaign: str, subjects: list[str | None], zone: s
         )
         for i, s in enumerate(subjects)
     ]
-    details = CampaignDetails(Campaign(name=campaign, owner_id="U0OWN", timezone=zone), steps, {"active": 3})
+    details = CampaignDetails(Campaign(name=campaign, owner_id="U0OWN", timezone=zone), steps, {"active": 3}, unmatched)
     fits_message(commands.campaign_details(details))
+
+
+def test_campaign_details_list_who_was_not_synced_to_salesforce_and_why() -> None:
+    campaign = Campaign(name="Q4", owner_id="U0OWN", timezone="UTC")
+    details = CampaignDetails(
+        campaign,
+        [],
+        {"active": 1},
+        [("bob@example.com", "no Contact or Lead in Salesforce has the email bob@example.com")],
+    )
+    text = json.dumps(commands.campaign_details(details).blocks[-1].to_dict())
+    assert "*Not synced to Salesforce:*" in text
+    assert "bob@example.com: no Contact or Lead in Salesforce has the email bob@example.com" in text
+    assert "Not synced" not in json.dumps(
+        [b.to_dict() for b in commands.campaign_details(CampaignDetails(campaign, [], {})).blocks]
+    )
 
 
 @BUILDERS
