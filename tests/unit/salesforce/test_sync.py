@@ -286,7 +286,7 @@ def test_hours_of_outage_then_everything_once(session, clock, scheduler, syncer,
 def test_a_task_completed_in_salesforce_is_done_here_and_the_campaign_goes_on(
     session, clock, scheduler, syncer, salesforce, crm
 ):
-    send = queue_the_task(session, clock, scheduler)
+    queue_the_task(session, clock, scheduler)
     syncer.sync()
     task_id = items(session)[-1].sf_task_id
     clock.advance(hours=1)
