@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.mail.credentials import NOT_A_KEY
-from bot.mail.urls import parse_smtp_url
+from bot.mail.urls import parse_imap_url, parse_smtp_url
 
 DEFAULT_DATABASE_URL = "sqlite:///campaign-bot.db"
 SLACK_API_URL = "https://slack.com/api/"
@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     smtp_max_connections: int = Field(default=10, ge=1)
     smtp_per_minute: int | None = Field(default=None, ge=1)
     smtp_per_day: int | None = Field(default=None, ge=1)
+    # Where the relay's bounces arrive (imap://, imaps://): read for bounces only.
+    bounce_imap_url: str | None = Field(default=None, repr=False)
+    # Mailboxes whose server offers no IDLE are read this often (mail.md: within a minute).
+    listen_poll_seconds: float = Field(default=60.0, gt=0, le=60)
+    # How long a worker holds a mailbox it watches; a dead worker's mailboxes are taken over after it.
+    listen_lease_seconds: float = Field(default=120.0, gt=0)
     outbox_dir: str = "outbox"
     digest_cron: str = "0 8 * * 1-5"
     port: int = 3000
@@ -85,6 +91,13 @@ class Settings(BaseSettings):
         if value is not None:
             parse_smtp_url(value)
         return value
+
+    @field_validator("bounce_imap_url")
+    @classmethod
+    def _bounce_imap_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_imap_url(value)
+        return value or None
 
     @field_validator("secret_key")
     @classmethod

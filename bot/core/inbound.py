@@ -166,9 +166,9 @@ def _original_ids(message: Message) -> tuple[str, ...]:
 
 
 def _status_line(text: str, found: re.Match[str]) -> str:
-    line = text[text.rfind("\n", 0, found.start()) + 1 : text.find("\n", found.end()) % (len(text) + 1)]
-    words = _one_line(line.replace(found.group(0), ""))
-    return f"{found.group(0)} {words}".strip()[:300]
+    end = text.find("\n", found.end())
+    line = _one_line(text[text.rfind("\n", 0, found.start()) + 1 : end if end >= 0 else len(text)])
+    return f"{found.group(0)} {line}"[:300]
 
 
 # --- auto-replies ----------------------------------------------------------------------
@@ -267,6 +267,27 @@ def asks_to_stop(excerpt: str) -> bool:
     first = next((line for line in excerpt.splitlines() if line.strip()), "")
     words = re.sub(r"[^\w\s'’-]", " ", first.lower())
     return " ".join(words.split()) in STOP_REQUESTS
+
+
+# --- companies -----------------------------------------------------------------------
+
+# Free-mail domains: two people there are not colleagues (on_reply: stop_company). The one list.
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "hotmail.de", "hotmail.fr",
+        "live.com", "msn.com", "yahoo.com", "yahoo.co.uk", "yahoo.de", "yahoo.fr", "yahoo.es", "ymail.com",
+        "icloud.com", "me.com", "mac.com", "aol.com", "gmx.de", "gmx.net", "gmx.com", "web.de", "t-online.de",
+        "mail.com", "protonmail.com", "proton.me", "pm.me", "zoho.com", "yandex.com", "yandex.ru", "mail.ru",
+        "orange.fr", "free.fr", "laposte.net", "wanadoo.fr", "libero.it", "telia.com", "hotmail.se", "live.se",
+        "ziggo.nl", "kpnmail.nl", "hetnet.nl", "qq.com", "163.com", "fastmail.com", "hey.com", "tutanota.com",
+    }
+)  # fmt: skip
+
+
+def company_domain(email: str) -> str | None:
+    """The company an address belongs to, by its domain; None for a free-mail address."""
+    domain = email.rpartition("@")[2].lower()
+    return None if not domain or domain in FREE_MAIL_DOMAINS else domain
 
 
 # --- text ------------------------------------------------------------------------------
