@@ -41,13 +41,16 @@ from bot.mail import mailboxes
 from bot.mail.urls import Security, ServerUrl, parse_imap_url
 from bot.services import replies
 from bot.settings import Settings
+from bot.store import bulk
 from bot.store.models import Mailbox, MailboxCursor, MailboxState
 
 log = logging.getLogger(__name__)
 
+CURSOR = MailboxCursor.__table__  # type: ignore[attr-defined]
+
 FOLDER = "INBOX"
 CHUNK = 200  # messages fetched, acted on and committed with the cursor at once
-REIDLE = 29 * 60.0  # RFC 2177: servers may drop an IDLE after 30 minutes
+REIDLE = 29 * 60.0  # RFC 2177: servers may drop an IDLE after 30 minutes (heartbeats are shorter anyway)
 ERRORS = (OSError, imaplib.IMAP4.error, ssl.SSLError)
 
 
@@ -76,8 +79,12 @@ class ReadResult:
         return f"read {self.read} inbound message{'' if self.read == 1 else 's'}" + (f": {acted}" if acted else "")
 
 
-def watched_mailboxes(session: Session, settings: Settings) -> list[Watched]:
-    """Every connected mailbox with IMAP, and the bounce mailbox when BOUNCE_IMAP_URL is set."""
+def watched_mailboxes(session: Session, settings: Settings, now: dt.datetime) -> list[Watched]:
+    """Every connected mailbox with IMAP, and the bounce mailbox when BOUNCE_IMAP_URL is set.
+
+    A first read starts the day before the mailbox was connected (the bounce mailbox:
+    the day before it is first read), so nothing that came back meanwhile is missed.
+    """
     key = settings.secret_key
     watched = []
     for mailbox in session.exec(select(Mailbox).where(col(Mailbox.state) == MailboxState.CONNECTED).order_by(col(Mailbox.slack_user_id))):
@@ -86,7 +93,8 @@ def watched_mailboxes(session: Session, settings: Settings) -> list[Watched]:
             since = (mailbox.created_at - dt.timedelta(days=1)).date()
             watched.append(Watched(f"rep:{mailbox.slack_user_id}", mailbox.slack_user_id, server, since))
     if settings.bounce_imap_url:
-        watched.append(Watched(replies.BOUNCES, None, parse_imap_url(settings.bounce_imap_url)))
+        since = (now - dt.timedelta(days=1)).date()
+        watched.append(Watched(replies.BOUNCES, None, parse_imap_url(settings.bounce_imap_url), since))
     return watched
 
 
@@ -114,47 +122,55 @@ class Reader:
         self.queued = queued
 
     def read(self, client: IMAPClient, still_mine: Callable[[], bool] = lambda: True) -> ReadResult:
-        """One pass: act on every message after the cursor, a chunk per commit."""
+        """One pass: act on every message after the cursor, a chunk per commit.
+
+        No transaction is open while the server is asked (on SQLite it would lock out
+        every other writer for as long as the server takes).
+        """
         result = ReadResult()
         selected = client.select_folder(FOLDER, readonly=True)
         uidvalidity = int(selected[b"UIDVALIDITY"])
         uidnext = int(selected.get(b"UIDNEXT") or 0) or _uidnext(client)
         with Session(self.engine, expire_on_commit=False) as session:
             cursor = session.get(MailboxCursor, (self.watched.key, FOLDER))
+            session.commit()
             if cursor is None and self.watched.since is not None:
                 uids = client.search(["SINCE", self.watched.since])
                 last = min(uids) - 1 if uids else uidnext - 1
             elif cursor is None or cursor.uidvalidity != uidvalidity:
-                # New to us, or the folder was rebuilt (UIDs mean other messages now): start
-                # after what is there, acting on no old mail.
+                # New to us, or the folder was rebuilt (UIDs name other messages now):
+                # start after what is there, acting on no old mail.
                 uids, last = [], uidnext - 1
             else:
                 last = cursor.last_uid
                 uids = client.search(["UID", f"{last + 1}:*"])  # "*" is the last UID even when it is <= last
             if cursor is None or cursor.uidvalidity != uidvalidity:
-                cursor = MailboxCursor(mailbox=self.watched.key, folder=FOLDER, uidvalidity=uidvalidity, last_uid=last)
-                session.merge(cursor)
+                self._move_cursor(session, uidvalidity, last)
                 session.commit()
             new = sorted(uid for uid in uids if uid > last)
             for start in range(0, len(new), CHUNK):
                 if not still_mine():
                     break  # another worker has the mailbox now
                 chunk = new[start : start + CHUNK]
-                told = self._act(session, client, uidvalidity, chunk, result)
-                session.merge(MailboxCursor(mailbox=self.watched.key, folder=FOLDER, uidvalidity=uidvalidity, last_uid=chunk[-1], updated_at=self.clock.now()))
-                session.commit()
+                fetched = client.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
+                told = self._act(session, fetched, uidvalidity, chunk, result)
+                self._move_cursor(session, uidvalidity, chunk[-1])
+                session.commit()  # what was done and where reading left off: together
                 if told:
                     self.queued()
         return result
 
-    def _act(self, session: Session, client: IMAPClient, uidvalidity: int, uids: list[int], result: ReadResult) -> bool:
+    def _move_cursor(self, session: Session, uidvalidity: int, last_uid: int) -> None:
+        row = {"mailbox": self.watched.key, "folder": FOLDER, "uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": self.clock.now()}
+        bulk.upsert(session, CURSOR, row, key=["mailbox", "folder"])
+
+    def _act(self, session: Session, fetched: dict[int, dict[bytes, object]], uidvalidity: int, uids: list[int], result: ReadResult) -> bool:
         told = False
-        fetched = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
         for uid in uids:
             data = fetched.get(uid)
-            if data is None or b"BODY[]" not in data:
+            if data is None or not isinstance(data.get(b"BODY[]"), bytes):
                 continue  # expunged meanwhile
-            message = email.message_from_bytes(data[b"BODY[]"], policy=email.policy.default)
+            message = email.message_from_bytes(data[b"BODY[]"], policy=email.policy.default)  # type: ignore[arg-type]
             received = _aware(data.get(b"INTERNALDATE")) or self.clock.now()
             where = replies.Where(self.watched.key, FOLDER, uidvalidity, uid, self.watched.rep_id)
             try:
@@ -205,7 +221,7 @@ class Watcher:
 
     def mailboxes(self) -> list[Watched]:
         with Session(self.engine) as session:
-            return watched_mailboxes(session, self.settings)
+            return watched_mailboxes(session, self.settings, self.clock.now())
 
     # --- once -----------------------------------------------------------------------
     def read_all(self) -> ReadResult:
@@ -257,7 +273,7 @@ class Watcher:
 
     def watch(self, watched: Watched, stop: threading.Event) -> None:
         """Watch one mailbox while this worker holds its lease: read, then IDLE (or poll), again."""
-        heartbeat = max(0.05, min(self.poll, self.lease.total_seconds() / 3))
+        heartbeat = max(0.05, min(self.poll, self.lease.total_seconds() / 3, REIDLE))
         reader = Reader(self.engine, self.clock, watched, self.queued)
         mine = True
 
@@ -278,7 +294,7 @@ class Watcher:
                 while not stop.is_set() and still_mine():
                     reader.read(client, still_mine)
                     if idle:
-                        self._idle(client, stop, heartbeat, still_mine)
+                        self._idle(client, stop, heartbeat)
                     else:
                         stop.wait(self.poll)
             except ERRORS as exc:
@@ -288,13 +304,18 @@ class Watcher:
         if mine:
             self._release(watched.key)
 
-    def _idle(self, client: IMAPClient, stop: threading.Event, heartbeat: float, still_mine: Callable[[], bool]) -> None:
-        """IDLE until the server says something, REIDLE passes or we stop; renewing the lease meanwhile."""
+    def _idle(self, client: IMAPClient, stop: threading.Event, heartbeat: float) -> None:
+        """IDLE until the server says something, a heartbeat passes or we stop.
+
+        After each heartbeat the caller renews the lease and reads anyway: a message
+        that arrived between a read and the IDLE is then read at the latest one
+        heartbeat later. Checks for `stop` every second.
+        """
         client.idle()
         started = time.monotonic()
         try:
-            while not stop.is_set() and time.monotonic() - started < REIDLE:
-                if client.idle_check(timeout=heartbeat) or not still_mine():
+            while not stop.is_set() and time.monotonic() - started < heartbeat:
+                if client.idle_check(timeout=min(1.0, heartbeat)):
                     break
         finally:
             client.idle_done()

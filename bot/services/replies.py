@@ -216,7 +216,7 @@ def _latest_sent_id(session: Session, enrollment: Enrollment) -> int | None:
 
 
 def _addresses(session: Session, matched: list[Enrollment]) -> list[str]:
-    people = {session.get(Person, enrollment.person_id) for enrollment in matched}
+    people = [session.get(Person, person_id) for person_id in {enrollment.person_id for enrollment in matched}]
     return sorted(person.email for person in people if person is not None)
 
 
