@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.cli import CommandError
 from bot.clock import SystemClock
+from bot.cli.worker import watcher_for
 from bot.delivery.scheduler import build_scheduler
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
@@ -47,11 +48,12 @@ def serve(args: argparse.Namespace) -> int:
     client = make_client(settings)
     _check_token(client)
     notifier = SlackNotifier(engine, client, clock, settings)
-    scheduler = poster = None
+    scheduler = poster = watcher = None
     if not args.no_scheduler:
         # The scheduler only queues what reps are told; the poster's thread posts it.
         queued, poster = queued_slack(engine, settings, clock)
         scheduler = build_scheduler(settings, engine, queued, clock)
+        watcher = watcher_for(scheduler, poster)  # the mailboxes: replies, out-of-office, bounces
     deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler)
     app = build_app(deps, client)
     _stop_on_sigterm()
@@ -59,6 +61,8 @@ def serve(args: argparse.Namespace) -> int:
         poster.start()
     if scheduler is not None:
         scheduler.start()
+    if watcher is not None:
+        watcher.start()
     try:
         if args.socket:
             logger.info("connecting to Slack over Socket Mode")
@@ -67,6 +71,8 @@ def serve(args: argparse.Namespace) -> int:
             _serve_http(app, settings, args)
     finally:
         deps.drain()
+        if watcher is not None:
+            watcher.stop(10)
         if scheduler is not None:
             scheduler.stop()
         if poster is not None:

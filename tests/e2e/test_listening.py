@@ -334,3 +334,78 @@ def test_the_watcher_thread_acts_on_a_reply_it_hears_of_by_idle(imap, engine, se
         assert state(engine, sent)[0] == EnrollmentStatus.REPLIED
     finally:
         running.stop(10)
+
+
+def test_a_reply_recorded_after_an_email_was_claimed_but_before_it_is_handed_over_stops_it(imap, engine, session, clock, tmp_path):
+    """The race: the email is claimed, the reply is acted on, the pass goes on: the email is not sent."""
+    from bot.delivery.scheduler import build_scheduler
+    from bot.services import queue
+    from tests.e2e.listening import settings_for
+
+    sent = sent_email(session, "ada@engines.example", clock.now())
+    with Session(engine) as move:  # the follow-up is due now
+        planned = move.get(Send, sent.planned_id)
+        assert planned is not None
+        planned.due_at = clock.now()
+        move.add(planned)
+        move.commit()
+    settings = settings_for(imap, outbox_dir=str(tmp_path / "outbox"))
+    scheduler = build_scheduler(settings, engine, None, clock)
+    arrive(imap, clock, samples.gmail_reply("ada@engines.example", sent.message_id))
+
+    def claim_then_reply(pass_session: Session, limit: int, skip_reps: set[str]) -> list[int]:
+        ids = queue.claim_due(pass_session, clock.now(), scheduler.worker_id, limit=limit, lease=scheduler.lease)
+        pass_session.commit()
+        if ids:
+            watcher(engine, clock, imap).read_all()  # the reply arrives while the email is claimed
+        return ids
+
+    result = scheduler._deliver(claim_then_reply, threading.Event())
+
+    assert result.sent == 0
+    assert state(engine, sent)[0::2] == (EnrollmentStatus.REPLIED, SendStatus.CANCELLED)
+    assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").iterdir())
+
+
+def test_the_scheduler_resumes_an_out_of_office_pause_on_the_return_morning(imap, engine, session, clock, tmp_path):
+    from bot.delivery.scheduler import build_scheduler
+    from tests.e2e.listening import settings_for
+
+    sent = sent_email(session, "ada@engines.example", clock.now())
+    arrive(imap, clock, samples.gmail_out_of_office("ada@engines.example", sent.message_id, "Out of the office until December 10."))
+    watcher(engine, clock, imap).read_all()
+    assert state(engine, sent)[0] == EnrollmentStatus.PAUSED
+
+    clock.at = dt.datetime(2026, 12, 11, 8, 0, tzinfo=dt.timezone.utc)  # Friday 11 December, 09:00 in Stockholm
+    build_scheduler(settings_for(imap, outbox_dir=str(tmp_path / "outbox"), digest_cron="0 0 1 1 *"), engine, None, clock).tick()
+
+    assert state(engine, sent)[0] == EnrollmentStatus.ACTIVE
+
+
+def test_bot_tick_reads_each_mailbox_once_and_says_what_came_back(imap, engine, session, clock, db_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.listening import KEY
+
+    sent = sent_email(session, "ada@engines.example", clock.now())
+    arrive(imap, clock, samples.postfix_bounce("ada@engines.example", sent.message_id), user=BOUNCE_USER)
+    arrive(imap, clock, samples.gmail_reply("bob@builders.example", "<unknown@x.example>"))
+    session.close()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": KEY.get_secret_value(),
+        "BOUNCE_IMAP_URL": imap_url(imap, BOUNCE_USER),
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
+    env.pop("SLACK_BOT_TOKEN", None)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "tick", "--now", "2026-12-02T09:00:00Z"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "read 2 inbound messages: 1 bounce"
+    assert state(engine, sent)[0] == EnrollmentStatus.BOUNCED
