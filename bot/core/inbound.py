@@ -41,6 +41,13 @@ class InboundKind(StrEnum):
     OTHER = "other"  # read, but it belongs to no enrollment
 
 
+class OnReply(StrEnum):
+    """Whom a reply stops (the campaign key `on_reply`)."""
+
+    STOP_PERSON = "stop_person"  # the enrollment of the person who replied
+    STOP_COMPANY = "stop_company"  # every active enrollment of the rep with a person at the same company domain
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What an inbound message is, and what it names."""

@@ -575,6 +575,9 @@ class LoggingNotifier:
         log.info("the digest of %s is due (no Slack token: not posted)", rep_id)
         return False
 
+    def inbound(self, inbound_id: int) -> None:
+        log.info("inbound message %s is for its rep", inbound_id)
+
 
 def build_scheduler(settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None) -> Scheduler:
     """A scheduler delivering through reps' own mailboxes and the relay (SMTP_URL), or into ./outbox/ (no notifier: logs only)."""

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from bot.core import rules
 from bot.core.rules import SendIn, SendOption
+from bot.core.inbound import OnReply
 from bot.services.campaign_file import CampaignSpec, StepSpec, is_zone
 from bot.services.errors import ServiceError, UnknownCampaign
 from bot.services.progress import steps_of
@@ -89,6 +90,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
         skip_weekends=spec.skip_weekends,
         send_in=spec.send_in,
         task_time=spec.task_time,
+        on_reply=spec.on_reply,
         fields=list(spec.fields),
     )
     if campaign is None:
@@ -197,6 +199,7 @@ def spec_of(session: Session, campaign: Campaign) -> CampaignSpec:
         skip_weekends=campaign.skip_weekends,
         send_in=SendIn(campaign.send_in),
         task_time=campaign.task_time,
+        on_reply=OnReply(campaign.on_reply),
         fields=tuple(campaign.fields),
         steps=tuple(_step_spec(step) for step in steps_of(session, campaign.id, campaign.version)),
     )

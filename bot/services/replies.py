@@ -264,15 +264,3 @@ def go_on(session: Session, inbound_id: int, rep_id: str, now: dt.datetime) -> l
     session.add(inbound)
     session.flush()
     return reopened
-
-
-def week_of_replies(session: Session, rep_id: str, now: dt.datetime, limit: int) -> list[Inbound]:
-    """The rep's replies of the last 7 days, newest first (the Home tab)."""
-    return list(
-        session.exec(
-            select(Inbound)
-            .where(Inbound.rep_id == rep_id, Inbound.kind == InboundKind.REPLY, col(Inbound.received_at) >= now - dt.timedelta(days=7))
-            .order_by(col(Inbound.received_at).desc())
-            .limit(limit)
-        )
-    )

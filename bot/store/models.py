@@ -16,7 +16,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, TypeDe
 from sqlmodel import Field, SQLModel
 
 from bot.clock import UTC
-from bot.core.inbound import InboundKind
+from bot.core.inbound import InboundKind, OnReply
 from bot.core.rules import SendIn, SendOption, StepKind
 
 TASK_REPOSTS = 3  # times a task message Slack refused is posted again (bot/services/queue.py)
@@ -133,13 +133,6 @@ class Rep(SQLModel, table=True):
     email: str | None = None
     timezone: str | None = None
     updated_at: dt.datetime = created()
-
-
-class OnReply(StrEnum):
-    """Whom a reply stops (campaign key `on_reply`)."""
-
-    STOP_PERSON = "stop_person"  # the enrollment of the person who replied
-    STOP_COMPANY = "stop_company"  # every active enrollment of the rep at the same company domain
 
 
 class Campaign(SQLModel, table=True):
