@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
+from email.header import Header, decode_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
@@ -71,9 +73,9 @@ def classify(message: Message, received: dt.datetime) -> Verdict:
     """The verdict on one inbound message that arrived at `received`."""
     base = dict(
         message_id=_message_id(message.get("Message-ID")),
-        from_email=parseaddr(str(message.get("From", "")))[1].lower(),
-        to=tuple(address.lower() for _, address in getaddresses([str(v) for v in message.get_all("To", [])]) if address),
-        subject=_one_line(str(message.get("Subject", ""))),
+        from_email=parseaddr(header(message, "From"))[1].lower(),
+        to=tuple(address.lower() for _, address in getaddresses([header(message, "To")]) if address),
+        subject=_one_line(header(message, "Subject")),
         references=_ids(message.get("In-Reply-To")) + _ids(message.get("References")),
     )
     bounce = _bounce(message)
@@ -111,7 +113,7 @@ def _bounce(message: Message) -> dict[str, object] | None:
     if message.get_content_type() == "multipart/report" and message.get_param("report-type", "").lower() == "delivery-status":
         return _dsn(message)
     sender = parseaddr(str(message.get("From", "")))[1]
-    if not (BOUNCE_SENDERS.match(sender) or BOUNCE_SUBJECTS.search(str(message.get("Subject", "")))):
+    if not (BOUNCE_SENDERS.match(sender) or BOUNCE_SUBJECTS.search(header(message, "Subject"))):
         return None
     temporary, permanent = flufl.bounce.all_failures(message)
     if not (temporary or permanent):
@@ -197,7 +199,7 @@ def is_auto_reply(message: Message) -> bool:
         return True
     if str(message.get("Precedence", "")).strip().lower() in ("auto_reply", "bulk", "junk"):
         return True
-    return bool(AUTO_SUBJECTS.search(str(message.get("Subject", ""))))
+    return bool(AUTO_SUBJECTS.search(header(message, "Subject")))
 
 
 # The words before a return date, in English, German, French, Spanish, Swedish and Dutch.
@@ -376,6 +378,31 @@ def _text_of(part: Message) -> str:
     if isinstance(payload, bytes):
         return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
     return str(part.get_payload())
+
+
+def header(message: Message, name: str) -> str:
+    """A header as people read it (RFC 2047 words decoded), whichever policy parsed the message.
+
+    The watcher parses with the fast compat32 policy, which leaves headers encoded
+    (and raw 8-bit ones as "unknown-8bit"; read as UTF-8, as senders mean them).
+    """
+    decoded = []
+    for value in message.get_all(name) or []:
+        try:
+            parts = decode_header(value if isinstance(value, Header) else str(value))
+        except HeaderParseError:
+            decoded.append(str(value))
+            continue
+        text = ""
+        for part, charset in parts:
+            if isinstance(part, bytes):
+                try:
+                    part = part.decode(charset if charset and charset != "unknown-8bit" else "utf-8", "replace")
+                except LookupError:
+                    part = part.decode("utf-8", "replace")
+            text += part
+        decoded.append(text)
+    return ", ".join(decoded)
 
 
 def _message_id(value: object) -> str | None:

@@ -170,7 +170,8 @@ class Reader:
             data = fetched.get(uid)
             if data is None or not isinstance(data.get(b"BODY[]"), bytes):
                 continue  # expunged meanwhile
-            message = email.message_from_bytes(data[b"BODY[]"], policy=email.policy.default)  # type: ignore[arg-type]
+            # compat32: parsing every header into objects (policy.default) was most of a catch-up's time.
+            message = email.message_from_bytes(data[b"BODY[]"], policy=email.policy.compat32)  # type: ignore[arg-type]
             received = _aware(data.get(b"INTERNALDATE")) or self.clock.now()
             where = replies.Where(self.watched.key, FOLDER, uidvalidity, uid, self.watched.rep_id)
             try:
@@ -207,12 +208,16 @@ class Watcher:
         settings: Settings,
         worker_id: str | None = None,
         queued: Callable[[], None] = lambda: None,
+        *,
+        idle: bool = True,
     ) -> None:
+        """`idle`: use IMAP IDLE where the server offers it (False: always poll, as bench/listen.py compares)."""
         self.engine = engine
         self.clock = clock
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.queued = queued
+        self.use_idle = idle
         self.poll = float(settings.listen_poll_seconds)
         self.lease = dt.timedelta(seconds=settings.listen_lease_seconds)
         self._stop = threading.Event()
@@ -290,7 +295,7 @@ class Watcher:
                 stop.wait(self.poll)
                 continue
             try:
-                idle = b"IDLE" in client.capabilities()
+                idle = self.use_idle and b"IDLE" in client.capabilities()
                 while not stop.is_set() and still_mine():
                     reader.read(client, still_mine)
                     if idle:

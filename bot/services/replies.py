@@ -34,6 +34,7 @@ from bot.store.models import (
 
 INBOUND = Inbound.__table__  # type: ignore[attr-defined]
 BOUNCES = "bounces"  # the key of the relay's bounce mailbox (BOUNCE_IMAP_URL)
+KEY = ("mailbox", "folder", "uidvalidity", "uid")  # an inbound message's unique key
 TOLD = (InboundKind.REPLY, InboundKind.AUTO_REPLY, InboundKind.BOUNCE, InboundKind.UNSUBSCRIBE)
 
 
@@ -57,7 +58,6 @@ def act(session: Session, now: dt.datetime, where: Where, verdict: Verdict, rece
         "uid": where.uid,
         "message_id": verdict.message_id,
         "kind": verdict.kind.value,
-        "ended": [],
         "from_email": verdict.from_email[:320],
         "subject": verdict.subject[:500],
         "excerpt": verdict.excerpt,
@@ -65,16 +65,11 @@ def act(session: Session, now: dt.datetime, where: Where, verdict: Verdict, rece
         "received_at": received,
     }
     # A second worker reading the same message waits here for the first one's commit, then skips it.
-    if not bulk.insert_unless_exists(session, INBOUND, row, key=["mailbox", "folder", "uidvalidity", "uid"]):
+    inserted = bulk.insert_many(session, INBOUND, [row], {"ended": []}, INBOUND.c.id, skip_existing=[INBOUND.c[name] for name in KEY])
+    if not inserted:
         return None
-    inbound = session.exec(
-        select(Inbound).where(
-            Inbound.mailbox == where.mailbox,
-            Inbound.folder == where.folder,
-            Inbound.uidvalidity == where.uidvalidity,
-            Inbound.uid == where.uid,
-        )
-    ).one()
+    inbound = session.get(Inbound, inserted[0][0])
+    assert inbound is not None
     kind = verdict.kind
     if kind is InboundKind.REPLY and (person := mailto_person(verdict)) is not None:
         kind = InboundKind.UNSUBSCRIBE  # the List-Unsubscribe mailto was used

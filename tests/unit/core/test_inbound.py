@@ -17,7 +17,10 @@ OURS = "<175.1@seller.example>"
 
 
 def verdict(raw: bytes, received: dt.datetime = RECEIVED):
-    return classify(email.message_from_bytes(raw, policy=email.policy.default), received)
+    """As the watcher reads it (compat32), and the same with the modern policy."""
+    found = classify(email.message_from_bytes(raw, policy=email.policy.compat32), received)
+    assert classify(email.message_from_bytes(raw, policy=email.policy.default), received) == found
+    return found
 
 
 @pytest.mark.parametrize(
@@ -117,3 +120,9 @@ def test_free_mail_domains_are_nobodys_company():
     assert company_domain("ada@engines.example") == "engines.example"
     assert company_domain("ada@gmail.com") is None
     assert company_domain("bob@Outlook.com") is None
+
+
+def test_an_encoded_subject_is_read_decoded():
+    raw = samples.plain_reply("bob@builders.example", "Je suis absent.", OURS, subject="=?utf-8?q?R=C3=A9ponse_automatique_:_bonjour?=")
+    found = verdict(raw)
+    assert (found.kind, found.subject) == (InboundKind.AUTO_REPLY, "Réponse automatique : bonjour")
