@@ -98,11 +98,7 @@ def _do(session: Session, now: dt.datetime, inbound: Inbound, verdict: Verdict, 
     kind = InboundKind(inbound.kind)
     stamp = now.strftime("%Y-%m-%d %H:%M UTC")
     if kind is InboundKind.BOUNCE:
-        reason = f"bounced: {verdict.status or '5.0.0'}"
-        for enrollment in matched:
-            _end(session, inbound, enrollment, EnrollmentStatus.BOUNCED, reason, now)
-        for address in _addresses(session, matched):
-            suppression.suppress(session, address, reason, now)
+        _end_and_suppress(session, now, inbound, matched, EnrollmentStatus.BOUNCED, f"bounced: {verdict.status or '5.0.0'}")
     elif kind is InboundKind.DELAYED:
         target = send or (session.get(Send, inbound.send_id) if inbound.send_id else None)
         if target is not None:
@@ -117,16 +113,22 @@ def _do(session: Session, now: dt.datetime, inbound: Inbound, verdict: Verdict, 
                     enrollments.pause_enrollment(session, enrollment, now, until=until)
                     inbound.resume_at = until
     elif kind is InboundKind.UNSUBSCRIBE:
-        reason = f"unsubscribed at {stamp}"
-        for enrollment in matched:
-            _end(session, inbound, enrollment, EnrollmentStatus.UNSUBSCRIBED, reason, now)
-        for address in _addresses(session, matched):
-            suppression.suppress(session, address, reason, now)
+        _end_and_suppress(session, now, inbound, matched, EnrollmentStatus.UNSUBSCRIBED, f"unsubscribed at {stamp}")
     elif kind is InboundKind.REPLY:
         reason = f"replied at {stamp}"
         for enrollment in _with_colleagues(session, matched):
             _end(session, inbound, enrollment, EnrollmentStatus.REPLIED, reason, now)
     # LIST: a mailing-list message from the person is not a reply; nothing changes.
+
+
+def _end_and_suppress(
+    session: Session, now: dt.datetime, inbound: Inbound, matched: list[Enrollment], status: EnrollmentStatus, reason: str
+) -> None:
+    """A bounce or an unsubscribe: the enrollments end, and no campaign emails the address again."""
+    for enrollment in matched:
+        _end(session, inbound, enrollment, status, reason, now)
+    for address in _addresses(session, matched):
+        suppression.suppress(session, address, reason, now)
 
 
 def _end(session: Session, inbound: Inbound, enrollment: Enrollment, status: EnrollmentStatus, reason: str, now: dt.datetime) -> None:
