@@ -37,26 +37,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlmodel import Session, select  # noqa: E402
+from sqlmodel import Session, select
 
-from bot.clock import SystemClock  # noqa: E402
-from bot.delivery.mail import compose_email, new_message_id  # noqa: E402
-from bot.delivery.ports import Email  # noqa: E402
-from bot.delivery.routes import relay_for  # noqa: E402
-from bot.delivery.scheduler import Scheduler  # noqa: E402
-from bot.services.drafts import draft_for  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
-from bot.store.db import connect, make_engine  # noqa: E402
-from bot.store.models import Send, SendStatus  # noqa: E402
-from tests.support.databases import PostgresSchema  # noqa: E402
-from tests.support.due_emails import seed_due_emails  # noqa: E402
-from tests.support.notifier import RecordingNotifier  # noqa: E402
-from tests.support.smtp_sink import SmtpSink  # noqa: E402
+from bot.clock import SystemClock
+from bot.delivery.mail import compose_email, new_message_id
+from bot.delivery.ports import Email
+from bot.delivery.routes import relay_for
+from bot.delivery.scheduler import Scheduler
+from bot.services.drafts import draft_for
+from bot.settings import load_settings
+from bot.store.db import connect, make_engine
+from bot.store.models import Send, SendStatus
+from tests.support.databases import PostgresSchema
+from tests.support.due_emails import seed_due_emails
+from tests.support.notifier import RecordingNotifier
+from tests.support.smtp_sink import SmtpSink
 
 REPS = 100
 # Two steps, so every email sent also plans the enrollment's next one (as in real campaigns).
 STEPS = [
-    {"day": 1, "send": "at_time", "time": "09:00", "subject": "Hello {{ first_name }}", "body": "Hi {{ first_name }},\n\nshall we talk next week?\n\nRita"},
+    {
+        "day": 1,
+        "send": "at_time",
+        "time": "09:00",
+        "subject": "Hello {{ first_name }}",
+        "body": "Hi {{ first_name }},\n\nshall we talk next week?\n\nRita",
+    },
     {"day": 3, "send": "thread", "body": "Just following up on this."},
 ]
 
@@ -79,7 +85,9 @@ class Server:
         ports: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         self.times: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         self.stop = mp.Event()
-        self.process = mp.Process(target=_serve, args=(self.latency, self.connections, ports, self.stop, self.times), daemon=True)
+        self.process = mp.Process(
+            target=_serve, args=(self.latency, self.connections, ports, self.stop, self.times), daemon=True
+        )
         self.process.start()
         self.port = ports.get(timeout=30)
         self.url = f"smtp://127.0.0.1:{self.port}"
@@ -120,7 +128,8 @@ def prebuilt_emails(url: str, count: int, due: dt.datetime) -> list[Email]:
         drafts = [draft_for(session, send) for send in sends]
     engine.dispose()
     return [
-        compose_email(d, mailbox="relay", message_id=new_message_id(d.sender_email or "x@example.com"), date=due) for d in drafts
+        compose_email(d, mailbox="relay", message_id=new_message_id(d.sender_email or "x@example.com"), date=due)
+        for d in drafts
     ]
 
 
@@ -148,7 +157,7 @@ def apscheduler(port: int, emails: list[Email], threads: int) -> tuple[float, fl
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(threads)})
     started, start = time.time(), time.perf_counter()
     scheduler.start()
-    run_at = dt.datetime.now(dt.timezone.utc)
+    run_at = dt.datetime.now(dt.UTC)
     for email in emails:
         scheduler.add_job(send_one, "date", run_date=run_at, args=[email], misfire_grace_time=None)
     for _ in emails:
@@ -161,13 +170,17 @@ def apscheduler(port: int, emails: list[Email], threads: int) -> tuple[float, fl
 def _worker(url: str, smtp_url: str, connections: int, ready: mp.Barrier, results: mp.Queue) -> None:  # type: ignore[type-arg]
     settings = load_settings(database_url=url, smtp_url=smtp_url, smtp_max_connections=connections)
     engine = make_engine(url)
-    scheduler = Scheduler(engine, SystemClock(), relay_for(settings), RecordingNotifier(), settings)  # as `bot worker` builds it
+    scheduler = Scheduler(
+        engine, SystemClock(), relay_for(settings), RecordingNotifier(), settings
+    )  # as `bot worker` builds it
     ready.wait()
     results.put(scheduler.tick().sent)
     engine.dispose()
 
 
-def scheduler_run(url: str, smtp_url: str, count: int, workers: int, connections: int, due: dt.datetime) -> tuple[float, float]:
+def scheduler_run(
+    url: str, smtp_url: str, count: int, workers: int, connections: int, due: dt.datetime
+) -> tuple[float, float]:
     engine = connect(url)
     seed_due_emails(engine, count, due, steps=STEPS, reps=REPS)
     with engine.begin() as connection:
@@ -209,10 +222,14 @@ def main() -> None:
         return run
 
     with tempfile.TemporaryDirectory() as folder:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         emails = prebuilt_emails(f"sqlite:///{folder}/emails.db", count, now)
         timed(f"APScheduler 3, {c} threads", c, lambda s: apscheduler(s.port, emails, c))
-        timed("scheduler, SQLite, 1 worker", c, lambda s: scheduler_run(f"sqlite:///{folder}/1.db", s.url, count, 1, c, now))
+        timed(
+            "scheduler, SQLite, 1 worker",
+            c,
+            lambda s: scheduler_run(f"sqlite:///{folder}/1.db", s.url, count, 1, c, now),
+        )
         if args.postgres:
             for workers in (1, 2):
                 schema = PostgresSchema(args.postgres)
@@ -230,8 +247,12 @@ def main() -> None:
 
     limit = c / (args.latency_ms / 1000)
     aps = runs[f"APScheduler 3, {c} threads"].rate(count)
-    print(f"\n{count:,} emails from {REPS} reps, all due at once; server: {args.latency_ms:g} ms per message, {c} connections")
-    print(f"the limit C/L = {limit:,.0f} emails/s (two workers: a server allowing {2 * c} connections, limit {2 * limit:,.0f})\n")
+    print(
+        f"\n{count:,} emails from {REPS} reps, all due at once; server: {args.latency_ms:g} ms per message, {c} connections"
+    )
+    print(
+        f"the limit C/L = {limit:,.0f} emails/s (two workers: a server allowing {2 * c} connections, limit {2 * limit:,.0f})\n"
+    )
     print(f"{'':34} {'emails/s':>9} {'x limit':>8} {'x APSch.':>9}   lateness s: {'p50':>6} {'p99':>6} {'max':>6}")
     one_pg = runs.get("scheduler, PostgreSQL, 1 worker")
     for name, run in runs.items():
@@ -241,12 +262,16 @@ def main() -> None:
         own_limit = limit * (2 if "2 workers" in name else 1)
         print(f"{name:34} {rate:9.0f} {rate / own_limit:8.2f} {rate / aps:9.2f}   {'':12}{run.late()}")
     if one_pg and "scheduler, PostgreSQL, 2 workers" in runs:
-        print(f"\ntwo PostgreSQL workers: {runs['scheduler, PostgreSQL, 2 workers'].rate(count) / one_pg.rate(count):.2f} x one")
+        print(
+            f"\ntwo PostgreSQL workers: {runs['scheduler, PostgreSQL, 2 workers'].rate(count) / one_pg.rate(count):.2f} x one"
+        )
     plain = zero["plain smtplib loop, 1 connection"].rate(count)
     print(f"\nwith L = 0 ({os.cpu_count()} CPUs):")
     for name, run in zero.items():
         print(f"{name:34} {run.rate(count):9.0f} {run.rate(count) / plain:8.2f} x the plain loop")
-    print("\ngoals: >= 0.90 x limit, > 1.00 x APScheduler, two PostgreSQL workers >= 1.70 x one, L = 0 >= 0.50 x the plain loop")
+    print(
+        "\ngoals: >= 0.90 x limit, > 1.00 x APScheduler, two PostgreSQL workers >= 1.70 x one, L = 0 >= 0.50 x the plain loop"
+    )
 
 
 if __name__ == "__main__":

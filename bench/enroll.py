@@ -25,12 +25,13 @@ import sqlite3
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.services.enrollments import add_people
@@ -38,22 +39,25 @@ from bot.services.people import PersonInput, check_people, parse_people
 from bot.store.db import connect
 from bot.store.models import Campaign, Step
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 SEND_AT = dt.datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TABLES = ("person", "enrollment", "send")  # in insert order
 Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]  # table -> (columns, rows)
 
-FIRST = "Ada Alan Grace Linus Margaret Edsger Barbara Donald Frances Ken Radia John Hedy Tim Katherine Dennis " \
-    "Annie Niklaus Shafi Leslie Sophie Guido Bjarne Jean Karen Anita Vint Whitfield Adele Ivan".split()
-LAST = "Lovelace Turing Hopper Torvalds Hamilton Dijkstra Liskov Knuth Allen Thompson Perlman McCarthy Lamarr " \
-    "Berners-Lee Johnson Ritchie Easley Wirth Goldwasser Lamport Wilson Rossum Stroustrup Sammet Jones Borg " \
-    "Cerf Diffie Goldberg Sutherland".split()
-WORDS = "North Blue Iron Bright Silver Green Swift Open Stone River Summit Cedar Delta Harbor Pixel Quantum " \
-    "Atlas Nova Apex Maple".split()
-KINDS = "Analytics Logistics Health Foods Systems Labs Robotics Media Energy Capital Works Studio Bank Cloud " \
-    "Motors".split()
+FIRST = (
+    ["Ada", "Alan", "Grace", "Linus", "Margaret", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "John", "Hedy", "Tim", "Katherine", "Dennis", "Annie", "Niklaus", "Shafi", "Leslie", "Sophie", "Guido", "Bjarne", "Jean", "Karen", "Anita", "Vint", "Whitfield", "Adele", "Ivan"]
+)
+LAST = (
+    ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "McCarthy", "Lamarr", "Berners-Lee", "Johnson", "Ritchie", "Easley", "Wirth", "Goldwasser", "Lamport", "Wilson", "Rossum", "Stroustrup", "Sammet", "Jones", "Borg", "Cerf", "Diffie", "Goldberg", "Sutherland"]
+)
+WORDS = (
+    ["North", "Blue", "Iron", "Bright", "Silver", "Green", "Swift", "Open", "Stone", "River", "Summit", "Cedar", "Delta", "Harbor", "Pixel", "Quantum", "Atlas", "Nova", "Apex", "Maple"]
+)
+KINDS = (
+    ["Analytics", "Logistics", "Health", "Foods", "Systems", "Labs", "Robotics", "Media", "Energy", "Capital", "Works", "Studio", "Bank", "Cloud", "Motors"]
+)
 TITLES = ["CTO", "VP Sales", "Head of Data", "Engineering Manager", "Buyer", "Founder", "COO", "IT Director"]
 STEPS = [  # the worked example of the spec
     dict(day=1, send="choose", time=None),
@@ -69,7 +73,9 @@ def realistic_people(count: int, seed: int = 7) -> list[PersonInput]:
     rng = random.Random(seed)
     names = [f"{a} {b}" for a in WORDS for b in KINDS]
     rng.shuffle(names)
-    companies = {name: name.lower().replace(" ", "") + rng.choice([".com", ".io", ".co.uk", ".de"]) for name in names[:300]}
+    companies = {
+        name: name.lower().replace(" ", "") + rng.choice([".com", ".io", ".co.uk", ".de"]) for name in names[:300]
+    }
     people: list[PersonInput] = []
     taken: set[str] = set()
     while len(people) < count:
@@ -267,7 +273,9 @@ def main() -> None:
     people = realistic_people(options.people)
     listing = "\n".join(f"{p.first_name} {p.last_name} <{p.email}>" for p in people)
     parsing = time_it(lambda: parse_people(listing), options.rounds)
-    print(f"parse_people: {len(people)} 'Name <address>' lines in {parsing:.3f} s ({parsing / len(people) * 1e6:.1f} µs each)")
+    print(
+        f"parse_people: {len(people)} 'Name <address>' lines in {parsing:.3f} s ({parsing / len(people) * 1e6:.1f} µs each)"
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         database: Sqlite | Postgres = Sqlite(Path(folder))

@@ -34,7 +34,7 @@ from bot.slack.blocks.home import HOME_EMAILS, HOME_TASKS, home_view
 from bot.store.db import connect
 from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 ZONE = "Europe/Stockholm"
 REP = "U0BENCH"
@@ -46,30 +46,71 @@ BODY = "Hi {{ first_name }},\n\nI saw that {{ company }} is hiring. Shall we tal
 def fill(engine: Engine, tasks: int) -> None:
     """A rep with `tasks` queued tasks of one task campaign, due over the last days."""
     with Session(engine) as session:
-        session.add(Rep(slack_user_id=REP, name="Rita Rep", first_name="Rita", email="rita@seller.example", timezone=ZONE))
+        session.add(
+            Rep(slack_user_id=REP, name="Rita Rep", first_name="Rita", email="rita@seller.example", timezone=ZONE)
+        )
         campaign = Campaign(name="Bench", owner_id=REP, timezone=ZONE)
         session.add(campaign)
         session.flush()
-        step = Step(campaign_id=campaign.id, version=1, position=1, day=1, send="task", subject="Hello {{ first_name }}", body=BODY)
+        step = Step(
+            campaign_id=campaign.id,
+            version=1,
+            position=1,
+            day=1,
+            send="task",
+            subject="Hello {{ first_name }}",
+            body=BODY,
+        )
         session.add(step)
         session.flush()
         session.execute(
             insert(Person),
-            [dict(email=f"person{n}@buyer{n % 300}.example", first_name=f"Ada{n}", last_name="Lovelace",
-                  company=f"Company {n % 300}", fields={}, created_at=NOW) for n in range(tasks)],
+            [
+                dict(
+                    email=f"person{n}@buyer{n % 300}.example",
+                    first_name=f"Ada{n}",
+                    last_name="Lovelace",
+                    company=f"Company {n % 300}",
+                    fields={},
+                    created_at=NOW,
+                )
+                for n in range(tasks)
+            ],
         )
         people = session.execute(select(Person.id).order_by(Person.id)).scalars().all()  # type: ignore[arg-type]
         session.execute(
             insert(Enrollment),
-            [dict(campaign_id=campaign.id, version=1, person_id=person, rep_id=REP, status="active", zone=ZONE,
-                  launched_at=NOW, created_at=NOW) for person in people],
+            [
+                dict(
+                    campaign_id=campaign.id,
+                    version=1,
+                    person_id=person,
+                    rep_id=REP,
+                    status="active",
+                    zone=ZONE,
+                    launched_at=NOW,
+                    created_at=NOW,
+                )
+                for person in people
+            ],
         )
         enrollments = session.execute(select(Enrollment.id).order_by(Enrollment.id)).scalars().all()  # type: ignore[arg-type]
         session.execute(
             insert(Send),
-            [dict(enrollment_id=enrollment, step_id=step.id, position=1, rep_id=REP, kind="task", status="queued",
-                  due_at=NOW - dt.timedelta(minutes=n), created_at=NOW, updated_at=NOW)
-             for n, enrollment in enumerate(enrollments)],
+            [
+                dict(
+                    enrollment_id=enrollment,
+                    step_id=step.id,
+                    position=1,
+                    rep_id=REP,
+                    kind="task",
+                    status="queued",
+                    due_at=NOW - dt.timedelta(minutes=n),
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+                for n, enrollment in enumerate(enrollments)
+            ],
         )
         session.commit()
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -27,28 +26,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cryptography.fernet import Fernet  # noqa: E402
-from imapclient import IMAPClient  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from cryptography.fernet import Fernet
+from imapclient import IMAPClient
+from sqlmodel import Session
 
-from bot.clock import SystemClock  # noqa: E402
-from bot.listen.watcher import Watcher  # noqa: E402
-from bot.mail import mailboxes  # noqa: E402
-from bot.mail.urls import parse_imap_url, parse_smtp_url  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
-from bot.store.db import connect  # noqa: E402
-from bot.store.models import Enrollment, EnrollmentStatus  # noqa: E402
-from tests.e2e.listening import STEPS, sent_email  # noqa: E402
-from tests.support import inbound_samples as samples  # noqa: E402
-from tests.support.dovecot import Dovecot  # noqa: E402
-from tests.support.factories import REP_ID, make_campaign, make_rep  # noqa: E402
+from bot.clock import SystemClock
+from bot.listen.watcher import Watcher
+from bot.mail import mailboxes
+from bot.mail.urls import parse_imap_url, parse_smtp_url
+from bot.settings import load_settings
+from bot.store.db import connect
+from bot.store.models import Enrollment, EnrollmentStatus
+from tests.e2e.listening import STEPS, sent_email
+from tests.support import inbound_samples as samples
+from tests.support.dovecot import Dovecot
+from tests.support.factories import REP_ID, make_campaign, make_rep
 
 PASSWORD = "bench-s3cret"
 BIG, SMALL = "big@seller.example", "small@seller.example"
 
 
 def newsletter(n: int) -> bytes:
-    return samples.plain_reply(f"news{n % 50}@letters.example", f"Issue {n}: what is new this week.\n" * 5, subject=f"Weekly {n}")
+    return samples.plain_reply(
+        f"news{n % 50}@letters.example", f"Issue {n}: what is new this week.\n" * 5, subject=f"Weekly {n}"
+    )
 
 
 def append_all(server: Dovecot, user: str, messages: list[bytes]) -> float:
@@ -70,10 +71,15 @@ def setup(server: Dovecot, user: str, folder: Path, people: int) -> tuple[Watche
         make_rep(session)
         make_campaign(session, STEPS)
         mailboxes.set_mailbox(
-            session, REP_ID,
+            session,
+            REP_ID,
             smtp=parse_smtp_url(f"smtp://{user.replace('@', '%40')}@127.0.0.1:2525"),
             imap=parse_imap_url(f"imap://{user.replace('@', '%40')}@127.0.0.1:{server.port}?timeout=30"),
-            password=PASSWORD, provider=None, limits=mailboxes.Limits(), key=settings.secret_key, now=now - dt.timedelta(days=1),
+            password=PASSWORD,
+            provider=None,
+            limits=mailboxes.Limits(),
+            key=settings.secret_key,
+            now=now - dt.timedelta(days=1),
         )
         session.commit()
         enrolled = [sent_email(session, f"person{n}@firm{n}.example", now) for n in range(people)]
@@ -144,18 +150,33 @@ def main() -> None:
         old, appended, first, read, nexts, replied, watcher, people = results[BIG]
         print(f"mailbox of {old:,} old messages (APPENDed in {appended:.1f} s)")
         print(f"  first pass (catch-up): {first:.2f} s, {read:,} messages, {read / first:,.0f} msgs/s")
-        print(f"  next pass ({nexts[0][1]} new, {replied}/{args.replies} replies acted on): {nexts[0][0] * 1000:.1f} ms;"
-              f" then nothing new: {nexts[1][0] * 1000:.1f} ms, {nexts[2][0] * 1000:.1f} ms")
+        print(
+            f"  next pass ({nexts[0][1]} new, {replied}/{args.replies} replies acted on): {nexts[0][0] * 1000:.1f} ms;"
+            f" then nothing new: {nexts[1][0] * 1000:.1f} ms, {nexts[2][0] * 1000:.1f} ms"
+        )
         small = results[SMALL][4]
-        print(f"mailbox of 100 old messages: next pass {small[0][0] * 1000:.1f} ms; nothing new: {small[1][0] * 1000:.1f} ms")
-        print(f"  ratio next pass 10,000-old / 100-old: {nexts[0][0] / small[0][0]:.2f} (new), {nexts[1][0] / small[1][0]:.2f} (nothing new)")
+        print(
+            f"mailbox of 100 old messages: next pass {small[0][0] * 1000:.1f} ms; nothing new: {small[1][0] * 1000:.1f} ms"
+        )
+        print(
+            f"  ratio next pass 10,000-old / 100-old: {nexts[0][0] / small[0][0]:.2f} (new), {nexts[1][0] / small[1][0]:.2f} (nothing new)"
+        )
 
         idle = latencies(server, watcher, people[args.replies : args.replies + args.latency], args.latency, BIG)
-        print(f"reply APPEND -> enrollment ended, IDLE: p50 {pct(idle, 50) * 1000:.0f} ms, p99 {pct(idle, 99) * 1000:.0f} ms (goal: 5 s)")
-        polling = Watcher(watcher.engine, SystemClock(), watcher.settings.model_copy(update={"listen_poll_seconds": args.poll}), idle=False)
+        print(
+            f"reply APPEND -> enrollment ended, IDLE: p50 {pct(idle, 50) * 1000:.0f} ms, p99 {pct(idle, 99) * 1000:.0f} ms (goal: 5 s)"
+        )
+        polling = Watcher(
+            watcher.engine,
+            SystemClock(),
+            watcher.settings.model_copy(update={"listen_poll_seconds": args.poll}),
+            idle=False,
+        )
         polled = latencies(server, polling, people[args.replies + args.latency :], args.latency, BIG)
-        print(f"reply APPEND -> enrollment ended, polling every {args.poll:g} s: p50 {pct(polled, 50) * 1000:.0f} ms,"
-              f" p99 {pct(polled, 99) * 1000:.0f} ms (goal: within the interval; p99/interval {pct(polled, 99) / args.poll:.2f})")
+        print(
+            f"reply APPEND -> enrollment ended, polling every {args.poll:g} s: p50 {pct(polled, 50) * 1000:.0f} ms,"
+            f" p99 {pct(polled, 99) * 1000:.0f} ms (goal: within the interval; p99/interval {pct(polled, 99) / args.poll:.2f})"
+        )
 
 
 if __name__ == "__main__":

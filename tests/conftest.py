@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -64,7 +64,7 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def clock() -> FixedClock:
     """Wednesday 2026-12-02 09:00 UTC, until a test moves it."""
-    return FixedClock(dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc))
+    return FixedClock(dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

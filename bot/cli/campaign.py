@@ -9,9 +9,9 @@ import itertools
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session

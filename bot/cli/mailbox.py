@@ -29,12 +29,20 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "in a process list.",
     )
     command.add_argument("rep", metavar="SLACK_USER_ID")
-    command.add_argument("--smtp", required=True, metavar="URL", help="smtp://USER@host:587?starttls=true or smtps://USER@host")
+    command.add_argument(
+        "--smtp", required=True, metavar="URL", help="smtp://USER@host:587?starttls=true or smtps://USER@host"
+    )
     command.add_argument("--imap", metavar="URL", help="imaps://USER@host or imap://USER@host?starttls=true")
-    command.add_argument("--provider", choices=[p.value for p in Provider], help="its limit presets (default: from the SMTP host, else other)")
+    command.add_argument(
+        "--provider",
+        choices=[p.value for p in Provider],
+        help="its limit presets (default: from the SMTP host, else other)",
+    )
     command.add_argument("--per-minute", type=int, metavar="N", help="emails per minute (default: the preset)")
     command.add_argument("--per-day", type=int, metavar="N", help="emails per rolling 24 hours (default: the preset)")
-    command.add_argument("--max-connections", type=int, metavar="N", help="SMTP connections at once (default: the preset)")
+    command.add_argument(
+        "--max-connections", type=int, metavar="N", help="SMTP connections at once (default: the preset)"
+    )
     command.add_argument("--no-check", action="store_true", help="save without logging in first")
     command.set_defaults(handler=set_command)
 
@@ -65,8 +73,15 @@ def set_command(args: argparse.Namespace) -> int:
     limits = Limits(per_minute=args.per_minute, per_day=args.per_day, max_connections=args.max_connections)
     with database() as session:
         mailbox = mailboxes.set_mailbox(
-            session, args.rep, smtp=smtp, imap=imap, password=password, provider=provider,
-            limits=limits, key=key, now=SystemClock().now(),
+            session,
+            args.rep,
+            smtp=smtp,
+            imap=imap,
+            password=password,
+            provider=provider,
+            limits=limits,
+            key=key,
+            now=SystemClock().now(),
         )
         checked = "not checked" if args.no_check else "logged in"
         print(f"{mailbox.slack_user_id}: mailbox {mailbox.smtp_user} set ({checked}), provider {mailbox.provider}")
@@ -78,11 +93,24 @@ def list_command(args: argparse.Namespace) -> int:
     with database() as session:
         rows = mailboxes.list_mailboxes(session)
         if not rows:
-            print("no mailboxes yet: reps send through the relay; add one with `bot mailbox set SLACK_USER_ID --smtp URL`")
+            print(
+                "no mailboxes yet: reps send through the relay; add one with `bot mailbox set SLACK_USER_ID --smtp URL`"
+            )
             return 0
         print(
             table(
-                ("rep", "provider", "user", "smtp", "imap", "per minute", "per day", "connections", "state", "last error"),
+                (
+                    "rep",
+                    "provider",
+                    "user",
+                    "smtp",
+                    "imap",
+                    "per minute",
+                    "per day",
+                    "connections",
+                    "state",
+                    "last error",
+                ),
                 [row(mailbox) for mailbox in rows],
             )
         )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import difflib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO
 
 from bot.cli import CommandError
 from bot.services.campaign_file import is_zone

@@ -11,8 +11,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.cli import CommandError
-from bot.clock import SystemClock
 from bot.cli.worker import watcher_for
+from bot.clock import SystemClock
 from bot.delivery.scheduler import build_scheduler
 from bot.settings import Settings, load_settings
 from bot.slack.app import build_app
@@ -103,8 +103,11 @@ def _check_token(client: WebClient) -> None:
     """Refuse to start with a token Slack does not accept, or a Slack out of reach, in one line."""
     # The same call with a quiet logger: slack_sdk logs every failed try, which would bury the line.
     probe = WebClient(
-        token=client.token, base_url=client.base_url, timeout=client.timeout,
-        retry_handlers=client.retry_handlers, logger=QUIET,
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=client.retry_handlers,
+        logger=QUIET,
     )
     try:
         probe.auth_test()

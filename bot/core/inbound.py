@@ -18,7 +18,6 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 from html.parser import HTMLParser
-
 from zoneinfo import ZoneInfo
 
 import dateparser
@@ -85,7 +84,10 @@ def classify(message: Message, received: dt.datetime) -> Verdict:
     excerpt = reply_excerpt(text)
     if is_auto_reply(message):
         return Verdict(
-            **base, kind=InboundKind.AUTO_REPLY, excerpt=excerpt, return_on=return_date(f"{base['subject']}\n{text}", received)
+            **base,
+            kind=InboundKind.AUTO_REPLY,
+            excerpt=excerpt,
+            return_on=return_date(f"{base['subject']}\n{text}", received),
         )  # type: ignore[arg-type]
     if message.get("List-Id") or str(message.get("Precedence", "")).strip().lower() == "list":
         return Verdict(**base, kind=InboundKind.LIST, excerpt=excerpt, list_message=True)  # type: ignore[arg-type]
@@ -110,7 +112,10 @@ BOUNCE_SUBJECTS = re.compile(
 
 def _bounce(message: Message) -> dict[str, object] | None:
     """A bounce's kind, status and what it names; None when the message is not a bounce."""
-    if message.get_content_type() == "multipart/report" and message.get_param("report-type", "").lower() == "delivery-status":
+    if (
+        message.get_content_type() == "multipart/report"
+        and message.get_param("report-type", "").lower() == "delivery-status"
+    ):
         return _dsn(message)
     sender = parseaddr(str(message.get("From", "")))[1]
     if not (BOUNCE_SENDERS.match(sender) or BOUNCE_SUBJECTS.search(header(message, "Subject"))):
@@ -137,7 +142,9 @@ def _dsn(message: Message) -> dict[str, object]:
         if part.get_content_type() != "message/delivery-status":
             continue
         for fields in part.get_payload() or []:
-            if not isinstance(fields, Message) or not (fields.get("Final-Recipient") or fields.get("Original-Recipient")):
+            if not isinstance(fields, Message) or not (
+                fields.get("Final-Recipient") or fields.get("Original-Recipient")
+            ):
                 continue
             action = str(fields.get("Action", "")).strip().lower()
             status = str(fields.get("Status", "")).strip()
@@ -170,7 +177,9 @@ def _original_ids(message: Message) -> tuple[str, ...]:
         elif kind == "text/rfc822-headers":
             ids += [_message_id(m) or "" for m in re.findall(r"^Message-ID:\s*(\S+)", _text_of(part), re.I | re.M)]
     if not ids:  # some servers quote the original headers in the body
-        ids = [_message_id(m) or "" for m in re.findall(r"^\s*Message-ID:\s*(<[^>\s]+>)", body_text(message), re.I | re.M)]
+        ids = [
+            _message_id(m) or "" for m in re.findall(r"^\s*Message-ID:\s*(<[^>\s]+>)", body_text(message), re.I | re.M)
+        ]
     return tuple(dict.fromkeys(i for i in ids if i))
 
 
@@ -217,7 +226,11 @@ RETURN = {lang: re.compile(rf"(?:{words})\s+(.{{1,60}})", re.IGNORECASE) for lan
 def return_date(text: str, received: dt.datetime) -> dt.date | None:
     """The return date an out-of-office names: the first after a return word, within 60 days of `received`."""
     first, last = received.date(), (received + RETURN_WITHIN).date()
-    settings = {"RELATIVE_BASE": received.replace(tzinfo=None), "PREFER_DATES_FROM": "future", "REQUIRE_PARTS": ["day", "month"]}
+    settings = {
+        "RELATIVE_BASE": received.replace(tzinfo=None),
+        "PREFER_DATES_FROM": "future",
+        "REQUIRE_PARTS": ["day", "month"],
+    }
     found: list[tuple[int, dt.date]] = []
     for lang, pattern in RETURN.items():
         for match in pattern.finditer(text):
@@ -229,7 +242,9 @@ def return_date(text: str, received: dt.datetime) -> dt.date | None:
     return min(found)[1] if found else None
 
 
-def _first_date(tokens: list[str], languages: list[str], settings: dict[str, object], first: dt.date, last: dt.date) -> dt.date | None:
+def _first_date(
+    tokens: list[str], languages: list[str], settings: dict[str, object], first: dt.date, last: dt.date
+) -> dt.date | None:
     # The date is a few words after the return word ("den 18 januari", "Monday, 18 January 2027."):
     # try where it may start and the longest reading first, keeping the first within range.
     for start in range(min(3, len(tokens))):

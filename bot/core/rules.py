@@ -15,12 +15,12 @@ the spec is silent"); every rule, silent or not, has a test in tests/unit/core/.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Sequence
 from zoneinfo import ZoneInfo
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DEFAULT_TASK_TIME = dt.time(9, 0)
 
 
@@ -318,7 +318,9 @@ def resume(
     skip_weekends) the enrollment was paused; a due time that has passed is due now.
     """
     due, resumed_at = utc(due), utc(resumed_at)
-    moved = days_between(local_date(paused_at, calendar.zone), local_date(resumed_at, calendar.zone), calendar.skip_weekends)
+    moved = days_between(
+        local_date(paused_at, calendar.zone), local_date(resumed_at, calendar.zone), calendar.skip_weekends
+    )
     due_day = add_days(local_date(due, calendar.zone), moved, calendar.skip_weekends)
     return max(wall_time(due_day, local_time(due, calendar.zone), calendar.zone), resumed_at), moved
 

@@ -14,6 +14,7 @@ import collections
 import logging
 import queue
 import threading
+
 from bot.clock import Clock
 from bot.delivery.ports import Connection, DeliveryError, Email, Outcome, Route
 
@@ -176,4 +177,3 @@ class Lanes:
     def close(self) -> None:
         for lane in self.lanes.values():
             lane.close()
-

@@ -143,8 +143,10 @@ def html_body(draft: Draft) -> str:
     if quote is not None:
         attribution, quoted = quote
         parts.append(f"<p>{html.escape(attribution)}</p>")
-        parts.append(f'<blockquote style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">{_paragraphs(quoted)}</blockquote>')
-    return '<!DOCTYPE html>\n<html><body>\n' + "\n".join(parts) + "\n</body></html>\n"
+        parts.append(
+            f'<blockquote style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">{_paragraphs(quoted)}</blockquote>'
+        )
+    return "<!DOCTYPE html>\n<html><body>\n" + "\n".join(parts) + "\n</body></html>\n"
 
 
 def quoted_part(draft: Draft) -> tuple[str, str] | None:
@@ -159,7 +161,9 @@ def quoted_part(draft: Draft) -> tuple[str, str] | None:
 
 def _paragraphs(text: str) -> str:
     blocks = [block for block in re.split(r"\n\s*\n", text.strip()) if block]
-    return "\n".join("<p>" + "<br>\n".join(html.escape(line) for line in block.splitlines()) + "</p>" for block in blocks)
+    return "\n".join(
+        "<p>" + "<br>\n".join(html.escape(line) for line in block.splitlines()) + "</p>" for block in blocks
+    )
 
 
 def wire_bytes(message: EmailMessage) -> bytes:

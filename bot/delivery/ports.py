@@ -10,8 +10,9 @@ tells reps in Slack (bot/slack/notifier.py). Tests can pass recording fakes.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from sqlmodel import Session

@@ -9,7 +9,7 @@ company relay (`SMTP_URL`, with `SMTP_MAX_CONNECTIONS`, `SMTP_PER_MINUTE`,
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlmodel import Session
 
@@ -47,7 +47,9 @@ class Mailboxes:
         server = mailboxes.smtp_server(mailbox, self.key)
         limits = mailboxes.limits_of(mailbox)
         connections = limits.max_connections or OWN_MAILBOX_CONNECTIONS
-        return Route(own_key(rep_id), lambda: SmtpTransport(server), Limits(limits.per_minute, limits.per_day, connections))
+        return Route(
+            own_key(rep_id), lambda: SmtpTransport(server), Limits(limits.per_minute, limits.per_day, connections)
+        )
 
 
 def own_key(rep_id: str) -> str:

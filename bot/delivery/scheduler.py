@@ -31,8 +31,8 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -151,7 +151,9 @@ class Scheduler:
             self._next_recovery = now + min(self.lease / 2, dt.timedelta(minutes=1))
 
         def claim_due(session: Session, limit: int, skip_reps: set[str]) -> list[int]:
-            return queue.claim_due(session, self.clock.now(), self.worker_id, limit=limit, lease=self.lease, skip_reps=skip_reps)
+            return queue.claim_due(
+                session, self.clock.now(), self.worker_id, limit=limit, lease=self.lease, skip_reps=skip_reps
+            )
 
         result.add(self._deliver(claim_due, stop or threading.Event()))
         now = self.clock.now()
@@ -245,7 +247,9 @@ class Scheduler:
     def _enough(self, work: _Pass) -> int:
         """Outcomes to wait for before a lane with emails waiting has room again (records go in groups)."""
         busy = {self._lane(work, send.rep_id).route.key for send in work.waiting}
-        lanes = [lane for key, lane in work.lanes.lanes.items() if key in busy and not lane.held] or list(work.lanes.lanes.values())
+        lanes = [lane for key, lane in work.lanes.lanes.items() if key in busy and not lane.held] or list(
+            work.lanes.lanes.values()
+        )
         return max(1, min(lane.in_flight - lane.capacity // 2 for lane in lanes))
 
     def _claim(self, work: _Pass, claim: Callable[[Session, int, set[str]], list[int]]) -> bool:
@@ -371,7 +375,9 @@ class Scheduler:
             assert enrollment is not None
             why = f"not sent: {', '.join(email.recipients)} is suppressed ({reason})"
             enrollments.end_enrollment(work.session, enrollment, EnrollmentStatus.REMOVED, why, self.clock.now())
-            work.after_commit.append(lambda id=send.id, text=why: self.notifier.send_notice(id, text[:1].upper() + text[1:]))
+            work.after_commit.append(
+                lambda id=send.id, text=why: self.notifier.send_notice(id, text[:1].upper() + text[1:])
+            )
         return kept
 
     def _held_by_limit(self, work: _Pass, emails: list[Email], room: queue.Room, route: Route) -> None:
@@ -380,7 +386,11 @@ class Scheduler:
         sends = [work.claimed.pop(email.send_id) for email in emails]
         queue.release(session, [email.send_id for email in emails], self.worker_id)
         reps = {send.rep_id for send in sends}
-        limit = f"{route.limits.per_day:,} emails per 24 hours" if room.daily else f"{route.limits.per_minute} emails per minute"
+        limit = (
+            f"{route.limits.per_day:,} emails per 24 hours"
+            if room.daily
+            else f"{route.limits.per_minute} emails per minute"
+        )
         queue.hold(session, sorted(reps), room.next_at, f"the mailbox's limit of {limit}", now)
         work.result.held += len(emails)
         if room.daily:
@@ -579,6 +589,8 @@ class LoggingNotifier:
         log.info("inbound message %s is for its rep", inbound_id)
 
 
-def build_scheduler(settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None) -> Scheduler:
+def build_scheduler(
+    settings: Settings, engine: Engine, notifier: Notifier | None, clock: Clock | None = None
+) -> Scheduler:
     """A scheduler delivering through reps' own mailboxes and the relay (SMTP_URL), or into ./outbox/ (no notifier: logs only)."""
     return Scheduler(engine, clock or SystemClock(), router_for(settings), notifier or LoggingNotifier(), settings)

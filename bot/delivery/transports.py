@@ -72,7 +72,9 @@ class SmtpTransport:
             self._transact(self._connection(), email)
         except _Stale:
             if not reused:
-                raise DeliveryError("the mail server closed the connection before taking the email", retry=True) from None
+                raise DeliveryError(
+                    "the mail server closed the connection before taking the email", retry=True
+                ) from None
             # A server may hang up on a connection that sat idle between batches.
             try:
                 self._transact(self._connection(), email)
@@ -121,7 +123,9 @@ class SmtpTransport:
         unicode = [address for address in (email.sender, *email.recipients) if not address.isascii()]
         if unicode:
             if not smtp.has_extn("smtputf8"):
-                raise DeliveryError(f"the mail server does not take {UNICODE_LOCAL} (it offers no SMTPUTF8): {', '.join(unicode)}")
+                raise DeliveryError(
+                    f"the mail server does not take {UNICODE_LOCAL} (it offers no SMTPUTF8): {', '.join(unicode)}"
+                )
             options = SMTPUTF8_OPTIONS
         data = _dot_stuffed(email.data)
         body_sent = False

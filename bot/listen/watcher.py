@@ -27,8 +27,8 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from imapclient import IMAPClient
 from sqlalchemy import Engine
@@ -75,7 +75,9 @@ class ReadResult:
             self.kinds[kind] = self.kinds.get(kind, 0) + n
 
     def __str__(self) -> str:
-        acted = ", ".join(f"{n} {kind.replace('_', '-')}" for kind, n in sorted(self.kinds.items()) if kind != InboundKind.OTHER)
+        acted = ", ".join(
+            f"{n} {kind.replace('_', '-')}" for kind, n in sorted(self.kinds.items()) if kind != InboundKind.OTHER
+        )
         return f"read {self.read} inbound message{'' if self.read == 1 else 's'}" + (f": {acted}" if acted else "")
 
 
@@ -87,7 +89,9 @@ def watched_mailboxes(session: Session, settings: Settings, now: dt.datetime) ->
     """
     key = settings.secret_key
     watched = []
-    for mailbox in session.exec(select(Mailbox).where(col(Mailbox.state) == MailboxState.CONNECTED).order_by(col(Mailbox.slack_user_id))):
+    for mailbox in session.exec(
+        select(Mailbox).where(col(Mailbox.state) == MailboxState.CONNECTED).order_by(col(Mailbox.slack_user_id))
+    ):
         server = mailboxes.imap_server(mailbox, key)  # OAuth mailboxes will log in through it too
         if server is not None:
             since = (mailbox.created_at - dt.timedelta(days=1)).date()
@@ -101,7 +105,9 @@ def watched_mailboxes(session: Session, settings: Settings, now: dt.datetime) ->
 def open_imap(server: ServerUrl) -> IMAPClient:
     """Connect and log in (password or app password)."""
     context = ssl.create_default_context()
-    client = IMAPClient(server.host, port=server.port, ssl=server.security is Security.TLS, ssl_context=context, timeout=server.timeout)
+    client = IMAPClient(
+        server.host, port=server.port, ssl=server.security is Security.TLS, ssl_context=context, timeout=server.timeout
+    )
     try:
         if server.security is Security.STARTTLS:
             client.starttls(context)
@@ -115,7 +121,9 @@ def open_imap(server: ServerUrl) -> IMAPClient:
 class Reader:
     """Reads what is new in one mailbox's INBOX and acts on it; `read` is one pass."""
 
-    def __init__(self, engine: Engine, clock: Clock, watched: Watched, queued: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, watched: Watched, queued: Callable[[], None] = lambda: None
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.watched = watched
@@ -161,10 +169,23 @@ class Reader:
         return result
 
     def _move_cursor(self, session: Session, uidvalidity: int, last_uid: int) -> None:
-        row = {"mailbox": self.watched.key, "folder": FOLDER, "uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": self.clock.now()}
+        row = {
+            "mailbox": self.watched.key,
+            "folder": FOLDER,
+            "uidvalidity": uidvalidity,
+            "last_uid": last_uid,
+            "updated_at": self.clock.now(),
+        }
         bulk.upsert(session, CURSOR, row, key=["mailbox", "folder"])
 
-    def _act(self, session: Session, fetched: dict[int, dict[bytes, object]], uidvalidity: int, uids: list[int], result: ReadResult) -> bool:
+    def _act(
+        self,
+        session: Session,
+        fetched: dict[int, dict[bytes, object]],
+        uidvalidity: int,
+        uids: list[int],
+        result: ReadResult,
+    ) -> bool:
         told = False
         for uid in uids:
             data = fetched.get(uid)
@@ -269,7 +290,9 @@ class Watcher:
                 for watched in self.mailboxes():
                     thread = self._threads.get(watched.key)
                     if (thread is None or not thread.is_alive()) and self._take(watched.key):
-                        thread = threading.Thread(target=self.watch, args=(watched, self._stop), name=f"watch {watched.key}", daemon=True)
+                        thread = threading.Thread(
+                            target=self.watch, args=(watched, self._stop), name=f"watch {watched.key}", daemon=True
+                        )
                         self._threads[watched.key] = thread
                         thread.start()
             except Exception:  # a database outage must not end the watching

@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 
 from bot.mail import credentials
 from bot.mail.urls import IMAP, SMTP, Security, ServerUrl
-from bot.services.errors import ServiceError
 from bot.services import queue
+from bot.services.errors import ServiceError
 from bot.store.models import Mailbox, MailboxAuth, MailboxState
 
 

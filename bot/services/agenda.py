@@ -5,16 +5,17 @@ active campaigns. App Home, `/tasks` and the daily digest all show it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 from bot.core import rules
-from bot.services.drafts import Draft, draft_or_problem
 from bot.core.inbound import InboundKind
+from bot.services.drafts import Draft, draft_or_problem
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Inbound, Person, Rep, Send, SendStatus, Step
 
 
@@ -86,7 +87,9 @@ def agenda_for(
     start, end = day_bounds(now, zone)
     queued = and_(col(Send.rep_id) == rep_id, col(Send.status) == SendStatus.QUEUED)
     first_tasks = _entries(session, _with_all_a_draft_reads().where(queued), start, limit=tasks)
-    first_emails = _entries(session, _with_all_a_draft_reads().where(planned_today(rep_id, start, end)), start, limit=emails)
+    first_emails = _entries(
+        session, _with_all_a_draft_reads().where(planned_today(rep_id, start, end)), start, limit=emails
+    )
 
     def count(*where: Any) -> Any:
         return select(func.count()).select_from(Send).where(*where).scalar_subquery()
@@ -121,18 +124,27 @@ def week_of_replies(session: Session, rep_id: str, now: dt.datetime, limit: int)
         select(Inbound, Person)
         .join(Enrollment, col(Enrollment.id) == Inbound.enrollment_id)
         .join(Person, col(Person.id) == Enrollment.person_id)
-        .where(Inbound.rep_id == rep_id, Inbound.kind == InboundKind.REPLY, col(Inbound.received_at) >= now - dt.timedelta(days=7))
+        .where(
+            Inbound.rep_id == rep_id,
+            Inbound.kind == InboundKind.REPLY,
+            col(Inbound.received_at) >= now - dt.timedelta(days=7),
+        )
         .order_by(col(Inbound.received_at).desc())
         .limit(limit)
     ).all()
-    return [(inbound, " ".join(filter(None, (person.first_name, person.last_name))) or person.email) for inbound, person in rows]
+    return [
+        (inbound, " ".join(filter(None, (person.first_name, person.last_name))) or person.email)
+        for inbound, person in rows
+    ]
 
 
 def entries_for(session: Session, send_ids: Sequence[int], now: dt.datetime, zone: ZoneInfo | str) -> dict[int, Entry]:
     """Sends as agenda entries, by id (to redraw their messages)."""
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     start = day_bounds(now, zone)[0]
-    statement = _with_all_a_draft_reads().where(col(Send.id).in_(list(send_ids))).execution_options(populate_existing=True)
+    statement = (
+        _with_all_a_draft_reads().where(col(Send.id).in_(list(send_ids))).execution_options(populate_existing=True)
+    )
     return {entry.send.id: entry for entry in _entries(session, statement, start)}  # type: ignore[misc]
 
 
@@ -164,7 +176,9 @@ def _entries(session: Session, statement: Any, start: dt.datetime, limit: int | 
     _held = [
         *rows,
         *session.exec(select(Rep).where(col(Rep.slack_user_id).in_({row[0].rep_id for row in rows}))),
-        *session.exec(select(Send).where(col(Send.id).in_({row[0].thread_of_id for row in rows if row[0].thread_of_id}))),
+        *session.exec(
+            select(Send).where(col(Send.id).in_({row[0].thread_of_id for row in rows if row[0].thread_of_id}))
+        ),
     ]
     entries = []
     for send, _, person, campaign, _ in rows:

@@ -13,15 +13,16 @@ import datetime as dt
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from bot.core import rules
-from bot.core.rules import DEFAULT_TASK_TIME, SendIn, SendOption
 from bot.core.inbound import OnReply
+from bot.core.rules import DEFAULT_TASK_TIME, SendIn, SendOption
 from bot.core.templates import MAX_SUBJECT, PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
 from bot.services.errors import ServiceError
 
@@ -105,7 +106,9 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if event.anchor is not None:  # an anchor (&name) or an alias (*name)
-            self._refuse("anchors and aliases (&name, *name) are not allowed in a campaign file; write the value out", event)
+            self._refuse(
+                "anchors and aliases (&name, *name) are not allowed in a campaign file; write the value out", event
+            )
         self._values += 1
         if self._values > MAX_VALUES:
             self._refuse(f"more than {MAX_VALUES:,} values; a campaign file has far fewer", event)
@@ -179,7 +182,7 @@ def parse_campaign(text: str | bytes, source: str = "<file>") -> CampaignSpec:
             line = text.count(b"\n", 0, exc.start) + 1
             raise CampaignFileError("not UTF-8 text; save the file as UTF-8", source=source, line=line) from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         if exc.context_mark is not None and (mark is None or mark.index >= len(text.rstrip())):
@@ -276,7 +279,9 @@ def _flag(value: Any, where: str) -> bool:
     return value
 
 
-def _choice(value: Any, kind: type[SendIn] | type[SendOption] | type[OnReply], where: str, what: str, step: int | None = None) -> Any:
+def _choice(
+    value: Any, kind: type[SendIn] | type[SendOption] | type[OnReply], where: str, what: str, step: int | None = None
+) -> Any:
     try:
         return kind(value)
     except ValueError:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.core import rules
-from bot.core.rules import SendIn, SendOption
 from bot.core.inbound import OnReply
+from bot.core.rules import SendIn, SendOption
 from bot.services.campaign_file import CampaignSpec, StepSpec, is_zone
 from bot.services.errors import ServiceError, UnknownCampaign
 from bot.services.progress import steps_of

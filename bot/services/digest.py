@@ -104,7 +104,13 @@ def due_digests(session: Session, now: dt.datetime, cron: str) -> list[DueDigest
         )
     )
     return [
-        DueDigest(due.rep_id, due.local_date, due.fired_at, due.zone, has_something_to_list(session, due.rep_id, now, due.zone))
+        DueDigest(
+            due.rep_id,
+            due.local_date,
+            due.fired_at,
+            due.zone,
+            has_something_to_list(session, due.rep_id, now, due.zone),
+        )
         for due in candidates
         if (due.rep_id, due.local_date) not in claimed
     ]

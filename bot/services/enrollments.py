@@ -9,8 +9,9 @@ enrollment is planned; `progress.complete` plans the rest. The caller commits.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError
@@ -209,7 +210,9 @@ def resume(session: Session, campaign: Campaign, email: str, *, rep_id: str, now
     return enrollment
 
 
-def pause_enrollment(session: Session, enrollment: Enrollment, now: dt.datetime, *, until: dt.datetime | None = None) -> None:
+def pause_enrollment(
+    session: Session, enrollment: Enrollment, now: dt.datetime, *, until: dt.datetime | None = None
+) -> None:
     """Hold an active enrollment; `until`: the scheduler resumes it then (an out-of-office)."""
     enrollment.status = EnrollmentStatus.PAUSED
     enrollment.paused_at = now
@@ -393,7 +396,10 @@ def _plan_first_sends(
     first = progress.new_send(Enrollment(id=first_id, **launch, **first_row), step, plans.first(first_row["zone"])[0])
     per_send = ("id", "enrollment_id", "due_at")
     now = launch["created_at"]
-    same = {c.name: getattr(first, c.name) for c in SEND.c if c.name not in per_send} | {"created_at": now, "updated_at": now}
+    same = {c.name: getattr(first, c.name) for c in SEND.c if c.name not in per_send} | {
+        "created_at": now,
+        "updated_at": now,
+    }
     sends = [{"enrollment_id": enrollment_id, "due_at": plans.first(row["zone"])[0]} for enrollment_id, row in new]
     return [send_id for (send_id,) in bulk.insert_many(session, SEND, sends, same, SEND.c.id)]
 

@@ -16,7 +16,7 @@ Session and `now` and never commit.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import delete, exists, or_, update
 from sqlalchemy.orm import aliased
@@ -75,9 +75,13 @@ def enqueue_for(
             or_(col(Notice.lease_until).is_(None), col(Notice.lease_until) < now),
         )
     )
-    if any(notice.send_ids == send_ids and notice.text == text and notice.inbound_id == inbound_id for notice in waiting):
+    if any(
+        notice.send_ids == send_ids and notice.text == text and notice.inbound_id == inbound_id for notice in waiting
+    ):
         return
-    notice = Notice(kind=kind.value, rep_id=rep_id, send_ids=send_ids, text=text, inbound_id=inbound_id, next_at=now, created_at=now)
+    notice = Notice(
+        kind=kind.value, rep_id=rep_id, send_ids=send_ids, text=text, inbound_id=inbound_id, next_at=now, created_at=now
+    )
     session.add(notice)
     session.flush()
 

@@ -9,9 +9,9 @@ is kept, and emailed, as `ana@xn--bcher-kva.example`, which every mail server ta
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from email.utils import unquote
-from typing import Iterable
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH

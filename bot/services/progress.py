@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, update
@@ -31,7 +32,9 @@ def steps_of(session: Session, campaign_id: int, version: int) -> list[Step]:
     if key not in memo:
         memo[key] = list(
             session.exec(
-                select(Step).where(Step.campaign_id == campaign_id, Step.version == version).order_by(col(Step.position))
+                select(Step)
+                .where(Step.campaign_id == campaign_id, Step.version == version)
+                .order_by(col(Step.position))
             )
         )
     return memo[key]
@@ -61,7 +64,7 @@ def new_send(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Se
 def send_row(enrollment: Enrollment, step: Step, due: dt.datetime, thread_of: Send | None = None) -> dict[str, object]:
     """The column values of a planned send (for bulk inserts, where building models costs too much)."""
     assert enrollment.id is not None and step.id is not None
-    stamp = dt.datetime.now(dt.timezone.utc)  # as the models' own default: when the row was written
+    stamp = dt.datetime.now(dt.UTC)  # as the models' own default: when the row was written
     return {
         "enrollment_id": enrollment.id,
         "step_id": step.id,
@@ -132,7 +135,10 @@ def complete_many(session: Session, completions: Sequence[Completion]) -> int:
         values = dict(items)
         connection.execute(_enrollment_update(tuple(values)), {"enrollment_ids": enrollment_ids, **values})
     if plans:
-        connection.execute(insert(_SEND), [send_row(enrollment, step, due, thread_of=previous) for enrollment, step, due, previous in plans])
+        connection.execute(
+            insert(_SEND),
+            [send_row(enrollment, step, due, thread_of=previous) for enrollment, step, due, previous in plans],
+        )
     return len(plans)
 
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -90,7 +91,9 @@ def claim_due(
     return _lease(session, SEND.c.id.in_(bulk.skipping_locked(session, due).scalar_subquery()), now, worker_id, lease)
 
 
-def claim(session: Session, send_ids: Sequence[int], now: dt.datetime, worker_id: str, *, lease: dt.timedelta = DEFAULT_LEASE) -> list[int]:
+def claim(
+    session: Session, send_ids: Sequence[int], now: dt.datetime, worker_id: str, *, lease: dt.timedelta = DEFAULT_LEASE
+) -> list[int]:
     """Lease these planned sends whatever their due time (a rep's Send now); the ones taken."""
     if not send_ids:
         return []
@@ -104,7 +107,10 @@ def claim(session: Session, send_ids: Sequence[int], now: dt.datetime, worker_id
 
 def _lease(session: Session, which: Any, now: dt.datetime, worker_id: str, lease: dt.timedelta) -> list[int]:
     statement = (
-        update(SEND).where(which).values(lease_until=now + lease, claimed_by=worker_id, updated_at=now).returning(SEND.c.id)
+        update(SEND)
+        .where(which)
+        .values(lease_until=now + lease, claimed_by=worker_id, updated_at=now)
+        .returning(SEND.c.id)
     )
     return list(session.execute(statement).scalars())
 
@@ -193,18 +199,25 @@ def mark_sending(
 # cache key on every chunk costs more than SQLite's work.
 _SENDING = (
     update(SEND)
-    .where(SEND.c.id == bindparam("send_id"), SEND.c.claimed_by == bindparam("worker_id"), _status_is(SendStatus.PLANNED))
+    .where(
+        SEND.c.id == bindparam("send_id"), SEND.c.claimed_by == bindparam("worker_id"), _status_is(SendStatus.PLANNED)
+    )
     .values(
         status=SendStatus.SENDING.value,
         lease_until=bindparam("lease_until"),
         attempts=SEND.c.attempts + 1,
         updated_at=bindparam("now"),
         handed_at=bindparam("now"),
-        **{name: bindparam(f"new_{name}") for name in ("mailbox", "message_id", "subject", "body", "in_reply_to", "references")},
+        **{
+            name: bindparam(f"new_{name}")
+            for name in ("mailbox", "message_id", "subject", "body", "in_reply_to", "references")
+        },
     )
 )
 _IN_FLIGHT = select(SEND.c.id, SEND.c.message_id).where(
-    SEND.c.id.in_(bindparam("send_ids", expanding=True)), SEND.c.claimed_by == bindparam("worker_id"), _status_is(SendStatus.SENDING)
+    SEND.c.id.in_(bindparam("send_ids", expanding=True)),
+    SEND.c.claimed_by == bindparam("worker_id"),
+    _status_is(SendStatus.SENDING),
 )
 
 
@@ -381,7 +394,9 @@ def make_task(session: Session, send: Send, worker_id: str, now: dt.datetime, re
 
 def mark_queued(session: Session, send: Send, worker_id: str, now: dt.datetime) -> bool:
     """A task step became due: it now waits for its rep (Send, Edit, Schedule, Skip)."""
-    return _move(session, send, worker_id, [SendStatus.PLANNED], status=SendStatus.QUEUED.value, lease_until=None, updated_at=now)
+    return _move(
+        session, send, worker_id, [SendStatus.PLANNED], status=SendStatus.QUEUED.value, lease_until=None, updated_at=now
+    )
 
 
 # A task message Slack refused past every retry is posted again after each of these
@@ -403,7 +418,9 @@ def unposted_tasks(session: Session, now: dt.datetime) -> list[int]:
             _status_is(SendStatus.QUEUED),
             SEND.c.slack_ts.is_(None),
             SEND.c.slack_reposts < TASK_REPOSTS,
-            or_(*(and_(SEND.c.slack_reposts == n, SEND.c.updated_at < now - gap) for n, gap in enumerate(REPOST_AFTER))),
+            or_(
+                *(and_(SEND.c.slack_reposts == n, SEND.c.updated_at < now - gap) for n, gap in enumerate(REPOST_AFTER))
+            ),
         )
         .values(updated_at=now, slack_reposts=SEND.c.slack_reposts + 1)
         .returning(SEND.c.id)
@@ -416,7 +433,13 @@ def recover_lost(session: Session, now: dt.datetime) -> list[int]:
     statement = (
         update(SEND)
         .where(_status_is(SendStatus.SENDING), SEND.c.lease_until < now)
-        .values(status=SendStatus.UNCERTAIN.value, reason=LOST_WORKER, last_error=LOST_WORKER, lease_until=None, updated_at=now)
+        .values(
+            status=SendStatus.UNCERTAIN.value,
+            reason=LOST_WORKER,
+            last_error=LOST_WORKER,
+            lease_until=None,
+            updated_at=now,
+        )
         .returning(SEND.c.id)
     )
     return list(session.execute(statement).scalars())
@@ -443,7 +466,9 @@ def room(session: Session, mailbox: str, limits: Limits, now: dt.datetime, wante
     at once cannot both take the last place: the caller marks what it takes as
     `sending` in the same transaction.
     """
-    windows = [(allowed, span) for allowed, span in ((limits.per_minute, MINUTE), (limits.per_day, DAY)) if allowed is not None]
+    windows = [
+        (allowed, span) for allowed, span in ((limits.per_minute, MINUTE), (limits.per_day, DAY)) if allowed is not None
+    ]
     if not windows:
         return Room(None)
     locks.lock(session, f"mailbox:{mailbox}")

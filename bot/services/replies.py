@@ -65,7 +65,9 @@ def act(session: Session, now: dt.datetime, where: Where, verdict: Verdict, rece
         "received_at": received,
     }
     # A second worker reading the same message waits here for the first one's commit, then skips it.
-    inserted = bulk.insert_many(session, INBOUND, [row], {"ended": []}, INBOUND.c.id, skip_existing=[INBOUND.c[name] for name in KEY])
+    inserted = bulk.insert_many(
+        session, INBOUND, [row], {"ended": []}, INBOUND.c.id, skip_existing=[INBOUND.c[name] for name in KEY]
+    )
     if not inserted:
         return None
     inbound = session.get(Inbound, inserted[0][0])
@@ -94,11 +96,15 @@ def act(session: Session, now: dt.datetime, where: Where, verdict: Verdict, rece
     return inbound
 
 
-def _do(session: Session, now: dt.datetime, inbound: Inbound, verdict: Verdict, matched: list[Enrollment], send: Send | None) -> None:
+def _do(
+    session: Session, now: dt.datetime, inbound: Inbound, verdict: Verdict, matched: list[Enrollment], send: Send | None
+) -> None:
     kind = InboundKind(inbound.kind)
     stamp = now.strftime("%Y-%m-%d %H:%M UTC")
     if kind is InboundKind.BOUNCE:
-        _end_and_suppress(session, now, inbound, matched, EnrollmentStatus.BOUNCED, f"bounced: {verdict.status or '5.0.0'}")
+        _end_and_suppress(
+            session, now, inbound, matched, EnrollmentStatus.BOUNCED, f"bounced: {verdict.status or '5.0.0'}"
+        )
     elif kind is InboundKind.DELAYED:
         target = send or (session.get(Send, inbound.send_id) if inbound.send_id else None)
         if target is not None:
@@ -122,7 +128,12 @@ def _do(session: Session, now: dt.datetime, inbound: Inbound, verdict: Verdict, 
 
 
 def _end_and_suppress(
-    session: Session, now: dt.datetime, inbound: Inbound, matched: list[Enrollment], status: EnrollmentStatus, reason: str
+    session: Session,
+    now: dt.datetime,
+    inbound: Inbound,
+    matched: list[Enrollment],
+    status: EnrollmentStatus,
+    reason: str,
 ) -> None:
     """A bounce or an unsubscribe: the enrollments end, and no campaign emails the address again."""
     for enrollment in matched:
@@ -131,7 +142,9 @@ def _end_and_suppress(
         suppression.suppress(session, address, reason, now)
 
 
-def _end(session: Session, inbound: Inbound, enrollment: Enrollment, status: EnrollmentStatus, reason: str, now: dt.datetime) -> None:
+def _end(
+    session: Session, inbound: Inbound, enrollment: Enrollment, status: EnrollmentStatus, reason: str, now: dt.datetime
+) -> None:
     if enrollment.status in ACTIVE_STATUSES:
         enrollments.end_enrollment(session, enrollment, status, reason, now)
         inbound.ended = [*inbound.ended, enrollment.id]
@@ -205,11 +218,16 @@ def _enrollments_of(session: Session, email: str, rep_id: str | None) -> list[En
 
 
 def _latest_sent_id(session: Session, enrollment: Enrollment) -> int | None:
-    return session.exec(
-        select(Send.id)
-        .where(Send.enrollment_id == enrollment.id, Send.status == SendStatus.SENT)
-        .order_by(col(Send.position).desc())
-    ).first() or session.exec(select(Send.id).where(Send.enrollment_id == enrollment.id).order_by(col(Send.position).desc())).first()
+    return (
+        session.exec(
+            select(Send.id)
+            .where(Send.enrollment_id == enrollment.id, Send.status == SendStatus.SENT)
+            .order_by(col(Send.position).desc())
+        ).first()
+        or session.exec(
+            select(Send.id).where(Send.enrollment_id == enrollment.id).order_by(col(Send.position).desc())
+        ).first()
+    )
 
 
 def _addresses(session: Session, matched: list[Enrollment]) -> list[str]:

@@ -36,7 +36,9 @@ def send_now(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> S
     if send.status != SendStatus.QUEUED:
         return send
     _check_ready(session, send)
-    return _move(session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=now, updated_at=now)
+    return _move(
+        session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=now, updated_at=now
+    )
 
 
 def save_edit(session: Session, send_id: int, rep_id: str, subject: str, body: str, now: dt.datetime) -> Send:
@@ -64,7 +66,9 @@ def schedule(session: Session, send_id: int, rep_id: str, at: dt.datetime, now: 
         raise TaskError("Pick a time in the future.")
     _require_queued(session, send)
     _check_ready(session, send)
-    return _move(session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=at, updated_at=now)
+    return _move(
+        session, send, SendStatus.QUEUED, kind=StepKind.EMAIL, status=SendStatus.PLANNED, due_at=at, updated_at=now
+    )
 
 
 def skip(session: Session, send_id: int, rep_id: str, now: dt.datetime) -> Send:

@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import uuid
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
@@ -87,7 +87,9 @@ class QueuedNotifier:
             inbound = session.get(Inbound, inbound_id)
             if inbound is not None and inbound.rep_id is not None:
                 ids = [inbound.send_id] if inbound.send_id is not None else []
-                notices.enqueue_for(session, NoticeKind.INBOUND, inbound.rep_id, ids, self.clock.now(), inbound_id=inbound_id)
+                notices.enqueue_for(
+                    session, NoticeKind.INBOUND, inbound.rep_id, ids, self.clock.now(), inbound_id=inbound_id
+                )
         self.queued()
 
     def _queue(self, kind: NoticeKind, send_ids: Sequence[int], text: str | None = None) -> None:

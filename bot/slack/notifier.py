@@ -9,7 +9,8 @@ action. Logs name sends and channels, never bodies or tokens.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
@@ -70,7 +71,9 @@ class SlackNotifier:
                 if send.slack_channel and send.slack_ts:
                     message = task_message(entry, self._zone(session, send.rep_id), now)
                     updates.append((send.slack_channel, send.slack_ts, message))
-                lines.append(f"Email sent: {step_words(entry)} to {who(entry)} ({self._rep_name(session, send.rep_id)})")
+                lines.append(
+                    f"Email sent: {step_words(entry)} to {who(entry)} ({self._rep_name(session, send.rep_id)})"
+                )
         for channel, ts, message in updates:
             self._update(channel, ts, message, quiet=True)
         self._feed(lines)

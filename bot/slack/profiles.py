@@ -11,8 +11,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
-from bot.store import bulk
 from bot.services.people import normalize_email
+from bot.store import bulk
 from bot.store.models import Rep
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
@@ -121,7 +122,7 @@ def after_ack(deps: Deps, client: WebClient, body: dict[str, Any], work: Callabl
     def guarded() -> None:
         try:
             work()
-        except Exception as error:  # noqa: BLE001 - reported with its traceback, not swallowed
+        except Exception as error:
             report_failure(error, body, client)
 
     deps.work.submit(guarded)

@@ -8,7 +8,8 @@ PostgreSQL gets arrays (`unnest`, `= ANY`), SQLite `json_each`.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Column, Dialect, Index, Select, Table, any_, bindparam, cast, func, true
 from sqlalchemy import select as core_select

@@ -103,7 +103,14 @@ class SendStatus(StrEnum):
 # (bot/services/queue.py) checks its moves against it; tests check every service's.
 SEND_MOVES: dict[SendStatus, frozenset[SendStatus]] = {
     SendStatus.PLANNED: frozenset(
-        {SendStatus.PLANNED, SendStatus.SENDING, SendStatus.QUEUED, SendStatus.FAILED, SendStatus.PAUSED, SendStatus.CANCELLED}
+        {
+            SendStatus.PLANNED,
+            SendStatus.SENDING,
+            SendStatus.QUEUED,
+            SendStatus.FAILED,
+            SendStatus.PAUSED,
+            SendStatus.CANCELLED,
+        }
     ),
     # PLANNED: not handed over (stopping, the mailbox held) or a temporary failure to retry later.
     SendStatus.SENDING: frozenset({SendStatus.SENT, SendStatus.PLANNED, SendStatus.FAILED, SendStatus.UNCERTAIN}),
@@ -222,7 +229,12 @@ class Send(SQLModel, table=True):
 
     __table_args__ = (
         # The scheduler's only question when idle: is anything planned due?
-        Index("ix_send_due", "due_at", sqlite_where=text("status = 'planned'"), postgresql_where=text("status = 'planned'")),
+        Index(
+            "ix_send_due",
+            "due_at",
+            sqlite_where=text("status = 'planned'"),
+            postgresql_where=text("status = 'planned'"),
+        ),
         # Workers that died: in-flight sends whose lease ran out.
         Index(
             "ix_send_lease",
@@ -305,8 +317,16 @@ class Notice(SQLModel, table=True):
 
     __table_args__ = (
         # The poster's question: what is due? (and, per rep, what is still waiting before it)
-        Index("ix_notice_due", "next_at", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
-        Index("ix_notice_waiting", "rep_id", "id", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+        Index(
+            "ix_notice_due", "next_at", sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")
+        ),
+        Index(
+            "ix_notice_waiting",
+            "rep_id",
+            "id",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -412,7 +432,9 @@ class MailboxCursor(SQLModel, table=True):
     mailbox: str = Field(primary_key=True)
     folder: str = Field(primary_key=True)
     uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_uid: int = Field(sa_column=Column(BigInteger, nullable=False))  # the last UID read; the next pass starts after it
+    last_uid: int = Field(
+        sa_column=Column(BigInteger, nullable=False)
+    )  # the last UID read; the next pass starts after it
     updated_at: dt.datetime = created()
 
 

@@ -27,7 +27,13 @@ PASSWORD = "listen-s3cret"
 USERS = {REP_USER: PASSWORD, BOUNCE_USER: PASSWORD}
 KEY = SecretStr(Fernet.generate_key().decode())
 STEPS = [
-    {"day": 1, "send": "at_time", "time": "09:00", "subject": "Analytical Engines and Acme", "body": "Hi {{ first_name }}"},
+    {
+        "day": 1,
+        "send": "at_time",
+        "time": "09:00",
+        "subject": "Analytical Engines and Acme",
+        "body": "Hi {{ first_name }}",
+    },
     {"day": 3, "send": "thread", "body": "Following up"},
 ]
 
@@ -94,7 +100,13 @@ def connect_mailbox(session: Session, server: Dovecot, now: dt.datetime, rep_id:
 
 
 def sent_email(
-    session: Session, email: str, now: dt.datetime, *, campaign: Campaign | None = None, on_reply: str = "stop_person", rep_id: str = REP_ID
+    session: Session,
+    email: str,
+    now: dt.datetime,
+    *,
+    campaign: Campaign | None = None,
+    on_reply: str = "stop_person",
+    rep_id: str = REP_ID,
 ) -> Sent:
     """`email`'s enrollment: step 1 sent an hour before `now`, step 2 planned two days later."""
     if session.get(Rep, rep_id) is None:
@@ -105,10 +117,27 @@ def sent_email(
             campaign = make_campaign(session, STEPS)
             campaign.on_reply = on_reply  # type: ignore[assignment]
             session.add(campaign)
-    enrollment = enroll(session, campaign, make_person(session, email, company=email.split("@")[1]), rep_id=rep_id, launched_at=now - dt.timedelta(hours=1))
+    enrollment = enroll(
+        session,
+        campaign,
+        make_person(session, email, company=email.split("@")[1]),
+        rep_id=rep_id,
+        launched_at=now - dt.timedelta(hours=1),
+    )
     message_id = f"<{enrollment.id}.step1@seller.example>"
-    first = make_send(session, enrollment, 1, due_at=now - dt.timedelta(hours=1), status="sent", message_id=message_id, sent_at=now - dt.timedelta(hours=1), subject="Analytical Engines and Acme")
-    planned = make_send(session, enrollment, 2, due_at=now + dt.timedelta(days=2), status="planned", thread_of_id=first.id)
+    first = make_send(
+        session,
+        enrollment,
+        1,
+        due_at=now - dt.timedelta(hours=1),
+        status="sent",
+        message_id=message_id,
+        sent_at=now - dt.timedelta(hours=1),
+        subject="Analytical Engines and Acme",
+    )
+    planned = make_send(
+        session, enrollment, 2, due_at=now + dt.timedelta(days=2), status="planned", thread_of_id=first.id
+    )
     return Sent(enrollment.id, first.id, planned.id, message_id)  # type: ignore[arg-type]
 
 

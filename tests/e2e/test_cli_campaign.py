@@ -45,7 +45,14 @@ steps:
 PREVIEW = [
     {"step": 1, "day": 1, "send": "choose", "kind": "email", "due": "2026-12-02T15:00:00+01:00", "thread_of": None},
     {"step": 2, "day": 2, "send": "at_time", "kind": "email", "due": "2026-12-03T08:30:00+01:00", "thread_of": None},
-    {"step": 3, "day": 2, "send": "same_as_previous", "kind": "email", "due": "2026-12-03T15:00:00+01:00", "thread_of": None},
+    {
+        "step": 3,
+        "day": 2,
+        "send": "same_as_previous",
+        "kind": "email",
+        "due": "2026-12-03T15:00:00+01:00",
+        "thread_of": None,
+    },
     {"step": 4, "day": 4, "send": "thread", "kind": "email", "due": "2026-12-05T15:00:00+01:00", "thread_of": 3},
     {"step": 5, "day": 4, "send": "task", "kind": "task", "due": "2026-12-05T15:00:00+01:00", "thread_of": None},
 ]
@@ -162,7 +169,10 @@ def test_a_bad_file_is_refused_in_one_line_and_nothing_is_stored(bot: Bot) -> No
     [
         (("import", "yaml-error.yaml", "--owner", "U0REP0001"), "bot: yaml-error.yaml, line 4: not valid YAML: "),
         (("import", "missing.yaml", "--owner", "U0REP0001"), "bot: missing.yaml: no such file"),
-        (("import", "campaign.yaml", "--owner", "rita"), 'bot: The owner must be a Slack user ID like U012AB3CD, not "rita".'),
+        (
+            ("import", "campaign.yaml", "--owner", "rita"),
+            'bot: The owner must be a Slack user ID like U012AB3CD, not "rita".',
+        ),
         (("export", "Q5"), "bot: There is no campaign named “Q5”."),
         (("preview", "Q5", *LAUNCH), 'bot: "Q5" is neither a campaign file nor the name of a campaign'),
         (

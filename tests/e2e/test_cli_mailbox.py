@@ -8,8 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -77,8 +77,16 @@ def test_an_admin_sets_lists_and_removes_a_mailbox_with_the_password_on_stdin(bo
     require_dovecot()
     with Dovecot(users={USER: PASSWORD}, cert=bot.cert) as imap:
         done = bot(
-            "set", "U123", "--smtp", smtp(smtp_server), "--imap", f"imaps://127.0.0.1:{imap.tls_port}",
-            "--provider", "google", "--per-day", "500",
+            "set",
+            "U123",
+            "--smtp",
+            smtp(smtp_server),
+            "--imap",
+            f"imaps://127.0.0.1:{imap.tls_port}",
+            "--provider",
+            "google",
+            "--per-day",
+            "500",
             stdin=PASSWORD + "\n",
         )
         assert (done.returncode, done.stderr) == (0, ""), done.stderr
@@ -88,10 +96,33 @@ def test_an_admin_sets_lists_and_removes_a_mailbox_with_the_password_on_stdin(bo
     listed = bot("list")
     assert listed.returncode == 0
     header, line = listed.stdout.splitlines()
-    assert header.split() == ["rep", "provider", "user", "smtp", "imap", "per", "minute", "per", "day", "connections", "state", "last", "error"]
+    assert header.split() == [
+        "rep",
+        "provider",
+        "user",
+        "smtp",
+        "imap",
+        "per",
+        "minute",
+        "per",
+        "day",
+        "connections",
+        "state",
+        "last",
+        "error",
+    ]
     assert line.split() == [
-        "U123", "google", USER, f"127.0.0.1:{smtp_server.port}", f"127.0.0.1:{imap.tls_port}",
-        "60", "(preset)", "500", "3", "(preset)", "connected",
+        "U123",
+        "google",
+        USER,
+        f"127.0.0.1:{smtp_server.port}",
+        f"127.0.0.1:{imap.tls_port}",
+        "60",
+        "(preset)",
+        "500",
+        "3",
+        "(preset)",
+        "connected",
     ]
     [row] = bot.rows()
     assert not [value for value in row if PASSWORD in str(value)]
@@ -140,7 +171,10 @@ def test_remove_of_a_rep_without_a_mailbox_is_one_line(in_process: Bot, capsys: 
 
 
 def test_the_password_never_shows_in_output_or_logs(
-    in_process: Bot, smtp_server: SmtpLogin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    in_process: Bot,
+    smtp_server: SmtpLogin,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ):
     caplog.set_level(logging.DEBUG)
@@ -150,7 +184,16 @@ def test_the_password_never_shows_in_output_or_logs(
         main(["mailbox", "set", "U123", "--smtp", smtp(smtp_server), "--per-minute", "10"])
     main(["mailbox", "list"])
     # A password written into the URL (the admin's choice: a process list shows it).
-    main(["mailbox", "set", "U123", "--no-check", "--smtp", smtp(smtp_server).replace("%40seller.example@", "%40seller.example:s%20e%20c@")])
+    main(
+        [
+            "mailbox",
+            "set",
+            "U123",
+            "--no-check",
+            "--smtp",
+            smtp(smtp_server).replace("%40seller.example@", "%40seller.example:s%20e%20c@"),
+        ]
+    )
 
     out, err = capsys.readouterr()
     assert "refused" in err and "set (logged in)" in out and "set (not checked)" in out

@@ -37,7 +37,8 @@ COMMANDS = {
 }
 BAD_DATABASES = {
     "a PostgreSQL database that does not exist": (
-        f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:5432/nosuchdb", "nosuchdb"
+        f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:5432/nosuchdb",
+        "nosuchdb",
     ),
     "a PostgreSQL server that is not there": (f"postgresql+psycopg://bot:{PASSWORD}@127.0.0.1:9/bot", "127.0.0.1"),
     "a SQLite file in a folder that does not exist": ("sqlite:///{tmp}/no/such/folder/bot.db", "no/such/folder"),
@@ -59,7 +60,9 @@ def run_bot(tmp_path: Path, *args: str, **settings: str) -> subprocess.Completed
 
 
 # Every command with one bad database, and one command of each kind with every bad database.
-CASES = [pytest.param(args, "a PostgreSQL database that does not exist", id=name) for name, args in COMMANDS.items()] + [
+CASES = [
+    pytest.param(args, "a PostgreSQL database that does not exist", id=name) for name, args in COMMANDS.items()
+] + [
     pytest.param(COMMANDS[command], database, id=f"{command}-{database}")
     for command in ("tick", "campaign list")
     for database in list(BAD_DATABASES)[1:]
@@ -68,13 +71,18 @@ CASES = [pytest.param(args, "a PostgreSQL database that does not exist", id=name
 
 @pytest.mark.parametrize(("command", "database"), CASES)
 def test_a_database_that_cannot_be_opened_is_one_line_without_the_password(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
     database: str,
 ) -> None:
     url, named = BAD_DATABASES[database]
     monkeypatch.setattr(sys, "setswitchinterval", lambda _: None)  # `bot worker` would keep its own for the session
     monkeypatch.chdir(tmp_path)
-    for name, value in bot_env(tmp_path, DATABASE_URL=url.format(tmp=tmp_path), SLACK_APP_TOKEN="xapp-1", **SLACK).items():
+    for name, value in bot_env(
+        tmp_path, DATABASE_URL=url.format(tmp=tmp_path), SLACK_APP_TOKEN="xapp-1", **SLACK
+    ).items():
         monkeypatch.setenv(name, value)
     (tmp_path / "q4.yml").write_text(CAMPAIGN)
 
@@ -90,7 +98,9 @@ def test_as_a_process_too(tmp_path: Path, command: list[str]) -> None:
     url, _ = BAD_DATABASES["a PostgreSQL database that does not exist"]
     result = run_bot(tmp_path, *command, DATABASE_URL=url, **SLACK)
     assert result.returncode == 1
-    assert result.stderr.startswith("bot: cannot open the database postgresql+psycopg://postgres:***@127.0.0.1:5432/nosuchdb: ")
+    assert result.stderr.startswith(
+        "bot: cannot open the database postgresql+psycopg://postgres:***@127.0.0.1:5432/nosuchdb: "
+    )
     assert len(result.stderr.strip().splitlines()) == 1 and PASSWORD not in result.stderr
 
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.clock import FixedClock
 from bot.listen import watcher as watcher_module
 from bot.listen.watcher import Reader, Watched
 from bot.mail.urls import parse_imap_url
-from bot.services import enrollments, replies
+from bot.services import enrollments
 from bot.store.models import Enrollment, EnrollmentStatus, Inbound, MailboxCursor, Notice, Send, SendStatus, Suppressed
 from tests.e2e.listening import (
     BOUNCE_USER,
@@ -113,7 +112,9 @@ def test_a_mailing_list_message_from_the_person_is_not_a_reply(imap, engine, ses
     assert state(engine, sent) == (EnrollmentStatus.ACTIVE, None, SendStatus.PLANNED, None)
 
 
-def test_with_stop_company_a_colleagues_reply_stops_the_company_but_never_a_free_mail_domain(imap, engine, session, clock):
+def test_with_stop_company_a_colleagues_reply_stops_the_company_but_never_a_free_mail_domain(
+    imap, engine, session, clock
+):
     ada = sent_email(session, "ada@engines.example", clock.now(), on_reply="stop_company")
     charles = sent_email(session, "charles@engines.example", clock.now())
     gmail_one = sent_email(session, "pat@gmail.com", clock.now())
@@ -140,10 +141,18 @@ def test_with_stop_person_a_colleagues_reply_stops_only_the_colleague(imap, engi
     assert (state(engine, ada)[0], state(engine, charles)[0]) == (EnrollmentStatus.ACTIVE, EnrollmentStatus.REPLIED)
 
 
-def test_an_out_of_office_with_a_return_date_pauses_until_the_first_working_morning_after_it(imap, engine, session, clock):
+def test_an_out_of_office_with_a_return_date_pauses_until_the_first_working_morning_after_it(
+    imap, engine, session, clock
+):
     sent = sent_email(session, "ada@engines.example", clock.now())
     text = "Ich bin bis zum 18.12.2026 nicht im Büro. In dringenden Fällen wenden Sie sich an Charles."
-    arrive(imap, clock, samples.microsoft365_out_of_office("ada@engines.example", sent.message_id, text, "Automatische Antwort: Analytical Engines"))
+    arrive(
+        imap,
+        clock,
+        samples.microsoft365_out_of_office(
+            "ada@engines.example", sent.message_id, text, "Automatische Antwort: Analytical Engines"
+        ),
+    )
 
     watcher(engine, clock, imap).read_all()
 
@@ -153,27 +162,31 @@ def test_an_out_of_office_with_a_return_date_pauses_until_the_first_working_morn
         [inbound] = check.exec(select(Inbound)).all()
         assert enrollment is not None
         # Friday the 18th: back Monday 21 December, 09:00 in Stockholm.
-        assert enrollment.resume_at == dt.datetime(2026, 12, 21, 8, 0, tzinfo=dt.timezone.utc)
+        assert enrollment.resume_at == dt.datetime(2026, 12, 21, 8, 0, tzinfo=dt.UTC)
         assert (inbound.kind, inbound.return_on) == ("auto_reply", dt.date(2026, 12, 18))
         assert check.exec(select(Notice)).one().inbound_id == inbound.id  # the rep is told
 
     # The scheduler's periodic job resumes it then; the remaining days move later (no catch-up).
     with Session(engine) as job:
-        enrollments.resume_due(job, dt.datetime(2026, 12, 21, 7, 59, tzinfo=dt.timezone.utc))
+        enrollments.resume_due(job, dt.datetime(2026, 12, 21, 7, 59, tzinfo=dt.UTC))
         assert job.get(Enrollment, sent.enrollment_id).status == EnrollmentStatus.PAUSED  # type: ignore[union-attr]
-        [resumed] = enrollments.resume_due(job, dt.datetime(2026, 12, 21, 8, 0, tzinfo=dt.timezone.utc))
+        [resumed] = enrollments.resume_due(job, dt.datetime(2026, 12, 21, 8, 0, tzinfo=dt.UTC))
         assert resumed.status == EnrollmentStatus.ACTIVE and resumed.resume_at is None
         job.commit()
     with Session(engine) as check:
         planned = check.get(Send, sent.planned_id)
         assert planned is not None
         assert planned.status == SendStatus.PLANNED
-        assert planned.due_at == dt.datetime(2026, 12, 23, 9, 0, tzinfo=dt.timezone.utc)  # 4 Dec 09:00 + 19 paused days
+        assert planned.due_at == dt.datetime(2026, 12, 23, 9, 0, tzinfo=dt.UTC)  # 4 Dec 09:00 + 19 paused days
 
 
 def test_an_out_of_office_without_a_return_date_changes_nothing_but_the_rep_is_told(imap, engine, session, clock):
     sent = sent_email(session, "ada@engines.example", clock.now())
-    arrive(imap, clock, samples.sieve_vacation("ada@engines.example", sent.message_id, "I am away and read email now and then."))
+    arrive(
+        imap,
+        clock,
+        samples.sieve_vacation("ada@engines.example", sent.message_id, "I am away and read email now and then."),
+    )
 
     watcher(engine, clock, imap).read_all()
 
@@ -182,8 +195,14 @@ def test_an_out_of_office_without_a_return_date_changes_nothing_but_the_rep_is_t
         assert check.exec(select(Notice)).one().kind == "inbound"
 
 
-@pytest.mark.parametrize("bounce", [samples.postfix_bounce, samples.exchange_bounce, samples.gmail_bounce], ids=["postfix", "exchange", "gmail"])
-def test_a_permanent_bounce_in_the_relays_bounce_mailbox_ends_the_enrollment_and_suppresses_the_address(imap, engine, session, clock, bounce):
+@pytest.mark.parametrize(
+    "bounce",
+    [samples.postfix_bounce, samples.exchange_bounce, samples.gmail_bounce],
+    ids=["postfix", "exchange", "gmail"],
+)
+def test_a_permanent_bounce_in_the_relays_bounce_mailbox_ends_the_enrollment_and_suppresses_the_address(
+    imap, engine, session, clock, bounce
+):
     sent = sent_email(session, "ada@engines.example", clock.now())
     arrive(imap, clock, bounce("ada@engines.example", sent.message_id), user=BOUNCE_USER)
 
@@ -221,7 +240,11 @@ def test_a_transient_bounce_is_noted_on_the_send_and_changes_nothing_else(imap, 
 
 def test_a_reply_asking_to_stop_unsubscribes_and_suppresses(imap, engine, session, clock):
     sent = sent_email(session, "ada@engines.example", clock.now())
-    arrive(imap, clock, samples.plain_reply("ada@engines.example", "Remove me.\n\nOn Wed, Rita wrote:\n> Hi", sent.message_id))
+    arrive(
+        imap,
+        clock,
+        samples.plain_reply("ada@engines.example", "Remove me.\n\nOn Wed, Rita wrote:\n> Hi", sent.message_id),
+    )
 
     watcher(engine, clock, imap).read_all()
 
@@ -296,7 +319,9 @@ def test_two_workers_reading_one_mailbox_at_once_act_on_each_message_once(imap, 
     assert sum(r.kinds.get("reply", 0) for r in results) == 12  # acted on by one reader or the other, once
 
 
-def test_a_watcher_killed_mid_mailbox_is_taken_over_when_its_lease_runs_out_and_nothing_is_doubled(imap, engine, session, clock, monkeypatch):
+def test_a_watcher_killed_mid_mailbox_is_taken_over_when_its_lease_runs_out_and_nothing_is_doubled(
+    imap, engine, session, clock, monkeypatch
+):
     monkeypatch.setattr(watcher_module, "CHUNK", 2)
     people = [sent_email(session, f"q{n}@co{n}.example", clock.now()) for n in range(5)]
     for n, person in enumerate(people):
@@ -325,7 +350,9 @@ def test_the_watcher_thread_acts_on_a_reply_it_hears_of_by_idle(imap, engine, se
     running.start()
     try:
         deadline = threading.Event()
-        arrive_after = threading.Timer(0.5, lambda: arrive(imap, clock, samples.gmail_reply("ada@engines.example", sent.message_id)))
+        arrive_after = threading.Timer(
+            0.5, lambda: arrive(imap, clock, samples.gmail_reply("ada@engines.example", sent.message_id))
+        )
         arrive_after.start()
         for _ in range(100):
             if state(engine, sent)[0] == EnrollmentStatus.REPLIED:
@@ -336,7 +363,9 @@ def test_the_watcher_thread_acts_on_a_reply_it_hears_of_by_idle(imap, engine, se
         running.stop(10)
 
 
-def test_a_reply_recorded_after_an_email_was_claimed_but_before_it_is_handed_over_stops_it(imap, engine, session, clock, tmp_path):
+def test_a_reply_recorded_after_an_email_was_claimed_but_before_it_is_handed_over_stops_it(
+    imap, engine, session, clock, tmp_path
+):
     """The race: the email is claimed, the reply is acted on, the pass goes on: the email is not sent."""
     from bot.delivery.scheduler import build_scheduler
     from bot.services import queue
@@ -372,12 +401,18 @@ def test_the_scheduler_resumes_an_out_of_office_pause_on_the_return_morning(imap
     from tests.e2e.listening import settings_for
 
     sent = sent_email(session, "ada@engines.example", clock.now())
-    arrive(imap, clock, samples.gmail_out_of_office("ada@engines.example", sent.message_id, "Out of the office until December 10."))
+    arrive(
+        imap,
+        clock,
+        samples.gmail_out_of_office("ada@engines.example", sent.message_id, "Out of the office until December 10."),
+    )
     watcher(engine, clock, imap).read_all()
     assert state(engine, sent)[0] == EnrollmentStatus.PAUSED
 
-    clock.at = dt.datetime(2026, 12, 11, 8, 0, tzinfo=dt.timezone.utc)  # Friday 11 December, 09:00 in Stockholm
-    build_scheduler(settings_for(imap, outbox_dir=str(tmp_path / "outbox"), digest_cron="0 0 1 1 *"), engine, None, clock).tick()
+    clock.at = dt.datetime(2026, 12, 11, 8, 0, tzinfo=dt.UTC)  # Friday 11 December, 09:00 in Stockholm
+    build_scheduler(
+        settings_for(imap, outbox_dir=str(tmp_path / "outbox"), digest_cron="0 0 1 1 *"), engine, None, clock
+    ).tick()
 
     assert state(engine, sent)[0] == EnrollmentStatus.ACTIVE
 
@@ -403,7 +438,12 @@ def test_bot_tick_reads_each_mailbox_once_and_says_what_came_back(imap, engine, 
     env.pop("SLACK_BOT_TOKEN", None)
 
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "tick", "--now", "2026-12-02T09:00:00Z"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot", "tick", "--now", "2026-12-02T09:00:00Z"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert done.returncode == 0, done.stderr

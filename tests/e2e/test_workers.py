@@ -14,8 +14,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, func
@@ -54,7 +54,9 @@ def start_worker(database: tuple[str, Engine], tmp_path: Path) -> Iterator[Calla
         }
         env.pop("SLACK_BOT_TOKEN", None)
         log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
-        worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "bot", "worker"], cwd=tmp_path, env=env, stdout=log, stderr=log
+        )
         workers.append(worker)
         return worker
 
@@ -81,14 +83,16 @@ def statuses(engine: Engine) -> Counter[str]:
 def recipients_by_status(engine: Engine) -> dict[str, str]:
     with Session(engine) as session:
         rows = session.exec(
-            select(Person.email, Send.status).join(Enrollment, Enrollment.person_id == Person.id).join(Send, Send.enrollment_id == Enrollment.id)  # type: ignore[arg-type]
+            select(Person.email, Send.status)
+            .join(Enrollment, Enrollment.person_id == Person.id)
+            .join(Send, Send.enrollment_id == Enrollment.id)  # type: ignore[arg-type]
         ).all()
     return dict(rows)
 
 
 def test_three_workers_deliver_each_of_2000_emails_exactly_once(database, start_worker):
     _, engine = database
-    seed_due_emails(engine, 2_000, dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+    seed_due_emails(engine, 2_000, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
 
     with SmtpSink() as sink:
         workers = [start_worker(sink) for _ in range(3)]
@@ -106,7 +110,7 @@ def test_three_workers_deliver_each_of_2000_emails_exactly_once(database, start_
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(database, start_worker):
     _, engine = database
-    seed_due_emails(engine, 1_000, dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+    seed_due_emails(engine, 1_000, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
 
     with SmtpSink(latency=0.01) as sink:
         doomed = start_worker(sink)

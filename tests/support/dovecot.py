@@ -66,7 +66,9 @@ class Dovecot:
     def __enter__(self) -> Dovecot:
         require_dovecot()
         self.folder = Path(tempfile.mkdtemp(prefix="dovecot-"))
-        (self.folder / "users").write_text("".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in self.users.items()))
+        (self.folder / "users").write_text(
+            "".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in self.users.items())
+        )
         for user in self.users:
             self.maildir(user).mkdir(parents=True, exist_ok=True)
         (self.folder / "dovecot.conf").write_text(self._config())
@@ -95,13 +97,11 @@ class Dovecot:
         root = os.getuid() == 0
         internal, login = ("dovecot", "dovenull") if root else (me, me)
         owner = pwd.getpwnam(internal)
-        tls = (
-            f"ssl = yes\nssl_cert = <{self.cert.cert}\nssl_key = <{self.cert.key}\n"
+        tls = f"ssl = yes\nssl_cert = <{self.cert.cert}\nssl_key = <{self.cert.key}\n" if self.cert else "ssl = no\n"
+        imaps = (
+            f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {self.tls_port}\n  }}\n"
             if self.cert
-            else "ssl = no\n"
-        )
-        imaps = f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {self.tls_port}\n  }}\n" if self.cert else (
-            "  inet_listener imaps {\n    port = 0\n  }\n"
+            else ("  inet_listener imaps {\n    port = 0\n  }\n")
         )
         return f"""\
 base_dir = {self.folder}/run
@@ -157,7 +157,9 @@ service stats {{
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"dovecot exited: {self._process.stderr.read().decode(errors='replace') if self._process.stderr else ''} {self.log}")
+                raise RuntimeError(
+                    f"dovecot exited: {self._process.stderr.read().decode(errors='replace') if self._process.stderr else ''} {self.log}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                     if sock.recv(100).startswith(b"* OK"):

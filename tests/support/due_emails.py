@@ -12,7 +12,15 @@ from bot.store.models import Campaign, Enrollment, Person, Rep, Send, Step
 from tests.support.factories import REP_ID, make_campaign, make_rep
 from tests.support.sends import enroll, make_person, make_send
 
-ONE_EMAIL = [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hello {{ first_name }}", "body": "Hi {{ first_name }},\n\nshall we talk?"}]
+ONE_EMAIL = [
+    {
+        "day": 1,
+        "send": "at_time",
+        "time": "09:00",
+        "subject": "Hello {{ first_name }}",
+        "body": "Hi {{ first_name }},\n\nshall we talk?",
+    }
+]
 
 
 def due_email(
@@ -30,7 +38,9 @@ def due_email(
     if session.get(Rep, rep_id) is None:
         make_rep(session, rep_id, name=f"Rep {rep_id}", email=f"{rep_id.lower()}@seller.example")
     if campaign is None:
-        campaign = session.exec(select(Campaign).where(Campaign.name == "Q4 outreach")).first() or make_campaign(session)
+        campaign = session.exec(select(Campaign).where(Campaign.name == "Q4 outreach")).first() or make_campaign(
+            session
+        )
     person.setdefault("first_name", "Pat")
     person.setdefault("last_name", "Buyer")
     person.setdefault("company", "Acme")
@@ -64,7 +74,12 @@ def seed_due_emails(
         person_ids = session.scalars(
             insert(Person).returning(Person.id, sort_by_parameter_order=True),
             [
-                {"email": f"person{i}.{tag}@buyer.example", "first_name": f"Person{i}", "fields": {}, "created_at": due_at}
+                {
+                    "email": f"person{i}.{tag}@buyer.example",
+                    "first_name": f"Person{i}",
+                    "fields": {},
+                    "created_at": due_at,
+                }
                 for i in range(count)
             ],
         ).all()

@@ -42,7 +42,13 @@ def make_campaign(
 ) -> Campaign:
     """A campaign (version 1) with steps given as dicts: day, send, time, subject, body."""
     steps = steps or [
-        {"day": 1, "send": "at_time", "time": "09:00", "subject": "Hello {{ first_name }}", "body": "Hi {{ first_name }}"},
+        {
+            "day": 1,
+            "send": "at_time",
+            "time": "09:00",
+            "subject": "Hello {{ first_name }}",
+            "body": "Hi {{ first_name }}",
+        },
         {"day": 3, "send": "thread", "body": "Following up"},
     ]
     campaign = Campaign(

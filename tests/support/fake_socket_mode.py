@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
@@ -63,12 +64,16 @@ class FakeSocketMode:
         with self._changed:
             self._socket = socket
             self.connections += 1
-        socket.send(json.dumps({
-            "type": "hello",
-            "num_connections": 1,
-            "debug_info": {"host": "fake-socket-mode", "approximate_connection_time": 18060},
-            "connection_info": {"app_id": APP_ID},
-        }))
+        socket.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "fake-socket-mode", "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+        )
         with self._changed:
             self._changed.notify_all()
         try:

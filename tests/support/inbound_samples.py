@@ -16,7 +16,9 @@ def _crlf(text: str) -> bytes:
     return text.replace("\r\n", "\n").replace("\n", "\r\n").encode()
 
 
-def gmail_reply(sender: str, in_reply_to: str, references: str = "", body: str = "Yes, let's talk on Thursday.\n\nAda") -> bytes:
+def gmail_reply(
+    sender: str, in_reply_to: str, references: str = "", body: str = "Yes, let's talk on Thursday.\n\nAda"
+) -> bytes:
     """Gmail: multipart/alternative, "On <date> <name> wrote:" wrapped over two lines, > quoting."""
     references = references or in_reply_to
     return _crlf(f"""\
@@ -47,7 +49,7 @@ wrote:
 --000000000000gmailb
 Content-Type: text/html; charset="UTF-8"
 
-<div dir="ltr">{body.replace(chr(10), '<br>')}</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Wed, 2 Dec 2026 at 09:00, Rita Rep &lt;rita@seller.example&gt; wrote:<br></div><blockquote class="gmail_quote">Hi Ada,<br>A quick idea.</blockquote></div>
+<div dir="ltr">{body.replace(chr(10), "<br>")}</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Wed, 2 Dec 2026 at 09:00, Rita Rep &lt;rita@seller.example&gt; wrote:<br></div><blockquote class="gmail_quote">Hi Ada,<br>A quick idea.</blockquote></div>
 
 --000000000000gmailb--
 """)
@@ -123,7 +125,9 @@ Content-Transfer-Encoding: 8bit
 """)
 
 
-def microsoft365_out_of_office(sender: str, in_reply_to: str, text: str, subject: str = "Automatic reply: A quick question") -> bytes:
+def microsoft365_out_of_office(
+    sender: str, in_reply_to: str, text: str, subject: str = "Automatic reply: A quick question"
+) -> bytes:
     """Microsoft 365: "Automatic reply:" (or the user's language), X-MS-Exchange auto-reply headers, HTML."""
     html = "".join(f"<p>{line}</p>" for line in text.splitlines())
     return _crlf(f"""\
@@ -147,7 +151,9 @@ MIME-Version: 1.0
 """)
 
 
-def sieve_vacation(sender: str, in_reply_to: str, text: str, subject: str = "Auto: Analytical Engines and Acme") -> bytes:
+def sieve_vacation(
+    sender: str, in_reply_to: str, text: str, subject: str = "Auto: Analytical Engines and Acme"
+) -> bytes:
     """Dovecot Pigeonhole's vacation: Auto-Submitted: auto-replied (vacation), "Auto: " subject, no Message-ID of ours."""
     return _crlf(f"""\
 X-Sieve: Pigeonhole Sieve 0.5.19 (4eae2f79)
@@ -194,7 +200,7 @@ This is the mail system at host mx.seller.example.
 I'm sorry to have to inform you that your message could not
 be delivered to one or more recipients.
 
-<{recipient}>: host mx.{recipient.split('@')[1]}[192.0.2.10] said: 550 {status}
+<{recipient}>: host mx.{recipient.split("@")[1]}[192.0.2.10] said: 550 {status}
     <{recipient}>: Recipient address rejected: {words} (in reply to RCPT TO command)
 
 --5A1B2C3D4E.1701512345/mx.seller.example
@@ -210,7 +216,7 @@ Final-Recipient: rfc822; {recipient}
 Original-Recipient: rfc822;{recipient}
 Action: {action}
 Status: {status}
-Remote-MTA: dns; mx.{recipient.split('@')[1]}
+Remote-MTA: dns; mx.{recipient.split("@")[1]}
 Diagnostic-Code: smtp; 550 {status} <{recipient}>: Recipient address rejected: {words}
 
 --5A1B2C3D4E.1701512345/mx.seller.example
@@ -278,7 +284,7 @@ def gmail_bounce(recipient: str, original_id: str, *, delayed: bool = False) -> 
     said = (
         "The recipient server did not accept our requests to connect."
         if delayed
-        else f"The email account that you tried to reach does not exist. Please try double-checking the recipient's email address"
+        else "The email account that you tried to reach does not exist. Please try double-checking the recipient's email address"
     )
     return _crlf(f"""\
 Return-Path: <>
@@ -290,7 +296,7 @@ Auto-Submitted: auto-replied
 Subject: Delivery Status Notification ({title})
 References: {original_id}
 In-Reply-To: {original_id}
-Message-ID: <64f1c2a3.{'d' if delayed else 'f'}0a1b2c3@mx.google.com>
+Message-ID: <64f1c2a3.{"d" if delayed else "f"}0a1b2c3@mx.google.com>
 Date: {DATE}
 Content-Type: multipart/report; boundary="000000000000dsnb"; report-type=delivery-status
 
@@ -303,7 +309,7 @@ Your message wasn't delivered to {recipient} because the address couldn't be fou
 
 The response was:
 
-{'452' if delayed else '550'} {status} {said}
+{"452" if delayed else "550"} {status} {said}
 
 --000000000000dsnb
 Content-Type: message/delivery-status
@@ -314,7 +320,7 @@ Arrival-Date: {DATE}
 Final-Recipient: rfc822; {recipient}
 Action: {action}
 Status: {status}
-Diagnostic-Code: smtp; {'452' if delayed else '550'} {status} {said}
+Diagnostic-Code: smtp; {"452" if delayed else "550"} {status} {said}
 Last-Attempt-Date: {DATE}
 
 --000000000000dsnb
@@ -349,7 +355,9 @@ Anyone up for a meetup next week?
 """)
 
 
-def plain_reply(sender: str, body: str, in_reply_to: str | None = None, subject: str = "Re: Analytical Engines and Acme") -> bytes:
+def plain_reply(
+    sender: str, body: str, in_reply_to: str | None = None, subject: str = "Re: Analytical Engines and Acme"
+) -> bytes:
     """A reply as any client writes it, with the body given."""
     threading = f"In-Reply-To: {in_reply_to}\nReferences: {in_reply_to}\n" if in_reply_to else ""
     return _crlf(f"""\

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
@@ -32,7 +33,13 @@ def make_person(session: Session, email: str = "ada@example.com", **values: Any)
 
 
 def enroll(
-    session: Session, campaign: Campaign, person: Person, *, rep_id: str = REP_ID, launched_at: dt.datetime, status: str = "active"
+    session: Session,
+    campaign: Campaign,
+    person: Person,
+    *,
+    rep_id: str = REP_ID,
+    launched_at: dt.datetime,
+    status: str = "active",
 ) -> Enrollment:
     enrollment = Enrollment(
         campaign_id=campaign.id,  # type: ignore[arg-type]
@@ -42,7 +49,7 @@ def enroll(
         status=status,
         zone=campaign.timezone,
         launched_at=launched_at,
-        day_one=launched_at.astimezone(dt.timezone.utc).date(),
+        day_one=launched_at.astimezone(dt.UTC).date(),
     )
     session.add(enrollment)
     session.flush()
@@ -50,7 +57,13 @@ def enroll(
 
 
 def make_send(
-    session: Session, enrollment: Enrollment, position: int = 1, *, due_at: dt.datetime, status: str = "queued", **values: Any
+    session: Session,
+    enrollment: Enrollment,
+    position: int = 1,
+    *,
+    due_at: dt.datetime,
+    status: str = "queued",
+    **values: Any,
 ) -> Send:
     step = session.exec(
         select(Step).where(

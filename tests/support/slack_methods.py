@@ -36,9 +36,7 @@ def methods_used() -> set[str]:
     """The Web API methods the bot calls and the fake answers, as `chat.postMessage`."""
     sources = [*(REPO / "bot").rglob("*.py"), Path(__file__).with_name("fake_slack.py")]
     return {
-        name.replace("_", ".", 1)
-        for path in sources
-        for name in WEB_API_CALL.findall(path.read_text(encoding="utf-8"))
+        name.replace("_", ".", 1) for path in sources for name in WEB_API_CALL.findall(path.read_text(encoding="utf-8"))
     }
 
 

@@ -21,10 +21,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 from slack_sdk import WebClient
@@ -165,10 +166,19 @@ class SlackRequests:
         if message is not None:
             channel = message["channel"]
             payload.update(
-                container={"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False},
+                container={
+                    "type": "message",
+                    "message_ts": message["ts"],
+                    "channel_id": channel,
+                    "is_ephemeral": False,
+                },
                 channel={"id": channel, "name": "directmessage"},
-                message={"type": "message", "ts": message["ts"], "text": message.get("text", ""),
-                         "blocks": message.get("blocks", [])},
+                message={
+                    "type": "message",
+                    "ts": message["ts"],
+                    "text": message.get("text", ""),
+                    "blocks": message.get("blocks", []),
+                },
                 response_url=response_url or self._response_url(),
             )
         if view is not None:
@@ -243,7 +253,9 @@ def running_app(deps: Deps, client: WebClient, threads: int = 4) -> Iterator[Htt
     """`build_app` served by waitress on 127.0.0.1 and a free port."""
     try:
         app = build_app(deps, client)
-        with HttpServer(app, str(deps.settings.slack_signing_secret), host="127.0.0.1", port=0, threads=threads) as server:
+        with HttpServer(
+            app, str(deps.settings.slack_signing_secret), host="127.0.0.1", port=0, threads=threads
+        ) as server:
             yield server
     finally:
         deps.drain()  # work after acks ends before the fake Slack does
@@ -279,7 +291,11 @@ def serving(tmp_path: Path, fake: FakeSlack, database_url: str, *args: str, **se
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", "0", "--host", "127.0.0.1", *args],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
         )
         try:
             yield _listening_url(process, log)

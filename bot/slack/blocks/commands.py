@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block, DateTimePickerElement, DividerBlock, InputBlock
 from slack_sdk.models.views import View
@@ -73,7 +73,11 @@ def campaign_list(summaries: Sequence[CampaignSummary]) -> Message:
 def campaign_details(details: CampaignDetails) -> Message:
     """One campaign: its settings, its steps and its people counted by status."""
     campaign = details.campaign
-    settings = [f"time zone {shown(campaign.timezone, NAME_CHARS)}", f"owner <@{campaign.owner_id}>", f"version {campaign.version}"]
+    settings = [
+        f"time zone {shown(campaign.timezone, NAME_CHARS)}",
+        f"owner <@{campaign.owner_id}>",
+        f"version {campaign.version}",
+    ]
     if campaign.skip_weekends:
         settings.append("weekends skipped")
     if campaign.send_in == SendIn.RECIPIENT:
@@ -116,7 +120,9 @@ def add_result(campaign_name: str, result: AddResult, send_at: dt.datetime | Non
             blocks.append(context(f"First email {slack_date(send_at)}."))
     if active:
         lines = [shown(line.email_or_text, NAME_CHARS) for line in active]
-        blocks.append(section(capped_lines(lines, head=f":information_source: *Already active in {name}* ({len(active)})")))
+        blocks.append(
+            section(capped_lines(lines, head=f":information_source: *Already active in {name}* ({len(active)})"))
+        )
     if invalid:
         lines = [f"`{shown(line.email_or_text, NAME_CHARS)}`: {shown(line.reason, LINE_CHARS)}" for line in invalid]
         blocks.append(section(capped_lines(lines, head=f":x: *Not added* ({len(invalid)})")))
@@ -167,10 +173,9 @@ def launch_modal(
 
 def slack_date(at: dt.datetime) -> str:
     """A time each reader sees in their own time zone (the fallback in UTC)."""
-    fallback = at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    fallback = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}"
-

@@ -9,8 +9,9 @@ but only by raising: the cuts happen here, before.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     Block,
@@ -91,7 +92,7 @@ def fit(text: str, limit: int) -> str:
     if slack_len(text) <= limit:
         return text
     end = fitting(text, limit - slack_len(ELLIPSIS))
-    while 0 < end and _belongs_to_previous(text[end]):
+    while end > 0 and _belongs_to_previous(text[end]):
         end -= 1
     head = text[:end]
     amp = head.rfind("&")
@@ -176,7 +177,9 @@ def button(
     confirm: ConfirmObject | None = None,
 ) -> ButtonElement:
     """A button; its `value` and `url` are the builder's own and must fit (MAX_VALUE, MAX_URL)."""
-    return ButtonElement(text=plain(text, MAX_BUTTON), action_id=action_id, value=value, url=url, style=style, confirm=confirm)
+    return ButtonElement(
+        text=plain(text, MAX_BUTTON), action_id=action_id, value=value, url=url, style=style, confirm=confirm
+    )
 
 
 def view(

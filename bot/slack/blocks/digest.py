@@ -18,7 +18,9 @@ DIGEST_EMAILS = 30
 
 def summary(agenda: Agenda) -> str:
     overdue = f" ({agenda.overdue} overdue)" if agenda.overdue else ""
-    return f"{plural(agenda.task_count, 'task')} waiting{overdue}, {plural(agenda.email_count, 'email')} going out today"
+    return (
+        f"{plural(agenda.task_count, 'task')} waiting{overdue}, {plural(agenda.email_count, 'email')} going out today"
+    )
 
 
 def digest_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
@@ -36,5 +38,8 @@ def digest_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
         lines = [email_line(e, zone) for e in agenda.scheduled_today[:DIGEST_EMAILS]]
         if agenda.email_count > len(lines):
             lines.append(f"and {agenda.email_count - len(lines)} more emails")
-        blocks += [DividerBlock(), section(capped_lines(lines, more_text="and {n} more emails", head="*Going out today*"))]
+        blocks += [
+            DividerBlock(),
+            section(capped_lines(lines, more_text="and {n} more emails", head="*Going out today*")),
+        ]
     return Message(text=f"Your day: {summary(agenda)}", blocks=blocks)

@@ -49,7 +49,11 @@ def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> View:
     if agenda.replies:
         blocks.append(section(week_lines(agenda.replies, zone)))
     else:
-        blocks.append(context("No replies in the last 7 days. Replies stop their campaign and reach you here and in your messages."))
+        blocks.append(
+            context(
+                "No replies in the last 7 days. Replies stop their campaign and reach you here and in your messages."
+            )
+        )
 
     blocks += [DividerBlock(), header("Your active campaigns")]
     if agenda.campaigns:
@@ -72,7 +76,9 @@ LIST_TASKS = 20  # `/tasks`: two blocks each, under a message's 50
 def tasks_message(agenda: Agenda, zone: ZoneInfo, now: dt.datetime) -> Message:
     """`/tasks`: the rep's queued tasks, oldest first, each with its buttons (`agenda`: LIST_TASKS of them)."""
     if not agenda.task_count:
-        return Message(text="No email tasks are waiting for you.", blocks=[section(":tada: No email tasks are waiting for you.")])
+        return Message(
+            text="No email tasks are waiting for you.", blocks=[section(":tada: No email tasks are waiting for you.")]
+        )
     overdue = f", {agenda.overdue} overdue" if agenda.overdue else ""
     title = f"{plural(agenda.task_count, 'task')} waiting for you{overdue}"
     blocks: list[Block] = [section(f"*{title}*")]

@@ -46,7 +46,9 @@ def inbound_message(inbound: Inbound, entry: Entry, zone: ZoneInfo, provider: st
         also = f" and {stopped - 1} colleague{'s' if stopped > 2 else ''} at the same company" if stopped > 1 else ""
         text = f"{who(entry)} replied to {step_words(entry)}"
         blocks = [
-            section(f":incoming_envelope: *{shown(who(entry), NAME_CHARS)}* replied ({when}). Their campaign stopped{also}."),
+            section(
+                f":incoming_envelope: *{shown(who(entry), NAME_CHARS)}* replied ({when}). Their campaign stopped{also}."
+            ),
             context(about),
             section(_quoted(inbound.excerpt) or "_(no text)_"),
         ]
@@ -64,11 +66,16 @@ def inbound_message(inbound: Inbound, entry: Entry, zone: ZoneInfo, provider: st
         else:
             head = f":palm_tree: *{shown(who(entry), NAME_CHARS)}* sent an automatic reply: their campaign goes on."
             text = f"{who(entry)} sent an automatic reply"
-        return Message(text=text, blocks=[section(head), context(about), section(_quoted(inbound.excerpt) or "_(no text)_")])
+        return Message(
+            text=text, blocks=[section(head), context(about), section(_quoted(inbound.excerpt) or "_(no text)_")]
+        )
     if kind is InboundKind.BOUNCE:
         status = shown(inbound.status or "", 500)
         head = f":no_entry: An email to *{shown(entry.person.email, NAME_CHARS)}* bounced: the address is suppressed and the campaign stopped."
-        return Message(text=f"An email to {entry.person.email} bounced", blocks=[section(head), context(about), context(status or "no status")])
+        return Message(
+            text=f"An email to {entry.person.email} bounced",
+            blocks=[section(head), context(about), context(status or "no status")],
+        )
     head = f":wave: *{shown(who(entry), NAME_CHARS)}* asked to unsubscribe: the address is suppressed and the campaign stopped."
     return Message(text=f"{who(entry)} unsubscribed", blocks=[section(head), context(about)])
 
@@ -76,7 +83,13 @@ def inbound_message(inbound: Inbound, entry: Entry, zone: ZoneInfo, provider: st
 def gone_on(entry: Entry) -> Message:
     """The reply's message after "Not a reply: go on"."""
     text = f"Going on: {who(entry)} is back in {step_words(entry)}"
-    return Message(text=text, blocks=[section(f":arrow_forward: Not a reply: *{shown(who(entry), NAME_CHARS)}*'s campaign goes on."), context(step_shown(entry))])
+    return Message(
+        text=text,
+        blocks=[
+            section(f":arrow_forward: Not a reply: *{shown(who(entry), NAME_CHARS)}*'s campaign goes on."),
+            context(step_shown(entry)),
+        ],
+    )
 
 
 def feed_line(inbound: Inbound, entry: Entry, rep: str) -> str | None:

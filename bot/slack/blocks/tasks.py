@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,6 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.core import rules
-from bot.core.templates import MAX_SUBJECT
 from bot.services.agenda import Entry
 from bot.services.drafts import Draft, person_name
 from bot.slack.blocks.common import (
@@ -86,19 +86,19 @@ def block_prefix(send_id: int) -> str:
 
 
 def day_and_time(at: dt.datetime, zone: ZoneInfo) -> str:
-    """"Thu 3 Dec 08:30" in `zone`."""
+    """ "Thu 3 Dec 08:30" in `zone`."""
     local = at.astimezone(zone)
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
 def clock_time(at: dt.datetime, zone: ZoneInfo, now: dt.datetime) -> str:
-    """"15:02" today, "Thu 3 Dec 15:02" another day (both in `zone`)."""
+    """ "15:02" today, "Thu 3 Dec 15:02" another day (both in `zone`)."""
     local = at.astimezone(zone)
     return f"{local:%H:%M}" if local.date() == now.astimezone(zone).date() else day_and_time(at, zone)
 
 
 def step_words(entry: Entry, *, start: bool = False) -> str:
-    """"step 2 of “Q4”" ("Step ..." to start a sentence)."""
+    """ "step 2 of “Q4”" ("Step ..." to start a sentence)."""
     return f"{'Step' if start else 'step'} {entry.send.position} of “{entry.campaign.name}”"
 
 
@@ -224,8 +224,12 @@ def task_buttons(send_id: int, draft: Draft | None, links: Links | None = None) 
     """
     value = str(send_id)
     skip = confirmed(
-        "Skip", SKIP, value, "Skip this step?",
-        "No email goes out for this step; the campaign goes on with the next one.", "Keep it",
+        "Skip",
+        SKIP,
+        value,
+        "Skip this step?",
+        "No email goes out for this step; the campaign goes on with the next one.",
+        "Keep it",
     )
     if draft is None:
         return [skip]
@@ -250,8 +254,12 @@ def retry_buttons(send_id: int) -> list[ButtonElement]:
     return [
         button("Send again", SEND_AGAIN, value=value, style="primary"),
         confirmed(
-            "Mark as sent", MARK_SENT, value, "Mark as sent?",
-            "Only if you know it arrived (check your Sent folder): the campaign goes on as if it was sent.", "Cancel",
+            "Mark as sent",
+            MARK_SENT,
+            value,
+            "Mark as sent?",
+            "Only if you know it arrived (check your Sent folder): the campaign goes on as if it was sent.",
+            "Cancel",
         ),
     ]
 
@@ -273,7 +281,7 @@ def controls(entry: Entry, zone: ZoneInfo, now: dt.datetime, *, links: Links | N
 
 
 def trouble(entry: Entry, name: str | None = None) -> str | None:
-    """"An email to Ada Lovelace failed" (or may not have gone out); None otherwise."""
+    """ "An email to Ada Lovelace failed" (or may not have gone out); None otherwise."""
     name = who(entry) if name is None else name
     if entry.send.status == SendStatus.FAILED:
         return f"An email to {name} failed"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine
 from slack_sdk import WebClient
+from sqlalchemy import Engine
 
 from bot.clock import FixedClock
 from bot.delivery.ports import Deliverer

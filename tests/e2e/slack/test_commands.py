@@ -101,7 +101,10 @@ def test_show_lists_steps_and_counts(slack: SlackRequests, fake_slack: FakeSlack
         ("show Nope", "There is no campaign named “Nope”."),
         ("show", "Say which campaign: /campaign show NAME."),
         ('show "Q4 outreach', "The campaign name opens a double quote but never closes it."),
-        ("add Nope ada@example.com", "There is no campaign named “Nope”. A campaign name with spaces goes in double quotes."),
+        (
+            "add Nope ada@example.com",
+            "There is no campaign named “Nope”. A campaign name with spaces goes in double quotes.",
+        ),
         ("add Q4", "Say which campaign and who: /campaign add NAME PEOPLE."),
         ("remove Q4", "Say which campaign and whose email: /campaign remove NAME EMAIL."),
         ("pause", "Say which campaign and whose email: /campaign pause NAME EMAIL."),
@@ -139,7 +142,9 @@ def test_add_people_at_once(slack: SlackRequests, fake_slack: FakeSlack, session
     assert first_send(session, "ada@example.com").due_at == clock.now()
 
 
-def test_a_second_add_reports_who_is_already_active(slack: SlackRequests, fake_slack: FakeSlack, session: Session) -> None:
+def test_a_second_add_reports_who_is_already_active(
+    slack: SlackRequests, fake_slack: FakeSlack, session: Session
+) -> None:
     make_campaign(session, TASK_FIRST, name="Q4")
     ask(slack, fake_slack, "add Q4 ada@example.com")
     reply = ask(slack, fake_slack, "add Q4 ada@example.com carl@example.com")
@@ -177,7 +182,9 @@ def test_the_rep_profile_is_refreshed_after_a_day(
     assert (rep.name, rep.email, rep.timezone) == ("Rita Lindqvist", "rita@new.example", "America/New_York")
 
 
-def test_a_long_campaign_name_and_many_people_get_their_reply(slack: SlackRequests, fake_slack: FakeSlack, session: Session) -> None:
+def test_a_long_campaign_name_and_many_people_get_their_reply(
+    slack: SlackRequests, fake_slack: FakeSlack, session: Session
+) -> None:
     # `&` escapes to five characters: the list's room used to ignore the line before it.
     make_campaign(session, TASK_FIRST, name="R&D " * 10)
     people = " ".join(f"p{n}@example.com" for n in range(200))
@@ -268,7 +275,7 @@ def test_at_time_already_passed_today_sends_right_away_when_kept(
     make_campaign(session, [{**AT_15[0], "time": "08:00"}], name="Q4")
     view, url = open_modal(slack, fake_slack, "add Q4 ada@example.com")
     clock.advance(minutes=2)  # the rep took a moment: the preset is now in the past, and kept
-    preset = dt.datetime.fromtimestamp(picker(view)["initial_date_time"], dt.timezone.utc)
+    preset = dt.datetime.fromtimestamp(picker(view)["initial_date_time"], dt.UTC)
     slack.view_submission(view, {"send_at": {"send_at": datetime_value(preset)}})
     fake_slack.response_to(url)
     assert first_send(session, "ada@example.com").due_at == clock.now()
@@ -281,13 +288,19 @@ def test_remove_pause_resume(slack: SlackRequests, fake_slack: FakeSlack, sessio
     make_campaign(session, TASK_FIRST, name="Q4 outreach")
     ask(slack, fake_slack, 'add "Q4 outreach" ada@example.com bob@example.com')
 
-    assert ask(slack, fake_slack, 'pause "Q4 outreach" ada@example.com').text == "ada@example.com was paused in Q4 outreach."
+    assert (
+        ask(slack, fake_slack, 'pause "Q4 outreach" ada@example.com').text
+        == "ada@example.com was paused in Q4 outreach."
+    )
     assert enrollments_of(session)["ada@example.com"].status == "paused"
     assert ask(slack, fake_slack, 'pause "Q4 outreach" ada@example.com').text == (
         "ada@example.com is already paused in campaign “Q4 outreach”."
     )
     clock.advance(days=2)
-    assert ask(slack, fake_slack, 'resume "Q4 outreach" ada@example.com').text == "ada@example.com was resumed in Q4 outreach."
+    assert (
+        ask(slack, fake_slack, 'resume "Q4 outreach" ada@example.com').text
+        == "ada@example.com was resumed in Q4 outreach."
+    )
     assert enrollments_of(session)["ada@example.com"].status == "active"
 
     # Slack may hand an address over as a mailto link.
@@ -310,7 +323,9 @@ def test_rate_limits_are_retried_and_nothing_is_lost(
     fake_slack.rate_limit("views.open", times=2)
     fake_slack.rate_limit("response_url", times=2)
     view, url = open_modal(slack, fake_slack, "add Q4 ada@example.com")
-    slack.view_submission(view, {"send_at": {"send_at": datetime_value(dt.datetime(2026, 12, 3, 9, 0, tzinfo=STOCKHOLM))}})
+    slack.view_submission(
+        view, {"send_at": {"send_at": datetime_value(dt.datetime(2026, 12, 3, 9, 0, tzinfo=STOCKHOLM))}}
+    )
     assert fake_slack.response_to(url).text.startswith("Q4: 1 added")
     assert fake_slack.limited == ["views.open", "views.open", "response_url", "response_url"]
     assert len(fake_slack.calls_to("views.open")) == 1 and len(fake_slack.responses) == 1
@@ -328,7 +343,9 @@ def test_a_failing_listener_is_logged_and_the_rep_told(
     assert record.exc_info and "internal_error" in str(record.exc_info[1])
 
 
-def test_a_trigger_that_expired_while_the_bot_was_busy(slack: SlackRequests, fake_slack: FakeSlack, session: Session) -> None:
+def test_a_trigger_that_expired_while_the_bot_was_busy(
+    slack: SlackRequests, fake_slack: FakeSlack, session: Session
+) -> None:
     make_campaign(session, CHOOSE_FIRST, name="Q4")
     fake_slack.fail("views.open", "expired_trigger_id")
     reply = ask(slack, fake_slack, "add Q4 ada@example.com")

@@ -35,7 +35,12 @@ def deliverer(engine: Engine, clock: FixedClock, notifier: SlackNotifier) -> Rec
 
 
 def feed_lines(fake: FakeSlack) -> list[str]:
-    return [line for call in fake.calls_to("chat.postMessage") if call["channel"] == FEED for line in call["text"].split("\n")]
+    return [
+        line
+        for call in fake.calls_to("chat.postMessage")
+        if call["channel"] == FEED
+        for line in call["text"].split("\n")
+    ]
 
 
 def test_a_task_queued_and_its_email_sent_show_in_the_feed(
@@ -64,11 +69,18 @@ def test_a_batch_of_emails_is_one_feed_message(
     deliverer.deliver(ids)
     feed = [c for c in fake_slack.calls_to("chat.postMessage") if c["channel"] == FEED]
     assert len(feed) == 1
-    assert sorted(feed[0]["text"].split("\n")) == [f"Email sent: step 1 of “Q4” to P{n} Lovelace (Rita Rep)" for n in range(3)]
+    assert sorted(feed[0]["text"].split("\n")) == [
+        f"Email sent: step 1 of “Q4” to P{n} Lovelace (Rita Rep)" for n in range(3)
+    ]
 
 
 def test_no_feed_channel_no_feed(
-    session: Session, engine: Engine, clock: FixedClock, slack_settings: Settings, slack_client: WebClient, fake_slack: FakeSlack
+    session: Session,
+    engine: Engine,
+    clock: FixedClock,
+    slack_settings: Settings,
+    slack_client: WebClient,
+    fake_slack: FakeSlack,
 ) -> None:
     make_rep(session)
     send = make_task(session, due_at=clock.now())

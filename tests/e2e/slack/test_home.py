@@ -52,7 +52,9 @@ def test_home_shows_tasks_overdue_first_todays_emails_and_campaigns(
     make_task(session, due_at=clock.now(), email="nils@example.com", first_name="Nils")
     make_task(session, due_at=clock.now() - dt.timedelta(days=3), email="olga@example.com", first_name="Olga")
     spring = make_campaign(session, TASK_STEPS, name="Spring")
-    enrollment = enroll(session, spring, make_person(session, "erik@example.com", first_name="Erik"), launched_at=clock.now())
+    enrollment = enroll(
+        session, spring, make_person(session, "erik@example.com", first_name="Erik"), launched_at=clock.now()
+    )
     make_send(session, enrollment, 2, due_at=clock.now() + dt.timedelta(hours=2), status="planned")
 
     text = shown(open_home(fake_slack, slack))
@@ -60,7 +62,9 @@ def test_home_shows_tasks_overdue_first_todays_emails_and_campaigns(
     assert text.index("Olga") < text.index("Nils") and ":warning: *overdue*" in text
     assert "`12:00` Erik Lovelace · step 2 of “Spring” · _Still there?_" in text
     assert "*“Q4”*: 2 people active, 2 tasks queued" in text and "*“Spring”*: 1 person active, 0 tasks queued" in text
-    buttons = [e["text"]["text"] for b in fake_slack.home[REP_ID]["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    buttons = [
+        e["text"]["text"] for b in fake_slack.home[REP_ID]["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
     assert buttons[:6] == ["Send", "Edit", "Schedule", "Skip", "Open in Gmail", "Open in Outlook"]
 
 
@@ -72,7 +76,11 @@ def test_the_messages_tab_draws_nothing(session: Session, fake_slack: FakeSlack,
 
 
 def test_a_click_in_home_acts_and_refreshes_home_and_the_message(
-    session: Session, clock: FixedClock, fake_slack: FakeSlack, slack: SlackRequests, notifier: SlackNotifier,
+    session: Session,
+    clock: FixedClock,
+    fake_slack: FakeSlack,
+    slack: SlackRequests,
+    notifier: SlackNotifier,
     deliverer: RecordingDeliverer,
 ) -> None:
     make_rep(session)
@@ -103,8 +111,17 @@ def test_a_rep_with_300_tasks_gets_a_home_and_a_digest_within_block_kit_limits(
     session.execute(
         insert(Send),
         [
-            dict(enrollment_id=e.id, step_id=step.id, position=1, rep_id=REP_ID, kind="task", status="queued",
-                 due_at=clock.now() - dt.timedelta(minutes=n), created_at=clock.now(), updated_at=clock.now())
+            dict(
+                enrollment_id=e.id,
+                step_id=step.id,
+                position=1,
+                rep_id=REP_ID,
+                kind="task",
+                status="queued",
+                due_at=clock.now() - dt.timedelta(minutes=n),
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
             for n, e in enumerate(enrollments)
         ],
     )

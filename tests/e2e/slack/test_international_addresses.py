@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-from typing import Iterator
+from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -39,7 +39,9 @@ def slack_settings(slack_settings: Settings, relay: SmtpSink) -> Settings:
     return slack_settings.model_copy(update={"smtp_url": relay.url})
 
 
-def add_and_send(slack: SlackRequests, fake: FakeSlack, engine: Engine, clock: FixedClock, relay: SmtpSink) -> tuple[str, str]:
+def add_and_send(
+    slack: SlackRequests, fake: FakeSlack, engine: Engine, clock: FixedClock, relay: SmtpSink
+) -> tuple[str, str]:
     """Add PEOPLE to Q4 with a send-at time in an hour, run the scheduler then; the add's reply (text, blocks)."""
     url = fake.response_url()
     assert slack.command(f"add Q4 {PEOPLE}", response_url=url).status == 200
@@ -48,7 +50,9 @@ def add_and_send(slack: SlackRequests, fake: FakeSlack, engine: Engine, clock: F
     slack.view_submission(view, {"send_at": {"send_at": datetime_value(send_at)}})
     reply = fake.response_to(url)
     clock.advance(hours=1)
-    Scheduler(engine, clock, SmtpTransport(relay.url, timeout=5), RecordingNotifier(), load_settings(digest_cron="0 0 1 1 *")).tick()
+    Scheduler(
+        engine, clock, SmtpTransport(relay.url, timeout=5), RecordingNotifier(), load_settings(digest_cron="0 0 1 1 *")
+    ).tick()
     return reply.text, str(reply.payload["blocks"]).replace("\\n", "\n")
 
 

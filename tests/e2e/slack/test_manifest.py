@@ -74,17 +74,16 @@ def test_the_app_answers_every_command_and_event_of_the_manifest(
         assert slack.command("", command=command).status == 200, command
     events = manifest["settings"]["event_subscriptions"]["bot_events"]
     assert events == ["app_home_opened"]
-    assert slack.event({"type": "app_home_opened", "user": "U0REP0001", "channel": "D0REP0001", "tab": "home"}).status == 200
+    assert (
+        slack.event({"type": "app_home_opened", "user": "U0REP0001", "channel": "D0REP0001", "tab": "home"}).status
+        == 200
+    )
     # Bolt answers 404 to what nothing listens to: the check above means something.
     assert slack.command("", command="/not-ours").status == 404
 
 
 def test_the_bot_scopes_are_exactly_those_the_code_needs(manifest: dict[str, Any]) -> None:
-    called = {
-        method
-        for path in (REPO / "bot").rglob("*.py")
-        for method in WEB_API_CALL.findall(path.read_text())
-    }
+    called = {method for path in (REPO / "bot").rglob("*.py") for method in WEB_API_CALL.findall(path.read_text())}
     unknown = called - SCOPES_OF.keys()
     assert not unknown, f"add the scopes of {sorted(unknown)} to SCOPES_OF and to manifest.yml"
     needed = BASE_SCOPES.union(*(SCOPES_OF[method] for method in called))

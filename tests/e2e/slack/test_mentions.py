@@ -33,7 +33,11 @@ def assert_no_mentions(fake: FakeSlack) -> None:
 
 
 def test_task_messages_failures_notices_and_the_feed_escape_their_text(
-    session: Session, fake_slack: FakeSlack, engine: object, slack_client: object, clock: FixedClock,
+    session: Session,
+    fake_slack: FakeSlack,
+    engine: object,
+    slack_client: object,
+    clock: FixedClock,
     slack_settings: Settings,
 ) -> None:
     notifier = SlackNotifier(engine, slack_client, clock, slack_settings.model_copy(update={"feed_channel": FEED}))  # type: ignore[arg-type]
@@ -63,8 +67,14 @@ def test_replies_to_commands_escape_their_text(
 ) -> None:
     make_campaign(session, STEPS, name="<!channel> Q4")
     session.commit()
-    for typed in ("<!here>", "list", 'show "<!channel> Q4"', 'add "<!channel> Q4" <@U0BOSS01> <ada@example.com>',
-                  'show "<!here> nothing"', 'remove "<!channel> Q4" <!everyone>@example.com'):
+    for typed in (
+        "<!here>",
+        "list",
+        'show "<!channel> Q4"',
+        'add "<!channel> Q4" <@U0BOSS01> <ada@example.com>',
+        'show "<!here> nothing"',
+        'remove "<!channel> Q4" <!everyone>@example.com',
+    ):
         url = fake_slack.response_url()
         assert slack.command(typed, response_url=url).status == 200
         fake_slack.response_to(url)

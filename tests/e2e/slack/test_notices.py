@@ -8,7 +8,7 @@ injected clock: "hours" of outage pass in a loop.
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func
@@ -107,7 +107,12 @@ def test_a_slack_outage_of_hours_loses_nothing_and_posts_nothing_twice(
     tasks = {
         rep: [
             make_task(
-                session, due_at=clock.now(), email=f"{rep}.{n}@buyer.example", rep_id=rep, status="planned", first_name=f"P{n}"
+                session,
+                due_at=clock.now(),
+                email=f"{rep}.{n}@buyer.example",
+                rep_id=rep,
+                status="planned",
+                first_name=f"P{n}",
             )
             for n in range(3)
         ]
@@ -196,13 +201,23 @@ def test_a_notice_slack_refuses_for_what_it_is_is_given_up_after_a_few_tries_and
 
 
 def test_bot_tick_posts_what_slack_refused_at_its_next_pass(
-    monkeypatch: pytest.MonkeyPatch, tmp_path, db_url: str, session: Session, clock: FixedClock, fake_slack: FakeSlack,
-    sink: SmtpSink, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+    db_url: str,
+    session: Session,
+    clock: FixedClock,
+    fake_slack: FakeSlack,
+    sink: SmtpSink,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     for name, value in {
-        "DATABASE_URL": db_url, "SMTP_URL": sink.url, "DIGEST_CRON": NEVER, "FEED_CHANNEL": FEED,
-        "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_API_URL": fake_slack.url,
+        "DATABASE_URL": db_url,
+        "SMTP_URL": sink.url,
+        "DIGEST_CRON": NEVER,
+        "FEED_CHANNEL": FEED,
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_API_URL": fake_slack.url,
     }.items():
         monkeypatch.setenv(name, value)
     task = make_task(session, due_at=clock.now(), status="planned")
@@ -223,4 +238,3 @@ def test_bot_tick_posts_what_slack_refused_at_its_next_pass(
         "Task queued: step 1 of “Q4” for Ada Lovelace (Rita Rep)",
     ]
     assert stored(session, [task])[0].slack_ts
-

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from bot.clock import FixedClock
-from bot.delivery.scheduler import Scheduler
 from bot.delivery.routes import Relay
+from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import OutboxTransport
 from bot.slack.client import RATE_LIMIT_RETRIES
 from bot.slack.context import Deps
@@ -46,10 +46,12 @@ def test_a_burst_of_due_tasks_reaches_the_rep_once_each_through_429s(
 def test_a_task_slack_refused_past_every_retry_is_posted_again_later(
     session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, deps: Deps, tmp_path: Path
 ) -> None:
-    clock.set(dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.timezone.utc))  # 06:00 for the rep: before the digest
+    clock.set(dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.UTC))  # 06:00 for the rep: before the digest
     make_rep(session)
     make_task(session, due_at=clock.now(), status="planned")
-    fake_slack.rate_limit("chat.postMessage", times=RATE_LIMIT_RETRIES + 1, retry_after=0)  # the first post, and every retry
+    fake_slack.rate_limit(
+        "chat.postMessage", times=RATE_LIMIT_RETRIES + 1, retry_after=0
+    )  # the first post, and every retry
     scheduler = Scheduler(deps.engine, clock, Relay(lambda: OutboxTransport(tmp_path)), notifier, deps.settings)
 
     assert scheduler.tick().tasks == 1
@@ -71,7 +73,7 @@ def test_a_task_slack_refused_past_every_retry_is_posted_again_later(
 def test_a_task_slack_keeps_refusing_is_tried_after_15_minutes_1_hour_and_4_hours_then_left_to_the_lists(
     session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, deps: Deps, tmp_path: Path
 ) -> None:
-    clock.set(dt.datetime(2026, 12, 5, 5, 0, tzinfo=dt.timezone.utc))  # a Saturday: no digest to post meanwhile
+    clock.set(dt.datetime(2026, 12, 5, 5, 0, tzinfo=dt.UTC))  # a Saturday: no digest to post meanwhile
     make_rep(session)
     make_task(session, due_at=clock.now(), status="planned")
     fake_slack.fail("chat.postMessage", "internal_error", times=1000)

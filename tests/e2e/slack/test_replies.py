@@ -35,7 +35,9 @@ def slack_settings(slack_settings: Settings) -> Settings:
 def came_back(engine: Engine, clock: FixedClock, raw: bytes, uid: int = 1) -> Inbound:
     verdict = classify(email.message_from_bytes(raw, policy=email.policy.default), clock.now())
     with Session(engine, expire_on_commit=False) as session:
-        inbound = replies.act(session, clock.now(), replies.Where(f"rep:{REP_ID}", "INBOX", 7, uid, REP_ID), verdict, clock.now())
+        inbound = replies.act(
+            session, clock.now(), replies.Where(f"rep:{REP_ID}", "INBOX", 7, uid, REP_ID), verdict, clock.now()
+        )
         session.commit()
     assert inbound is not None
     return inbound
@@ -45,7 +47,11 @@ def test_a_reply_is_told_by_direct_message_with_its_first_lines_and_a_feed_line(
     engine: Engine, session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack
 ) -> None:
     sent = sent_email(session, "ada@engines.example", clock.now())
-    inbound = came_back(engine, clock, samples.gmail_reply("Ada Lovelace <ada@engines.example>", sent.message_id, body="Yes <@U0EVIL> & let's talk!"))
+    inbound = came_back(
+        engine,
+        clock,
+        samples.gmail_reply("Ada Lovelace <ada@engines.example>", sent.message_id, body="Yes <@U0EVIL> & let's talk!"),
+    )
 
     notifier.inbound(inbound.id)  # type: ignore[arg-type]
 
@@ -56,11 +62,18 @@ def test_a_reply_is_told_by_direct_message_with_its_first_lines_and_a_feed_line(
     assert "wrote" not in shown and "A quick idea" not in shown  # the quoted history is left out
     assert "step 1 of “Q4 outreach”" in shown
     assert blocks.GO_ON in shown
-    assert feed["channel"] == FEED and feed["text"] == "Reply: Ada Lovelace replied to step 1 of “Q4 outreach” (Rita Rep)"
+    assert (
+        feed["channel"] == FEED and feed["text"] == "Reply: Ada Lovelace replied to step 1 of “Q4 outreach” (Rita Rep)"
+    )
 
 
 def test_not_a_reply_go_on_resumes_the_enrollment_as_on_resume(
-    engine: Engine, session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, slack: SlackRequests
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
+    slack: SlackRequests,
 ) -> None:
     sent = sent_email(session, "ada@engines.example", clock.now())
     inbound = came_back(engine, clock, samples.gmail_reply("ada@engines.example", sent.message_id))
@@ -100,7 +113,9 @@ def test_an_out_of_office_and_a_bounce_are_told_too(
 ) -> None:
     ada = sent_email(session, "ada@engines.example", clock.now())
     bob = sent_email(session, "bob@builders.example", clock.now())
-    away = came_back(engine, clock, samples.gmail_out_of_office("ada@engines.example", ada.message_id, "Back on December 14."), uid=1)
+    away = came_back(
+        engine, clock, samples.gmail_out_of_office("ada@engines.example", ada.message_id, "Back on December 14."), uid=1
+    )
     bounce = came_back(engine, clock, samples.postfix_bounce("bob@builders.example", bob.message_id), uid=2)
 
     notifier.inbound(away.id)  # type: ignore[arg-type]
@@ -110,5 +125,8 @@ def test_an_out_of_office_and_a_bounce_are_told_too(
     assert texts == [
         (REP_ID, "Ada Lovelace is out of office: paused until Tue 15 Dec 09:00"),
         (REP_ID, "An email to bob@builders.example bounced"),
-        (FEED, "Bounce: bob@builders.example, step 1 of “Q4 outreach” (Rita Rep): 5.1.1 550 5.1.1 &lt;bob@builders.example&gt;: Recipient address rejected: User unknown in virtual mailbox table"),
+        (
+            FEED,
+            "Bounce: bob@builders.example, step 1 of “Q4 outreach” (Rita Rep): 5.1.1 550 5.1.1 &lt;bob@builders.example&gt;: Recipient address rejected: User unknown in virtual mailbox table",
+        ),
     ]

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select as sql_select
+from sqlmodel import Session
+from sqlmodel import select as sql_select
 
 from bot.store.models import Enrollment
 from tests.support.factories import REP_ID, make_campaign
@@ -33,9 +34,16 @@ def run_bot(tmp_path: Path, *args: str, **settings: str) -> subprocess.Completed
         (["serve"], {"SLACK_BOT_TOKEN": "xoxb-1"}, "bot: SLACK_SIGNING_SECRET is not set"),
         (["serve"], {"SLACK_SIGNING_SECRET": "s"}, "bot: SLACK_BOT_TOKEN is not set"),
         (["serve", "--socket"], {"SLACK_BOT_TOKEN": "xoxb-1"}, "bot: SLACK_APP_TOKEN is not set"),
-        (["serve"], {"SLACK_BOT_TOKEN": "abc", "SLACK_SIGNING_SECRET": "s"}, "bot: SLACK_BOT_TOKEN: must start with xoxb-"),
-        (["serve"], {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "PORT": "http"},
-         "bot: PORT: Input should be a valid integer, unable to parse string as an integer"),
+        (
+            ["serve"],
+            {"SLACK_BOT_TOKEN": "abc", "SLACK_SIGNING_SECRET": "s"},
+            "bot: SLACK_BOT_TOKEN: must start with xoxb-",
+        ),
+        (
+            ["serve"],
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "PORT": "http"},
+            "bot: PORT: Input should be a valid integer, unable to parse string as an integer",
+        ),
     ],
 )
 def test_a_missing_or_malformed_setting_stops_start_up_with_one_line(
@@ -49,8 +57,12 @@ def test_a_missing_or_malformed_setting_stops_start_up_with_one_line(
 def test_a_token_slack_refuses_stops_start_up(tmp_path: Path, fake_slack: FakeSlack) -> None:
     fake_slack.fail("auth.test", "invalid_auth")
     result = run_bot(
-        tmp_path, "serve", "--no-scheduler",
-        SLACK_BOT_TOKEN="xoxb-revoked", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.url,
+        tmp_path,
+        "serve",
+        "--no-scheduler",
+        SLACK_BOT_TOKEN="xoxb-revoked",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.url,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "bot: SLACK_BOT_TOKEN was refused by Slack: invalid_auth"
@@ -62,8 +74,16 @@ def test_a_port_already_taken_stops_start_up_with_one_line(tmp_path: Path, fake_
         taken.listen()
         port = str(taken.getsockname()[1])
         result = run_bot(
-            tmp_path, "serve", "--no-scheduler", "--host", "127.0.0.1", "--port", port,
-            SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.url,
+            tmp_path,
+            "serve",
+            "--no-scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            SLACK_BOT_TOKEN="xoxb-test-token",
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=fake_slack.url,
         )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"bot: cannot listen on 127.0.0.1:{port}: Address already in use"

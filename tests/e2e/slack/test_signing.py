@@ -112,8 +112,11 @@ def test_a_signed_body_that_does_not_parse_gets_400_and_calls_nothing(
 def test_slacks_unsigned_ssl_check_is_answered_and_calls_nothing(
     slack: SlackRequests, slack_app: HttpServer, deps: Deps, fake_slack: FakeSlack
 ) -> None:
-    reply = slack.post(b"ssl_check=1&token=legacy&response_url=" + fake_slack.response_url().encode(),
-                       "application/x-www-form-urlencoded", signature="")
+    reply = slack.post(
+        b"ssl_check=1&token=legacy&response_url=" + fake_slack.response_url().encode(),
+        "application/x-www-form-urlencoded",
+        signature="",
+    )
     settled(slack_app, deps)
     assert reply.status == 200
     assert fake_slack.responses == [] and fake_slack.calls == []

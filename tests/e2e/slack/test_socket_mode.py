@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from sqlmodel import Session, select as sql_select
+from sqlmodel import Session
+from sqlmodel import select as sql_select
 
 from bot.store.models import Enrollment
 from tests.support.factories import make_campaign
@@ -44,8 +45,11 @@ def serving_socket_mode(
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--socket", "--no-scheduler"],
-            cwd=tmp_path, env=socket_env(tmp_path, fake, DATABASE_URL=database_url),
-            stdout=output, stderr=subprocess.STDOUT, text=True,
+            cwd=tmp_path,
+            env=socket_env(tmp_path, fake, DATABASE_URL=database_url),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
         def wake_when_ended() -> None:
@@ -99,8 +103,11 @@ def test_an_app_token_slack_refuses_stops_start_up(tmp_path: Path, fake_slack: F
     fake_slack.fail("apps.connections.open", "invalid_auth")
     result = subprocess.run(
         [sys.executable, "-m", "bot", "serve", "--socket", "--no-scheduler"],
-        cwd=tmp_path, env=socket_env(tmp_path, fake_slack),
-        capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=socket_env(tmp_path, fake_slack),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "bot: SLACK_APP_TOKEN was refused by Slack: invalid_auth"

@@ -32,7 +32,7 @@ from tests.support.fake_slack import FakeSlack
 from tests.support.sends import TASK_STEPS, RecordingDeliverer, enroll, make_person, make_send, make_task
 from tests.support.slack_requests import SlackRequests, datetime_value, running_app
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 OTHER = "U0OTHER01"
 
 
@@ -118,15 +118,23 @@ def test_the_task_message_shows_the_email_and_its_buttons(fake_slack: FakeSlack,
     send, _, _, skip, gmail, outlook = elements(message)
     assert send["style"] == "primary" and skip["confirm"]["confirm"]["text"] == "Skip"
     assert parse_qs(urlsplit(gmail["url"]).query) == {
-        "view": ["cm"], "fs": ["1"], "to": ["ada@example.com"], "su": ["Hello Ada"], "body": ["Hi Ada,\nshall we talk?"]
+        "view": ["cm"],
+        "fs": ["1"],
+        "to": ["ada@example.com"],
+        "su": ["Hello Ada"],
+        "body": ["Hi Ada,\nshall we talk?"],
     }
     assert outlook["url"].startswith("https://outlook.office.com/mail/deeplink/compose?")
     assert parse_qs(urlsplit(outlook["url"]).query)["subject"] == ["Hello Ada"]
 
 
-def test_a_long_body_is_cut_to_fit_the_link_limit(session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack) -> None:
+def test_a_long_body_is_cut_to_fit_the_link_limit(
+    session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack
+) -> None:
     make_rep(session)
-    campaign = make_campaign(session, [{"day": 1, "send": "task", "subject": "Long", "body": "ö & ∑ " * 2000}], name="Long")
+    campaign = make_campaign(
+        session, [{"day": 1, "send": "task", "subject": "Long", "body": "ö & ∑ " * 2000}], name="Long"
+    )
     send = make_task(session, due_at=clock.now(), campaign=campaign)
     notifier.task_due(send.id)
     reload(session, send)
@@ -135,9 +143,13 @@ def test_a_long_body_is_cut_to_fit_the_link_limit(session: Session, clock: Fixed
         assert parse_qs(urlsplit(link["url"]).query)["body"][0].endswith("…")
 
 
-def test_a_task_with_a_missing_field_says_so(session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, slack: SlackRequests) -> None:
+def test_a_task_with_a_missing_field_says_so(
+    session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, slack: SlackRequests
+) -> None:
     make_rep(session)
-    campaign = make_campaign(session, [{"day": 1, "send": "task", "subject": "For {{ company }}", "body": "Hi"}], name="Co")
+    campaign = make_campaign(
+        session, [{"day": 1, "send": "task", "subject": "For {{ company }}", "body": "Hi"}], name="Co"
+    )
     send = make_task(session, due_at=clock.now(), campaign=campaign, company="")
     notifier.task_due(send.id)
     reload(session, send)
@@ -165,24 +177,36 @@ def test_double_clicks_and_slack_retries_send_nothing_twice(
     fake_slack: FakeSlack, slack: SlackRequests, task: Send, deliverer: RecordingDeliverer
 ) -> None:
     message = message_of(fake_slack, task)
-    clicks = [threading.Thread(target=slack.block_action, args=(blocks.SEND, str(task.id)), kwargs={"message": message})
-              for _ in range(3)]
+    clicks = [
+        threading.Thread(target=slack.block_action, args=(blocks.SEND, str(task.id)), kwargs={"message": message})
+        for _ in range(3)
+    ]
     for click in clicks:
         click.start()
     for click in clicks:
         click.join()
-    slack.block_action(blocks.SEND, str(task.id), message=message, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    slack.block_action(
+        blocks.SEND,
+        str(task.id),
+        message=message,
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
     wait_updated(fake_slack, task, "Sent at")
     fake_slack.wait_for(lambda: len(fake_slack.calls_to("views.publish")) >= 4)
     assert deliverer.delivered == [task.id]
 
 
-def test_skip_goes_on_with_the_campaign(fake_slack: FakeSlack, slack: SlackRequests, task: Send, session: Session) -> None:
+def test_skip_goes_on_with_the_campaign(
+    fake_slack: FakeSlack, slack: SlackRequests, task: Send, session: Session
+) -> None:
     click(fake_slack, slack, blocks.SKIP, task)
     message = wait_updated(fake_slack, task, "Skipped")
     assert button_texts(message) == []
     session.expire_all()
-    statuses = [s.status for s in session.exec(select(Send).where(Send.enrollment_id == task.enrollment_id).order_by(Send.position))]
+    statuses = [
+        s.status
+        for s in session.exec(select(Send).where(Send.enrollment_id == task.enrollment_id).order_by(Send.position))
+    ]
     session.commit()
     assert statuses == ["skipped", "planned"]
 
@@ -199,7 +223,9 @@ def test_someone_elses_click_is_refused_privately(
     assert deliverer.delivered == [] and status_of(session, task.id) == "queued"
 
 
-def test_a_paused_persons_task_is_refused_clearly(fake_slack: FakeSlack, slack: SlackRequests, task: Send, session: Session) -> None:
+def test_a_paused_persons_task_is_refused_clearly(
+    fake_slack: FakeSlack, slack: SlackRequests, task: Send, session: Session
+) -> None:
     session.execute(update(Enrollment).where(col(Enrollment.id) == task.enrollment_id).values(status="paused"))
     session.execute(update(Send).where(col(Send.id) == task.id).values(status="paused"))
     session.commit()
@@ -220,14 +246,18 @@ def input_of(view: dict[str, Any], block_id: str) -> dict[str, Any]:
     return next(b for b in view["blocks"] if b.get("block_id") == block_id)["element"]
 
 
-def test_edit_keeps_the_reps_version(fake_slack: FakeSlack, slack: SlackRequests, task: Send, deliverer: RecordingDeliverer) -> None:
+def test_edit_keeps_the_reps_version(
+    fake_slack: FakeSlack, slack: SlackRequests, task: Send, deliverer: RecordingDeliverer
+) -> None:
     view = open_modal(fake_slack, slack, blocks.EDIT, task)
     assert input_of(view, blocks.SUBJECT_BLOCK)["initial_value"] == "Hello Ada"
     body = input_of(view, blocks.BODY_BLOCK)
     assert body["multiline"] and body["initial_value"] == "Hi Ada,\nshall we talk?"
 
     answer = submit(
-        fake_slack, slack, view,
+        fake_slack,
+        slack,
+        view,
         {"subject": {"value": {"value": "Lunch?"}}, "body": {"value": {"value": "Dear Ada, lunch on Friday?"}}},
     )
     assert answer is None
@@ -272,12 +302,16 @@ def join_parts(parts: list[dict[str, Any]]) -> str:
 
 def test_edit_refuses_an_empty_subject_on_the_field(fake_slack: FakeSlack, slack: SlackRequests, task: Send) -> None:
     view = open_modal(fake_slack, slack, blocks.EDIT, task)
-    answer = submit(fake_slack, slack, view, {"subject": {"value": {"value": None}}, "body": {"value": {"value": "Hi"}}})
+    answer = submit(
+        fake_slack, slack, view, {"subject": {"value": {"value": None}}, "body": {"value": {"value": "Hi"}}}
+    )
     assert answer == {"response_action": "errors", "errors": {"subject": "The subject cannot be empty."}}
     assert "Hello Ada" in text_of(message_of(fake_slack, task))
 
 
-def test_schedule_plans_the_email_and_says_when(fake_slack: FakeSlack, slack: SlackRequests, task: Send, session: Session) -> None:
+def test_schedule_plans_the_email_and_says_when(
+    fake_slack: FakeSlack, slack: SlackRequests, task: Send, session: Session
+) -> None:
     view = open_modal(fake_slack, slack, blocks.SCHEDULE, task)
     picker = input_of(view, blocks.WHEN_BLOCK)
     assert picker["type"] == "datetimepicker"
@@ -292,7 +326,9 @@ def test_schedule_plans_the_email_and_says_when(fake_slack: FakeSlack, slack: Sl
     assert (send.kind, send.status, send.due_at) == ("email", "planned", at)
 
 
-def test_schedule_refuses_a_time_in_the_past_on_the_field(fake_slack: FakeSlack, slack: SlackRequests, task: Send, clock: FixedClock, session: Session) -> None:
+def test_schedule_refuses_a_time_in_the_past_on_the_field(
+    fake_slack: FakeSlack, slack: SlackRequests, task: Send, clock: FixedClock, session: Session
+) -> None:
     view = open_modal(fake_slack, slack, blocks.SCHEDULE, task)
     answer = submit(fake_slack, slack, view, {"when": {"value": datetime_value(clock.now() - dt.timedelta(hours=1))}})
     assert answer == {"response_action": "errors", "errors": {"when": "Pick a time in the future."}}
@@ -308,8 +344,14 @@ def uncertain(session: Session, clock: FixedClock, notifier: SlackNotifier) -> S
     campaign = make_campaign(session, TASK_STEPS, name="Q4")
     enrollment = enroll(session, campaign, make_person(session), launched_at=clock.now())
     send = make_send(
-        session, enrollment, 1, due_at=clock.now(), status="uncertain", kind="email",
-        message_id="<m1@seller.example>", last_error="connection lost after the message was sent",
+        session,
+        enrollment,
+        1,
+        due_at=clock.now(),
+        status="uncertain",
+        kind="email",
+        message_id="<m1@seller.example>",
+        last_error="connection lost after the message was sent",
     )
     notifier.send_uncertain(send.id)
     reload(session, send)
@@ -318,29 +360,40 @@ def uncertain(session: Session, clock: FixedClock, notifier: SlackNotifier) -> S
 
 def test_an_uncertain_email_asks_the_rep(fake_slack: FakeSlack, uncertain: Send) -> None:
     message = message_of(fake_slack, uncertain)
-    assert message["text"] == "An email to Ada Lovelace may not have gone out: connection lost after the message was sent (step 1 of “Q4”)"
+    assert (
+        message["text"]
+        == "An email to Ada Lovelace may not have gone out: connection lost after the message was sent (step 1 of “Q4”)"
+    )
     shown = text_of(message)
     assert "connection lost after the message was sent" in shown and "ada@example.com" in shown and "Hi Ada," in shown
     assert button_texts(message) == ["Send again", "Mark as sent"]
 
 
-def test_send_again_delivers_it(fake_slack: FakeSlack, slack: SlackRequests, uncertain: Send, deliverer: RecordingDeliverer) -> None:
+def test_send_again_delivers_it(
+    fake_slack: FakeSlack, slack: SlackRequests, uncertain: Send, deliverer: RecordingDeliverer
+) -> None:
     click(fake_slack, slack, blocks.SEND_AGAIN, uncertain)
     wait_updated(fake_slack, uncertain, "Sent at 10:00")
     assert deliverer.delivered == [uncertain.id]
 
 
-def test_mark_as_sent_goes_on_without_sending(fake_slack: FakeSlack, slack: SlackRequests, uncertain: Send, deliverer: RecordingDeliverer, session: Session) -> None:
+def test_mark_as_sent_goes_on_without_sending(
+    fake_slack: FakeSlack, slack: SlackRequests, uncertain: Send, deliverer: RecordingDeliverer, session: Session
+) -> None:
     click(fake_slack, slack, blocks.MARK_SENT, uncertain)
     wait_updated(fake_slack, uncertain, "Sent at 10:00")
     assert deliverer.delivered == []
     assert reload(session, uncertain).message_id == "<m1@seller.example>"
 
 
-def test_a_failed_email_tells_the_reason(session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack) -> None:
+def test_a_failed_email_tells_the_reason(
+    session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack
+) -> None:
     make_rep(session)
     send = make_task(session, due_at=clock.now(), status="failed")
-    session.execute(update(Send).where(col(Send.id) == send.id).values(kind="email", last_error="550 5.1.1 mailbox unavailable"))
+    session.execute(
+        update(Send).where(col(Send.id) == send.id).values(kind="email", last_error="550 5.1.1 mailbox unavailable")
+    )
     session.commit()
     notifier.send_failed(send.id)
     reload(session, send)
@@ -361,7 +414,9 @@ def test_the_digest_lists_tasks_and_todays_emails_with_buttons(
     old = make_task(session, due_at=clock.now() - dt.timedelta(days=2), email="old@example.com", first_name="Olga")
     new = make_task(session, due_at=clock.now(), email="new@example.com", first_name="Nils")
     campaign = make_campaign(session, TASK_STEPS, name="Spring")
-    enrollment = enroll(session, campaign, make_person(session, "e@example.com", first_name="Erik"), launched_at=clock.now())
+    enrollment = enroll(
+        session, campaign, make_person(session, "e@example.com", first_name="Erik"), launched_at=clock.now()
+    )
     make_send(session, enrollment, 2, due_at=clock.now() + dt.timedelta(hours=5), status="planned")
 
     assert notifier.digest(REP_ID) is True
@@ -415,7 +470,12 @@ class CountingTransport:
 
 
 def test_with_the_real_scheduler_double_clicks_and_retries_send_one_email(
-    session: Session, clock: FixedClock, notifier: SlackNotifier, fake_slack: FakeSlack, deps: Deps, slack_client: WebClient
+    session: Session,
+    clock: FixedClock,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
+    deps: Deps,
+    slack_client: WebClient,
 ) -> None:
     transport = CountingTransport()
     deps.deliverer = Scheduler(deps.engine, clock, Relay(lambda: transport), notifier, deps.settings)
@@ -428,7 +488,9 @@ def test_with_the_real_scheduler_double_clicks_and_retries_send_one_email(
         message = message_of(fake_slack, send)
         retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
         clicks = [
-            threading.Thread(target=slack.block_action, args=(blocks.SEND, str(send.id)), kwargs={"message": message, **extra})
+            threading.Thread(
+                target=slack.block_action, args=(blocks.SEND, str(send.id)), kwargs={"message": message, **extra}
+            )
             for extra in ({}, {}, {"headers": retry})
         ]
         for click_ in clicks:

@@ -32,11 +32,21 @@ def three(session: Session, clock: FixedClock) -> dict[str, Send]:
     """Three tasks of the rep: one fine, one to an address MIME cannot write, one whose body fails to render."""
     make_rep(session)
     fine = make_task(session, due_at=clock.now() - dt.timedelta(hours=3), email="olga@example.com", first_name="Olga")
-    address = make_task(session, due_at=clock.now() - dt.timedelta(hours=2), email="nils@example.com", first_name="Nils")
+    address = make_task(
+        session, due_at=clock.now() - dt.timedelta(hours=2), email="nils@example.com", first_name="Nils"
+    )
     broken = make_campaign(session, BROKEN_STEPS, name="Broken")
-    template = make_task(session, due_at=clock.now() - dt.timedelta(hours=1), email="erik@example.com", first_name="Erik", campaign=broken)
+    template = make_task(
+        session,
+        due_at=clock.now() - dt.timedelta(hours=1),
+        email="erik@example.com",
+        first_name="Erik",
+        campaign=broken,
+    )
     session.execute(update(Person).where(col(Person.email) == "nils@example.com").values(email="nilsé@example.com"))
-    session.execute(update(Step).where(col(Step.campaign_id) == broken.id, col(Step.position) == 1).values(body="Hi {{ 1 / 0 }}"))
+    session.execute(
+        update(Step).where(col(Step.campaign_id) == broken.id, col(Step.position) == 1).values(body="Hi {{ 1 / 0 }}")
+    )
     session.commit()
     return {"fine": fine, "address": address, "template": template}
 
@@ -97,7 +107,10 @@ def test_a_broken_tasks_own_message_says_why_and_skip_goes_on(
     broken = three["template"]
     notifier.task_due(broken.id)
     posted = fake_slack.calls_to("chat.postMessage")[-1]
-    assert posted["text"] == "Email task for Erik Lovelace (step 1 of “Broken”): the email could not be built: division by zero"
+    assert (
+        posted["text"]
+        == "Email task for Erik Lovelace (step 1 of “Broken”): the email could not be built: division by zero"
+    )
     assert "Skip this step to go on with the campaign." in text_of(posted["blocks"])
     session.refresh(broken)
     session.commit()
@@ -110,7 +123,10 @@ def test_a_broken_tasks_own_message_says_why_and_skip_goes_on(
     assert "This email cannot go out: the email could not be built: division by zero" in refusal["text"]
 
     published = len(fake_slack.calls_to("views.publish"))
-    assert slack.block_action(blocks.SKIP, str(broken.id), message=message, block_id=f"task-{broken.id}-actions").status == 200
+    assert (
+        slack.block_action(blocks.SKIP, str(broken.id), message=message, block_id=f"task-{broken.id}-actions").status
+        == 200
+    )
     fake_slack.wait_for(lambda: len(fake_slack.calls_to("views.publish")) > published)
     assert "Skipped" in text_of(fake_slack.messages[(broken.slack_channel, broken.slack_ts)]["blocks"])
     assert "2 tasks waiting for you" in text_of(fake_slack.home[REP_ID]["blocks"])

@@ -10,19 +10,30 @@ from bot.core.rules import Progress, add_days, day_date, days_between, first_due
 
 from .support import at, calendar, run, steps, wall, walls
 
-DAILY = steps("1 at_time 09:00", "2 at_time 09:00", "3 at_time 09:00", "4 at_time 09:00", "6 at_time 09:00", "7 at_time 09:00")
+DAILY = steps(
+    "1 at_time 09:00", "2 at_time 09:00", "3 at_time 09:00", "4 at_time 09:00", "6 at_time 09:00", "7 at_time 09:00"
+)
 
 
 def test_day_1_is_the_local_date_of_the_first_steps_due_time() -> None:
     # 23:30 UTC on Wednesday is already Thursday in Stockholm.
     campaign = steps("1 choose", "2 at_time 09:00")
-    dues = run(campaign, calendar(), at("2026-12-02 10:00"), dt.datetime(2026, 12, 2, 23, 30, tzinfo=dt.timezone.utc))
+    dues = run(campaign, calendar(), at("2026-12-02 10:00"), dt.datetime(2026, 12, 2, 23, 30, tzinfo=dt.UTC))
     assert walls(dues) == ["Thu 2026-12-03 00:30", "Fri 2026-12-04 09:00"]
 
 
 def test_a_day_is_a_position_not_a_gap() -> None:
-    dues = run(steps("1 at_time 09:00", "3 at_time 09:00", "3 at_time 10:00", "4 at_time 09:00"), calendar(), at("2026-12-02 08:00"))
-    assert walls(dues) == ["Wed 2026-12-02 09:00", "Fri 2026-12-04 09:00", "Fri 2026-12-04 10:00", "Sat 2026-12-05 09:00"]
+    dues = run(
+        steps("1 at_time 09:00", "3 at_time 09:00", "3 at_time 10:00", "4 at_time 09:00"),
+        calendar(),
+        at("2026-12-02 08:00"),
+    )
+    assert walls(dues) == [
+        "Wed 2026-12-02 09:00",
+        "Fri 2026-12-04 09:00",
+        "Fri 2026-12-04 10:00",
+        "Sat 2026-12-05 09:00",
+    ]
 
 
 def test_without_skip_weekends_every_calendar_day_counts() -> None:
@@ -72,7 +83,9 @@ def test_with_skip_weekends_a_choose_time_on_a_weekend_is_honoured_as_picked() -
 
 
 def test_with_skip_weekends_an_at_time_override_on_a_weekend_is_honoured_as_picked() -> None:
-    due, day_one = first_due(steps("1 at_time 09:00"), calendar(skip_weekends=True), at("2026-12-02 10:00"), at("2026-12-06 18:00"))
+    due, day_one = first_due(
+        steps("1 at_time 09:00"), calendar(skip_weekends=True), at("2026-12-02 10:00"), at("2026-12-06 18:00")
+    )
     assert wall(due) == "Sun 2026-12-06 18:00"
     assert day_one == dt.date(2026, 12, 6)
 

@@ -87,32 +87,42 @@ def test_a_step_done_early_does_not_pull_later_days_earlier() -> None:
 
 
 def test_resume_moves_the_waiting_step_by_the_days_paused() -> None:
-    due, moved = resume(calendar(), at("2026-12-09 09:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-10 12:00"))
+    due, moved = resume(
+        calendar(), at("2026-12-09 09:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-10 12:00")
+    )
     assert moved == 3
     assert wall(due) == "Sat 2026-12-12 09:00"
 
 
 def test_resume_counts_business_days_with_skip_weekends() -> None:
     cal = calendar(skip_weekends=True)
-    due, moved = resume(cal, at("2026-12-09 09:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-10 12:00"))
+    due, moved = resume(
+        cal, at("2026-12-09 09:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-10 12:00")
+    )
     assert moved == 3
     assert wall(due) == "Mon 2026-12-14 09:00"
 
 
 def test_resume_the_same_day_moves_nothing() -> None:
-    due, moved = resume(calendar(), at("2026-12-09 09:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-07 17:00"))
+    due, moved = resume(
+        calendar(), at("2026-12-09 09:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-07 17:00")
+    )
     assert (wall(due), moved) == ("Wed 2026-12-09 09:00", 0)
 
 
 def test_a_step_whose_time_passed_during_the_pause_is_due_at_resume() -> None:
-    due, moved = resume(calendar(), at("2026-12-07 15:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-07 16:30"))
+    due, moved = resume(
+        calendar(), at("2026-12-07 15:00"), paused_at=at("2026-12-07 10:00"), resumed_at=at("2026-12-07 16:30")
+    )
     assert (wall(due), moved) == ("Mon 2026-12-07 16:30", 0)
 
 
 def test_after_resume_the_remaining_days_move_by_the_paused_days() -> None:
     cal = calendar()
     progress = launch()  # step 2 (day-2 task) due Thu 09:00
-    held, moved = resume(cal, at("2026-12-03 09:00"), paused_at=at("2026-12-02 12:00"), resumed_at=at("2026-12-04 08:00"))
+    held, moved = resume(
+        cal, at("2026-12-03 09:00"), paused_at=at("2026-12-02 12:00"), resumed_at=at("2026-12-04 08:00")
+    )
     assert wall(held) == "Sat 2026-12-05 09:00"
     progress = Progress(progress.day_one, progress.shift_days + moved, progress.done)
     progress = record_done(CAMPAIGN, cal, progress, Done(2, held))

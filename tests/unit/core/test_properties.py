@@ -34,7 +34,14 @@ from bot.core.rules import (
 # change (Santiago) and none at all.
 ZONES = ["UTC", "Europe/Stockholm", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata"]
 # Days close to DST changes, so they come up often.
-DST_DAYS = [dt.date(2026, 3, 29), dt.date(2026, 10, 25), dt.date(2026, 3, 8), dt.date(2026, 11, 1), dt.date(2026, 4, 5), dt.date(2026, 9, 6)]
+DST_DAYS = [
+    dt.date(2026, 3, 29),
+    dt.date(2026, 10, 25),
+    dt.date(2026, 3, 8),
+    dt.date(2026, 11, 1),
+    dt.date(2026, 4, 5),
+    dt.date(2026, 9, 6),
+]
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -52,12 +59,26 @@ class Launch:
 @st.composite
 def campaigns(draw: st.DrawFn) -> tuple[Step, ...]:
     first = draw(st.sampled_from([SendOption.CHOOSE, SendOption.AT_TIME, SendOption.TASK]))
-    steps = [Step(1, first, draw(times) if first is SendOption.AT_TIME else draw(st.none() | times) if first is SendOption.TASK else None)]
+    steps = [
+        Step(
+            1,
+            first,
+            draw(times)
+            if first is SendOption.AT_TIME
+            else draw(st.none() | times)
+            if first is SendOption.TASK
+            else None,
+        )
+    ]
     day = 1
     for _ in range(draw(st.integers(0, 7))):
         day += draw(st.sampled_from([0, 0, 1, 1, 2, 3, 7]))
-        send = draw(st.sampled_from([SendOption.AT_TIME, SendOption.TASK, SendOption.SAME_AS_PREVIOUS, SendOption.THREAD]))
-        time = draw(times) if send is SendOption.AT_TIME else draw(st.none() | times) if send is SendOption.TASK else None
+        send = draw(
+            st.sampled_from([SendOption.AT_TIME, SendOption.TASK, SendOption.SAME_AS_PREVIOUS, SendOption.THREAD])
+        )
+        time = (
+            draw(times) if send is SendOption.AT_TIME else draw(st.none() | times) if send is SendOption.TASK else None
+        )
         steps.append(Step(day, send, time))
     assert step_problems(steps) == []
     return tuple(steps)
@@ -68,7 +89,9 @@ def launches(draw: st.DrawFn) -> Launch:
     steps = draw(campaigns())
     zone = ZoneInfo(draw(st.sampled_from(ZONES)))
     calendar = Calendar(zone, draw(st.booleans()), draw(times))
-    near_dst = st.sampled_from(DST_DAYS).flatmap(lambda day: st.integers(-6, 1).map(lambda n: day + dt.timedelta(days=n)))
+    near_dst = st.sampled_from(DST_DAYS).flatmap(
+        lambda day: st.integers(-6, 1).map(lambda n: day + dt.timedelta(days=n))
+    )
     day = draw(near_dst | st.dates(dt.date(2026, 1, 1), dt.date(2027, 12, 31)))
     launched_at = dt.datetime.combine(day, draw(times), tzinfo=UTC) + dt.timedelta(seconds=draw(st.integers(0, 59)))
     later = st.integers(0, 20 * 24 * 60).map(lambda minutes: launched_at + dt.timedelta(minutes=minutes))

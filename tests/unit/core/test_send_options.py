@@ -125,13 +125,17 @@ def test_a_task_is_queued_on_its_day_at_its_own_time() -> None:
 
 
 def test_a_task_without_a_time_is_queued_at_the_campaigns_task_time() -> None:
-    assert walls(run(steps("1 at_time 09:00", "2 task"), calendar(), at("2026-12-02 08:00")))[1] == "Thu 2026-12-03 09:00"
+    assert (
+        walls(run(steps("1 at_time 09:00", "2 task"), calendar(), at("2026-12-02 08:00")))[1] == "Thu 2026-12-03 09:00"
+    )
     late = calendar(task_time="10:30")
     assert walls(run(steps("1 at_time 09:00", "2 task"), late, at("2026-12-02 08:00")))[1] == "Thu 2026-12-03 10:30"
 
 
 def test_a_task_first_step_takes_no_send_at() -> None:
-    with pytest.raises(RuleError, match="a send-at time applies only when the first step is choose or at_time, not task"):
+    with pytest.raises(
+        RuleError, match="a send-at time applies only when the first step is choose or at_time, not task"
+    ):
         first_due(steps("1 task"), calendar(), at("2026-12-02 10:00"), at("2026-12-03 10:00"))
 
 
@@ -150,7 +154,12 @@ def test_same_as_previous_takes_the_time_the_latest_earlier_day_email_was_actual
 
 
 def test_same_as_previous_on_the_same_day_takes_the_previous_days_time() -> None:
-    dues = run(steps("1 choose", "2 at_time 08:30", "2 same_as_previous"), calendar(), at("2026-12-02 10:00"), at("2026-12-02 15:00"))
+    dues = run(
+        steps("1 choose", "2 at_time 08:30", "2 same_as_previous"),
+        calendar(),
+        at("2026-12-02 10:00"),
+        at("2026-12-02 15:00"),
+    )
     assert walls(dues) == ["Wed 2026-12-02 15:00", "Thu 2026-12-03 08:30", "Thu 2026-12-03 15:00"]
 
 
@@ -191,7 +200,9 @@ def test_same_as_previous_skips_over_skipped_earlier_day_steps() -> None:
         calendar(),
         at("2026-12-02 10:00"),
         at("2026-12-02 15:00"),
-        done_at=lambda position, due: Done(position, at("2026-12-03 11:20"), sent=False) if position == 2 else Done(position, due),
+        done_at=lambda position, due: (
+            Done(position, at("2026-12-03 11:20"), sent=False) if position == 2 else Done(position, due)
+        ),
     )
     assert walls(dues) == ["Wed 2026-12-02 15:00", "Thu 2026-12-03 09:00", "Fri 2026-12-04 15:00"]
 
@@ -220,7 +231,14 @@ def test_same_as_previous_after_only_skipped_steps_takes_the_time_the_last_was_s
 def test_thread_is_timed_as_same_as_previous(campaign: tuple[str, ...]) -> None:
     def dues(send: str) -> list[str]:
         texts = [text.format(send=send) for text in campaign]
-        return walls(run(steps(*texts), calendar(), at("2026-12-02 10:00"), at("2026-12-02 15:00") if "choose" in texts[0] else None))
+        return walls(
+            run(
+                steps(*texts),
+                calendar(),
+                at("2026-12-02 10:00"),
+                at("2026-12-02 15:00") if "choose" in texts[0] else None,
+            )
+        )
 
     assert dues("thread") == dues("same_as_previous")
 

@@ -37,7 +37,9 @@ def test_an_undeclared_name_is_unknown() -> None:
     assert unknown_fields("Hi {{ frist_name }}, about {{ deal_size }}") == ["deal_size", "frist_name"]
 
 
-@pytest.mark.parametrize(("source", "unknown"), [("{{ sender.phone }}", ["sender.phone"]), ("{{ sender }}", ["sender"])])
+@pytest.mark.parametrize(
+    ("source", "unknown"), [("{{ sender.phone }}", ["sender.phone"]), ("{{ sender }}", ["sender"])]
+)
 def test_sender_means_one_of_the_reps_fields(source: str, unknown: list[str]) -> None:
     assert unknown_fields(source) == unknown
 
@@ -72,7 +74,9 @@ def test_a_syntax_error_names_the_line() -> None:
 
 def test_render_fills_person_sender_and_custom_fields() -> None:
     source = "Hi {{ first_name }},\nhow is {{ company }} doing with {{ deal_size }}?\n-- {{ sender.name }}\n"
-    assert render(source, {**PERSON, "deal_size": "40 seats"}) == "Hi Ada,\nhow is AT&T doing with 40 seats?\n-- Bo Rep\n"
+    assert (
+        render(source, {**PERSON, "deal_size": "40 seats"}) == "Hi Ada,\nhow is AT&T doing with 40 seats?\n-- Bo Rep\n"
+    )
 
 
 def test_render_refuses_empty_values_naming_every_field() -> None:
@@ -94,7 +98,12 @@ def test_render_names_the_line_of_a_syntax_error() -> None:
 
 @pytest.mark.parametrize(
     "source",
-    ["{{ ''.__class__ }}", "{{ first_name.__class__.__mro__ }}", "{{ sender.name.__class__ }}", "{% set xs = [1] %}{{ xs.append(2) }}"],
+    [
+        "{{ ''.__class__ }}",
+        "{{ first_name.__class__.__mro__ }}",
+        "{{ sender.name.__class__ }}",
+        "{% set xs = [1] %}{{ xs.append(2) }}",
+    ],
 )
 def test_the_sandbox_refuses_unsafe_access(source: str) -> None:
     with pytest.raises(SecurityError):

@@ -60,14 +60,18 @@ def test_a_step_at_an_ambiguous_time_goes_out_once_at_the_first_occurrence() -> 
         (NEW_YORK, "2026-10-30 08:00", ["13:00", "13:00", "14:00", "14:00"]),
     ],
 )
-def test_a_campaign_that_spans_a_dst_change_keeps_its_wall_clock_times(zone: ZoneInfo, launch: str, expected_utc: list[str]) -> None:
+def test_a_campaign_that_spans_a_dst_change_keeps_its_wall_clock_times(
+    zone: ZoneInfo, launch: str, expected_utc: list[str]
+) -> None:
     campaign = steps("1 at_time 09:00", "2 at_time 09:00", "3 at_time 09:00", "4 at_time 09:00")
     dues = run(campaign, calendar(zone), at(launch, zone))
     assert [due.astimezone(zone).strftime("%H:%M") for due in dues] == ["09:00"] * 4
     assert [due.strftime("%H:%M") for due in dues] == expected_utc
 
 
-@pytest.mark.parametrize(("send_at", "day_3"), [("2026-03-27 15:00", "2026-03-29 13:00"), ("2026-10-23 15:00", "2026-10-25 14:00")])
+@pytest.mark.parametrize(
+    ("send_at", "day_3"), [("2026-03-27 15:00", "2026-03-29 13:00"), ("2026-10-23 15:00", "2026-10-25 14:00")]
+)
 def test_same_as_previous_keeps_the_local_time_across_a_dst_change(send_at: str, day_3: str) -> None:
     dues = run(steps("1 choose", "3 same_as_previous"), calendar(), at("2026-03-01 08:00"), at(send_at))
     assert wall(dues[1]).endswith("15:00")
@@ -89,7 +93,9 @@ def test_skip_weekends_in_new_york_across_spring_forward() -> None:
 
 
 def test_resume_across_a_dst_change_keeps_the_wall_clock_time() -> None:
-    due, moved = resume(calendar(), at("2026-03-28 09:00"), paused_at=at("2026-03-27 12:00"), resumed_at=at("2026-03-30 08:00"))
+    due, moved = resume(
+        calendar(), at("2026-03-28 09:00"), paused_at=at("2026-03-27 12:00"), resumed_at=at("2026-03-30 08:00")
+    )
     assert moved == 3
     assert wall(due) == "Tue 2026-03-31 09:00"
 

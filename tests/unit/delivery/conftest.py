@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine
@@ -29,7 +29,9 @@ def notifier() -> RecordingNotifier:
 
 
 @pytest.fixture
-def make_scheduler(engine: Engine, clock: FixedClock, notifier: RecordingNotifier, sink: SmtpSink) -> Callable[..., Scheduler]:
+def make_scheduler(
+    engine: Engine, clock: FixedClock, notifier: RecordingNotifier, sink: SmtpSink
+) -> Callable[..., Scheduler]:
     """A scheduler on the test database, delivering through a relay to the sink (or `url`) unless given a connection."""
 
     def make(
@@ -42,11 +44,19 @@ def make_scheduler(engine: Engine, clock: FixedClock, notifier: RecordingNotifie
     ) -> Scheduler:
         settings.setdefault("digest_cron", "0 0 1 1 *")  # digests have tests of their own
         # A connection given is the only one (each lane thread would otherwise share it).
-        connect = (lambda: connection) if connection is not None else (lambda: SmtpTransport(url or sink.url, timeout=5))
+        connect = (
+            (lambda: connection) if connection is not None else (lambda: SmtpTransport(url or sink.url, timeout=5))
+        )
         if connection is not None:
             limits = Limits(limits.per_minute, limits.per_day, connections=1)
         return Scheduler(
-            engine, clock, Relay(connect, limits), notifier, load_settings(**settings), worker_id=worker_id, batch_size=batch_size
+            engine,
+            clock,
+            Relay(connect, limits),
+            notifier,
+            load_settings(**settings),
+            worker_id=worker_id,
+            batch_size=batch_size,
         )
 
     return make

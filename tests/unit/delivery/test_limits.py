@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine
@@ -30,11 +30,14 @@ MakeScheduler = Callable[..., Scheduler]
 OTHER_REP = "U0OTHER01"
 
 
-def due_emails(session: Session, clock: FixedClock, count: int, *, rep_id: str = "U0REP0001", tag: str = "p") -> list[Send]:
+def due_emails(
+    session: Session, clock: FixedClock, count: int, *, rep_id: str = "U0REP0001", tag: str = "p"
+) -> list[Send]:
     """`count` emails due now, one a second apart in due order (the first is the oldest)."""
     start = clock.now() - dt.timedelta(seconds=count)
     return [
-        due_email(session, start + dt.timedelta(seconds=n), f"{tag}{n}@buyer.example", rep_id=rep_id) for n in range(count)
+        due_email(session, start + dt.timedelta(seconds=n), f"{tag}{n}@buyer.example", rep_id=rep_id)
+        for n in range(count)
     ]
 
 
@@ -96,7 +99,9 @@ def test_a_daily_limit_holds_emails_for_a_rolling_day_and_the_rep_is_told_once(
 
     [(send_id, text)] = notifier.told("send_notice")
     assert send_id == sends[3].id
-    assert "limit of 3 emails per 24 hours" in text and "2 emails wait" in text and "from Thu 03 Dec 10:00 on" in text, text
+    assert (
+        "limit of 3 emails per 24 hours" in text and "2 emails wait" in text and "from Thu 03 Dec 10:00 on" in text
+    ), text
     assert len(sink.messages) == 5
 
 
@@ -154,7 +159,11 @@ def test_a_mailbox_whose_login_is_refused_holds_only_its_own_emails(
     theirs = due_emails(session, clock, 3, rep_id=OTHER_REP, tag="o")
     with SmtpSink() as refusing:
         refusing.refuse_logins()
-        own = Route(f"rep:{OTHER_REP}", lambda: SmtpTransport(f"smtp://bo:wrong@127.0.0.1:{refusing.port}", timeout=5), Limits(connections=1))
+        own = Route(
+            f"rep:{OTHER_REP}",
+            lambda: SmtpTransport(f"smtp://bo:wrong@127.0.0.1:{refusing.port}", timeout=5),
+            Limits(connections=1),
+        )
         relay = Route("relay", lambda: SmtpTransport(sink.url, timeout=5), Limits(connections=2))
         scheduler = Scheduler(engine, clock, TwoMailboxes(relay, own), notifier, load_settings(digest_cron="0 0 1 1 *"))
 

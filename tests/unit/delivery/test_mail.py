@@ -12,8 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import Session
 
-from bot.store.models import Send
-
 from bot.clock import FixedClock
 from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendable
 from bot.delivery.ports import Email
@@ -61,7 +59,18 @@ def test_an_email_comes_from_its_rep_to_its_person_with_an_id_in_the_reps_domain
 
 def test_non_ascii_names_and_subjects_are_encoded_and_read_back_intact(session: Session, clock: FixedClock):
     make_rep(session, name="Åsa Öberg, Säljare", email="asa@seller.example")
-    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hej {{ first_name }} – ett förslag som är långt nog för att behöva vikas på flera rader", "body": "Hej!"}])
+    campaign = make_campaign(
+        session,
+        [
+            {
+                "day": 1,
+                "send": "at_time",
+                "time": "09:00",
+                "subject": "Hej {{ first_name }} – ett förslag som är långt nog för att behöva vikas på flera rader",
+                "body": "Hej!",
+            }
+        ],
+    )
     send = due_email(session, clock.now(), "zoe@buyer.example", campaign=campaign, first_name="Zoë", last_name="Müller")
 
     outgoing = email_for(session, send, clock.now())
@@ -85,7 +94,18 @@ def test_lines_end_in_crlf_on_the_wire(session: Session, clock: FixedClock):
 
 
 def test_plain_text_and_html_alternatives_with_the_text_escaped(session: Session, clock: FixedClock):
-    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "Hi {{ first_name }},\n\nis <b>this</b> & that for you?\nBest"}])
+    campaign = make_campaign(
+        session,
+        [
+            {
+                "day": 1,
+                "send": "at_time",
+                "time": "09:00",
+                "subject": "Hi",
+                "body": "Hi {{ first_name }},\n\nis <b>this</b> & that for you?\nBest",
+            }
+        ],
+    )
     send = due_email(session, clock.now(), campaign=campaign, first_name="Pat")
 
     received = parsed(email_for(session, send, clock.now()))
@@ -111,14 +131,18 @@ def test_a_thread_step_replies_to_the_email_before_it_quoting_it(session: Sessio
     assert received["In-Reply-To"] == first_message.message_id
     assert received["References"] == first_message.message_id
     text = text_of(received, "plain")
-    assert text.startswith("Following up\n\nOn Wed, 02 Dec 2026 at 10:00, Rita Rep <rita@seller.example> wrote:\n> Hi Pat")
+    assert text.startswith(
+        "Following up\n\nOn Wed, 02 Dec 2026 at 10:00, Rita Rep <rita@seller.example> wrote:\n> Hi Pat"
+    )
     html = text_of(received, "html")
     assert "<p>On Wed, 02 Dec 2026 at 10:00, Rita Rep &lt;rita@seller.example&gt; wrote:</p>" in html
     assert "><p>Hi Pat</p></blockquote>" in html
 
 
 def test_an_email_missing_a_field_becomes_a_task_rather_than_going_out_half_filled(session: Session, clock: FixedClock):
-    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "How is {{ company }}?"}])
+    campaign = make_campaign(
+        session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "How is {{ company }}?"}]
+    )
     send = due_email(session, clock.now(), campaign=campaign, company="")
 
     with pytest.raises(NotSendable) as problem:
@@ -148,7 +172,18 @@ def thread_reply(session: Session, clock: FixedClock, first: Send) -> Send:
 
 
 def test_a_line_starting_with_from_goes_out_unchanged(session: Session, clock: FixedClock):
-    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "Hi Pat,\nFrom what I hear, you grow.\n\nFrom Rita"}])
+    campaign = make_campaign(
+        session,
+        [
+            {
+                "day": 1,
+                "send": "at_time",
+                "time": "09:00",
+                "subject": "Hi",
+                "body": "Hi Pat,\nFrom what I hear, you grow.\n\nFrom Rita",
+            }
+        ],
+    )
     send = due_email(session, clock.now(), campaign=campaign)
 
     received = parsed(email_for(session, send, clock.now()))
@@ -187,7 +222,9 @@ def test_the_attribution_names_the_rep_who_sent_the_quoted_email(session: Sessio
 
 @pytest.mark.parametrize("subject", ["x" * 3000, " ".join(["word"] * 600), "Ö" * 1000, "Re: " + "a" * 997 + " tail"])
 def test_a_subject_of_any_length_makes_a_valid_message(session: Session, clock: FixedClock, subject: str):
-    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": subject, "body": "Hi"}])
+    campaign = make_campaign(
+        session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": subject, "body": "Hi"}]
+    )
     send = due_email(session, clock.now(), campaign=campaign)
 
     head = email_for(session, send, clock.now()).data.split(b"\r\n\r\n", 1)[0]
@@ -198,7 +235,9 @@ def test_a_subject_of_any_length_makes_a_valid_message(session: Session, clock: 
 
 def test_line_breaks_in_a_subject_or_a_name_never_make_a_header_of_their_own(session: Session, clock: FixedClock):
     make_rep(session, name='Rita "R" Rep,\r\nBcc: eve@evil.example', email="rita@seller.example")
-    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi {{ company }}", "body": "Hi"}])
+    campaign = make_campaign(
+        session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi {{ company }}", "body": "Hi"}]
+    )
     send = due_email(session, clock.now(), campaign=campaign, first_name="Pat <x@y>", company="Acme\nX-Evil: 1")
 
     received = parsed(email_for(session, send, clock.now()))

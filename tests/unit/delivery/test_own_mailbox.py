@@ -26,15 +26,27 @@ from tests.support.smtp_sink import SmtpSink
 PASSWORD = "app password 1234"
 
 
-def connect(session: Session, key: SecretStr, server: SmtpSink, clock: FixedClock, provider: Provider = Provider.GOOGLE) -> None:
+def connect(
+    session: Session, key: SecretStr, server: SmtpSink, clock: FixedClock, provider: Provider = Provider.GOOGLE
+) -> None:
     smtp = parse_smtp_url(f"smtp://rita%40seller.example@127.0.0.1:{server.port}")
     mailboxes.set_mailbox(
-        session, REP_ID, smtp=smtp, imap=None, password=PASSWORD, provider=provider, limits=Limits(), key=key, now=clock.now()
+        session,
+        REP_ID,
+        smtp=smtp,
+        imap=None,
+        password=PASSWORD,
+        provider=provider,
+        limits=Limits(),
+        key=key,
+        now=clock.now(),
     )
     session.commit()
 
 
-def scheduler(engine: Engine, clock: FixedClock, relay: SmtpSink, key: SecretStr, notifier: RecordingNotifier) -> Scheduler:
+def scheduler(
+    engine: Engine, clock: FixedClock, relay: SmtpSink, key: SecretStr, notifier: RecordingNotifier
+) -> Scheduler:
     settings = load_settings(digest_cron="0 0 1 1 *", secret_key=key.get_secret_value())
     router = Mailboxes(Relay(lambda: SmtpTransport(relay.url, timeout=5)), settings)
     return Scheduler(engine, clock, router, notifier, settings)

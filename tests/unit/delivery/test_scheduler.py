@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -31,7 +31,13 @@ def sends_of(session: Session, send: Send) -> list[Send]:
 
 def progress_of(session: Session, send: Send) -> tuple[object, ...]:
     """The send's enrollment as stored now: status, position, shift_days, ended_at, end_reason."""
-    columns = (Enrollment.status, Enrollment.position, Enrollment.shift_days, Enrollment.ended_at, Enrollment.end_reason)
+    columns = (
+        Enrollment.status,
+        Enrollment.position,
+        Enrollment.shift_days,
+        Enrollment.ended_at,
+        Enrollment.end_reason,
+    )
     row = session.exec(select(*columns).where(Enrollment.id == send.enrollment_id)).one()
     session.commit()
     return tuple(row)
@@ -47,11 +53,18 @@ def test_a_due_email_is_sent_once_and_the_next_step_planned(
     result = scheduler.tick()
     again = scheduler.tick()
 
-    assert (str(result), str(again)) == ("sent 1 email, queued 0 tasks, 0 failed", "sent 0 emails, queued 0 tasks, 0 failed")
+    assert (str(result), str(again)) == (
+        "sent 1 email, queued 0 tasks, 0 failed",
+        "sent 0 emails, queued 0 tasks, 0 failed",
+    )
     [received] = sink.messages
     first, follow_up = sends_of(session, send)
     assert received.rcpt_tos == ["pat@buyer.example"]
-    assert (first.status, first.sent_at, first.message_id) == (SendStatus.SENT, clock.now(), received.message["Message-ID"])
+    assert (first.status, first.sent_at, first.message_id) == (
+        SendStatus.SENT,
+        clock.now(),
+        received.message["Message-ID"],
+    )
     assert (first.subject, first.body) == ("Hello Pat", "Hi Pat")
     assert follow_up.status == SendStatus.PLANNED and follow_up.due_at == clock.now() + dt.timedelta(days=2)
     assert reload(session, later).status == SendStatus.PLANNED
@@ -116,7 +129,9 @@ def test_a_task_step_that_becomes_due_is_queued_for_its_rep(
 def test_an_email_with_a_field_missing_becomes_a_task_saying_which(
     session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier, make_scheduler: MakeScheduler
 ):
-    campaign = make_campaign(session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "How is {{ company }}?"}])
+    campaign = make_campaign(
+        session, [{"day": 1, "send": "at_time", "time": "09:00", "subject": "Hi", "body": "How is {{ company }}?"}]
+    )
     send = due_email(session, clock.now(), campaign=campaign, company="")
 
     make_scheduler().tick()
@@ -169,7 +184,11 @@ def test_a_refused_connection_is_retried_a_minute_later(
 
     stored = reload(session, send)
     assert result.retried == 1
-    assert (stored.status, stored.attempts, stored.due_at) == (SendStatus.PLANNED, 1, clock.now() + dt.timedelta(minutes=1))
+    assert (stored.status, stored.attempts, stored.due_at) == (
+        SendStatus.PLANNED,
+        1,
+        clock.now() + dt.timedelta(minutes=1),
+    )
     assert "connection refused" in (stored.last_error or "")
     assert notifier.told("send_failed") == []
 
@@ -252,7 +271,12 @@ def test_an_email_in_flight_when_its_worker_died_becomes_uncertain_and_its_rep_i
     session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier, make_scheduler: MakeScheduler
 ):
     send = due_email(session, clock.now())
-    send.status, send.claimed_by, send.lease_until, send.message_id = "sending", "dead-worker", clock.now() + dt.timedelta(minutes=5), "<x@seller.example>"
+    send.status, send.claimed_by, send.lease_until, send.message_id = (
+        "sending",
+        "dead-worker",
+        clock.now() + dt.timedelta(minutes=5),
+        "<x@seller.example>",
+    )
     session.add(send)
     session.commit()
 
@@ -344,7 +368,12 @@ def test_stopping_finishes_the_email_in_flight_and_gives_the_rest_back(
 
 
 def test_an_email_that_cannot_be_built_fails_alone_and_the_rest_go_out(
-    session: Session, clock: FixedClock, sink: SmtpSink, notifier: RecordingNotifier, make_scheduler: MakeScheduler, monkeypatch
+    session: Session,
+    clock: FixedClock,
+    sink: SmtpSink,
+    notifier: RecordingNotifier,
+    make_scheduler: MakeScheduler,
+    monkeypatch,
 ):
     import bot.delivery.scheduler as scheduler
 

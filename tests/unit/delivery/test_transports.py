@@ -6,21 +6,20 @@ import datetime as dt
 import email
 import email.policy
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from bot.delivery.mail import compose_email
-from bot.delivery.ports import DeliveryError
-from bot.delivery.ports import Limits
+from bot.delivery.ports import DeliveryError, Limits
 from bot.delivery.routes import relay_for
 from bot.delivery.transports import OutboxTransport, SmtpTransport, _relay_offers_smtputf8, smtputf8_refusal
 from bot.services.drafts import Draft
 from bot.settings import load_settings
 from tests.support.smtp_sink import SilentServer, SmtpSink, refused_port
 
-NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
 
 
 def message(to: str = "pat@buyer.example", body: str = "Hi Pat,\n.\n.hidden line\nBest", n: int = 1):

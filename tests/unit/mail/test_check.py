@@ -46,7 +46,9 @@ def test_a_server_that_echoes_the_password_has_it_blotted_out_and_a_long_answer_
 
 
 def test_without_starttls_a_server_that_offers_auth_only_over_tls_says_so(smtp_server: SmtpLogin):
-    with pytest.raises(LoginFailed, match=r"AUTH extension not supported by server\. \(does it need \?starttls=true\?\)"):
+    with pytest.raises(
+        LoginFailed, match=r"AUTH extension not supported by server\. \(does it need \?starttls=true\?\)"
+    ):
         check_smtp(parse_smtp_url(smtp_url(smtp_server, query="?timeout=5")))
 
 
@@ -62,9 +64,8 @@ def test_an_smtp_server_that_is_down_or_silent_is_named_with_what_went_wrong():
     port = refused_port()
     with pytest.raises(LoginFailed, match=f"could not reach the SMTP server 127.0.0.1:{port}: connection refused"):
         check_smtp(parse_smtp_url(f"smtp://{ME}:pw@127.0.0.1:{port}"))
-    with SilentServer() as silent:
-        with pytest.raises(LoginFailed, match="timed out"):
-            check_smtp(parse_smtp_url(f"smtp://{ME}:pw@127.0.0.1:{silent.port}?timeout=0.2"))
+    with SilentServer() as silent, pytest.raises(LoginFailed, match="timed out"):
+        check_smtp(parse_smtp_url(f"smtp://{ME}:pw@127.0.0.1:{silent.port}?timeout=0.2"))
 
 
 @pytest.mark.parametrize("tls", ["imap plain", "imap starttls", "imaps"])
@@ -80,13 +81,18 @@ def test_imap_login_is_accepted(imap_server: Dovecot, trusted: Certificate, tls:
     assert f"Login: user=<{USER}>" in imap_server.log
 
 
-def test_a_refused_imap_login_gives_the_servers_words_and_never_the_password(imap_server: Dovecot, trusted: Certificate):
+def test_a_refused_imap_login_gives_the_servers_words_and_never_the_password(
+    imap_server: Dovecot, trusted: Certificate
+):
     url = parse_imap_url(f"imaps://{ME}@127.0.0.1:{imap_server.tls_port}?timeout=5").with_password("wrong guess")
 
     with pytest.raises(LoginFailed) as error:
         check_imap(url)
 
-    assert str(error.value) == f"IMAP login to 127.0.0.1:{imap_server.tls_port} refused: [AUTHENTICATIONFAILED] Authentication failed."
+    assert (
+        str(error.value)
+        == f"IMAP login to 127.0.0.1:{imap_server.tls_port} refused: [AUTHENTICATIONFAILED] Authentication failed."
+    )
 
 
 def test_an_imap_server_that_is_down_is_named():

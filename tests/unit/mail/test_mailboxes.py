@@ -39,7 +39,9 @@ def test_the_provider_presets_are_the_specs(session: Session, key: SecretStr, cl
     assert mailboxes.limits_of(mailbox) == Limits(per_minute=60, per_day=2_000, max_connections=3)
 
 
-def test_a_value_set_on_the_mailbox_overrides_its_preset_and_only_that_one(session: Session, key: SecretStr, clock: FixedClock):
+def test_a_value_set_on_the_mailbox_overrides_its_preset_and_only_that_one(
+    session: Session, key: SecretStr, clock: FixedClock
+):
     mailbox = connect(session, key, clock, provider=Provider.MICROSOFT365, limits=Limits(per_day=500))
 
     assert mailboxes.limits_of(mailbox) == Limits(per_minute=30, per_day=500, max_connections=3)
@@ -62,7 +64,11 @@ def test_the_password_is_never_in_the_row_in_clear_and_is_read_back_with_the_key
 
     row = session.execute(text("SELECT * FROM mailbox")).mappings().one()
     assert not [name for name, value in row.items() if PASSWORD in str(value)]
-    assert (row["smtp_user"], row["imap_user"], row["auth"]) == (USER, USER, "password")  # IMAP's user defaults to SMTP's
+    assert (row["smtp_user"], row["imap_user"], row["auth"]) == (
+        USER,
+        USER,
+        "password",
+    )  # IMAP's user defaults to SMTP's
     mailbox = mailboxes.get_mailbox(session, "U1")
     assert mailboxes.smtp_server(mailbox, key).password == PASSWORD
     assert mailboxes.imap_server(mailbox, key).password == PASSWORD
@@ -99,7 +105,12 @@ def test_setting_again_replaces_the_mailbox_and_connects_it_again(session: Sessi
     again = connect(session, key, clock, imap=None)
     session.commit()
 
-    assert (again.state, again.last_error, again.imap_host, again.per_minute) == (MailboxState.CONNECTED, None, None, None)
+    assert (again.state, again.last_error, again.imap_host, again.per_minute) == (
+        MailboxState.CONNECTED,
+        None,
+        None,
+        None,
+    )
     assert (again.created_at, again.updated_at) == (created, clock.now())
     assert len(mailboxes.list_mailboxes(session)) == 1
 

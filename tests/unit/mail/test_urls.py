@@ -23,7 +23,10 @@ def test_smtp_urls_name_tls_starttls_and_credentials_without_showing_the_passwor
 
 
 def test_imap_urls_read_like_smtp_urls():
-    assert (parse_imap_url("imaps://pat@imap.example.com").port, parse_imap_url("imaps://h").security) == (993, Security.TLS)
+    assert (parse_imap_url("imaps://pat@imap.example.com").port, parse_imap_url("imaps://h").security) == (
+        993,
+        Security.TLS,
+    )
     starttls = parse_imap_url("imap://pat%40seller.example@imap.example.com?starttls=1")
     assert (starttls.port, starttls.security, starttls.username, starttls.password) == (
         143,

@@ -14,7 +14,7 @@ from bot.store.models import Person
 from tests.support.factories import make_campaign, make_rep
 from tests.support.sends import TASK_STEPS, enroll, make_person, make_send, make_task
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 ALL = dict(tasks=100, emails=100)
 
@@ -111,7 +111,9 @@ def test_only_the_first_tasks_are_loaded_and_all_are_counted(session: Session, c
     assert not agenda_for(session, "U0REP0001", now, STOCKHOLM, tasks=0, emails=0).empty
 
 
-def test_a_task_whose_email_cannot_be_built_says_why_and_the_others_are_drafted(session: Session, clock: FixedClock) -> None:
+def test_a_task_whose_email_cannot_be_built_says_why_and_the_others_are_drafted(
+    session: Session, clock: FixedClock
+) -> None:
     make_rep(session)
     fine = make_task(session, due_at=clock.now() - dt.timedelta(hours=2), email="ada@example.com")
     broken = make_task(session, due_at=clock.now() - dt.timedelta(hours=1), email="grace@example.com")

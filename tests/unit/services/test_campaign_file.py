@@ -228,12 +228,18 @@ def test_an_unknown_time_zone_is_refused(zone: str) -> None:
         ("name: Test\n", "steps: missing; a campaign needs at least one step"),
         ("name: Test\nsteps: []\n", "steps: must be a list of at least one step (day, send, time, subject, body)"),
         ("name: Test\nsteps:\n  - hello\n", "step 1: must be a mapping of day, send, time, subject, body"),
-        (campaign(ONE_STEP, head="name: Test\nskip_weekends: sometimes\n"), 'skip_weekends: must be true or false, not "sometimes"'),
+        (
+            campaign(ONE_STEP, head="name: Test\nskip_weekends: sometimes\n"),
+            'skip_weekends: must be true or false, not "sometimes"',
+        ),
         (
             campaign(ONE_STEP, head="name: Test\nsend_in: person\n"),
             '"person" is not a send_in option; use one of campaign, recipient',
         ),
-        (campaign(ONE_STEP, head="name: Test\nfields: deal_size\n"), "fields: must be a list of custom person field names"),
+        (
+            campaign(ONE_STEP, head="name: Test\nfields: deal_size\n"),
+            "fields: must be a list of custom person field names",
+        ),
     ],
 )
 def test_campaign_level_refusals(text: str, message: str) -> None:
@@ -248,7 +254,7 @@ def test_campaign_level_refusals(text: str, message: str) -> None:
         ("[sender]", 'fields: "sender" is already a person field; custom fields need names of their own'),
         ("[deal size]", 'fields: "deal size" cannot be a field name; use letters, digits and _ (like deal_size)'),
         ("[none]", 'fields: "none" cannot be a field name; use letters, digits and _ (like deal_size)'),
-        ("[3]", 'fields: 3 cannot be a field name; use letters, digits and _ (like deal_size)'),
+        ("[3]", "fields: 3 cannot be a field name; use letters, digits and _ (like deal_size)"),
         ("[deal, deal]", 'fields: "deal" is listed twice'),
     ],
 )
@@ -267,13 +273,16 @@ def step_refusal(step: str, before: str = ONE_STEP) -> str:
         ("- day: 2\n  subject: s\n  body: b\n", "step 2, send: missing"),
         ("- day: 2\n  send: task\n  subject: s\n", "step 2, body: missing"),
         ("- day: 2\n  send: task\n  subject: s\n  body: '  '\n", "step 2, body: must be the email's text"),
-        ("- day: two\n  send: task\n  subject: s\n  body: b\n", 'step 2, day: must be a whole number (1 for day 1), not "two"'),
+        (
+            "- day: two\n  send: task\n  subject: s\n  body: b\n",
+            'step 2, day: must be a whole number (1 for day 1), not "two"',
+        ),
         (
             "- day: 2\n  send: later\n  subject: s\n  body: b\n",
             'step 2, send: "later" is not a send option; use one of choose, at_time, task, same_as_previous, thread',
         ),
         ("- day: 2\n  send: task\n  body: b\n", "step 2, subject: missing; every step but a thread step needs one"),
-        ("- day: 2\n  send: task\n  subject: \"a\\nb\"\n  body: b\n", "step 2, subject: must be one line of text"),
+        ('- day: 2\n  send: task\n  subject: "a\\nb"\n  body: b\n', "step 2, subject: must be one line of text"),
         (
             "- day: 2\n  send: thread\n  subject: s\n  body: b\n",
             "step 2, subject: a thread step replies with Re: and the previous subject; remove it",
@@ -374,7 +383,10 @@ NO_ANCHORS = "anchors and aliases (&name, *name) are not allowed in a campaign f
         (BILLION_LAUGHS, f"q4.yaml, line 2: {NO_ANCHORS}"),
         ("name: Q\nskip_weekends: *flag\n", f"q4.yaml, line 2: {NO_ANCHORS}"),
         ("[" * 100_000, "q4.yaml, line 1: nested more than 10 levels deep; a campaign file needs 4"),
-        ("name: Q\nfields: [" + "a, " * 6_000 + "]\n", "q4.yaml, line 2: more than 5,000 values; a campaign file has far fewer"),
+        (
+            "name: Q\nfields: [" + "a, " * 6_000 + "]\n",
+            "q4.yaml, line 2: more than 5,000 values; a campaign file has far fewer",
+        ),
         ("x" * (256 * 1024 + 1), "q4.yaml: larger than 256 KB, the most a campaign file may be"),
         (bytes(range(256)) * 4, "q4.yaml, line 2: not UTF-8 text; save the file as UTF-8"),
         ("name: Q\n\nsteps: \x00\x07\n", "q4.yaml, line 3: not valid YAML: the character U+0000 is not allowed"),
@@ -387,7 +399,20 @@ NO_ANCHORS = "anchors and aliases (&name, *name) are not allowed in a campaign f
         ("Q4 outreach\n", "q4.yaml: a campaign file is a mapping of keys (name, timezone, steps, ...)"),
         ("name: Q\n" + "k" * 1_000 + ": 1\n", "q4.yaml: " + "k" * 59 + "…: unknown key; "),
     ],
-    ids=["billion-laughs", "alias", "deep", "many-values", "huge", "binary", "control", "long-int", "bad-date", "list", "scalar", "long-key"],
+    ids=[
+        "billion-laughs",
+        "alias",
+        "deep",
+        "many-values",
+        "huge",
+        "binary",
+        "control",
+        "long-int",
+        "bad-date",
+        "list",
+        "scalar",
+        "long-key",
+    ],
 )
 def test_any_file_is_refused_in_one_line_in_bounded_time(text: str | bytes, message: str) -> None:
     with pytest.raises(CampaignFileError) as caught:
@@ -403,7 +428,12 @@ def test_utf8_bytes_read_as_text() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["{{ " + "(" * 3_000 + "a }}", "{% if a %}" * 3_000, "{{ " + "-" * 30_000 + "a }}", "{% if a %}" * 150 + "{% endif %}" * 150],
+    [
+        "{{ " + "(" * 3_000 + "a }}",
+        "{% if a %}" * 3_000,
+        "{{ " + "-" * 30_000 + "a }}",
+        "{% if a %}" * 150 + "{% endif %}" * 150,
+    ],
     ids=["parens", "ifs", "unary", "ifs-closed"],
 )
 def test_a_template_nested_too_deeply_is_refused(template: str) -> None:
@@ -415,7 +445,9 @@ def test_a_template_nested_too_deeply_is_refused(template: str) -> None:
 def test_a_subject_longer_than_the_limit_is_refused_naming_it() -> None:
     subject = "x" * 250
 
-    assert parse_campaign(campaign(f"- {{day: 1, send: task, subject: {subject}, body: b}}\n")).steps[0].subject == subject
+    assert (
+        parse_campaign(campaign(f"- {{day: 1, send: task, subject: {subject}, body: b}}\n")).steps[0].subject == subject
+    )
     assert step_refusal(f"- day: 2\n  send: task\n  subject: {subject}y\n  body: b\n") == (
         "q4.yaml: step 2, subject: 251 characters; a subject is at most 250 (what Slack's Edit dialog holds)"
     )

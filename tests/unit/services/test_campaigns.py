@@ -49,7 +49,7 @@ def enroll(session: Session, campaign: Campaign, email: str, status: str = Enrol
         rep_id=REP_ID,
         status=status,
         zone="Europe/Stockholm",
-        launched_at=dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc),
+        launched_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
     )
     session.add(enrollment)
     session.commit()
@@ -89,7 +89,9 @@ def test_changed_steps_make_a_new_version_and_keep_the_old_one(session: Session,
     first = campaigns.import_campaign(session, spec(), REP_ID, clock.now()).campaign
     enrollment = enroll(session, first, "ada@example.com")
     changed = spec()
-    changed = dataclasses.replace(changed, steps=(*changed.steps[:3], dataclasses.replace(changed.steps[3], body="New")))
+    changed = dataclasses.replace(
+        changed, steps=(*changed.steps[:3], dataclasses.replace(changed.steps[3], body="New"))
+    )
 
     result = campaigns.import_campaign(session, changed, REP_ID, clock.advance(days=1))
 
@@ -115,7 +117,7 @@ def test_an_unchanged_import_keeps_the_version(session: Session, clock: FixedClo
     assert (result.created, result.new_version, result.settings_changed) == (False, False, False)
     assert result.message == 'campaign "Worked example" unchanged'
     assert result.campaign.version == 1
-    assert result.campaign.updated_at == dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc)
+    assert result.campaign.updated_at == dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
     assert count(session, Step) == 5
 
 
@@ -215,7 +217,9 @@ def test_the_list_counts_current_steps_and_active_people(session: Session, clock
 
 
 def test_export_of_a_stored_campaign_is_the_imported_spec(session: Session, clock: FixedClock) -> None:
-    original = parse_campaign(WORKED_EXAMPLE.replace("timezone: Europe/Stockholm", "timezone: Asia/Tokyo\nfields: [deal]"))
+    original = parse_campaign(
+        WORKED_EXAMPLE.replace("timezone: Europe/Stockholm", "timezone: Asia/Tokyo\nfields: [deal]")
+    )
     campaign = campaigns.import_campaign(session, original, REP_ID, clock.now()).campaign
 
     assert campaigns.spec_of(session, campaign) == original
@@ -281,7 +285,11 @@ def test_preview_across_spring_forward_keeps_the_wall_time() -> None:
     [
         (dict(), RuleError, "the first step is choose: a send-at date and time is required"),
         (dict(send_at=local(2026, 12, 1, 15, 0)), RuleError, "the send-at time is in the past"),
-        (dict(send_at=local(2026, 12, 2, 15, 0), person_zone="Mars/Olympus"), ServiceError, 'Unknown time zone "Mars/Olympus"'),
+        (
+            dict(send_at=local(2026, 12, 2, 15, 0), person_zone="Mars/Olympus"),
+            ServiceError,
+            'Unknown time zone "Mars/Olympus"',
+        ),
         (dict(send_at=dt.datetime(2026, 12, 2, 15, 0)), ServiceError, "has no UTC offset"),
     ],
 )
@@ -300,7 +308,9 @@ def test_on_reply_is_stored_changed_in_place_and_exported(session, clock):
 
     from bot.core.inbound import OnReply
 
-    first = campaigns.import_campaign(session, dataclasses.replace(spec(), on_reply=OnReply.STOP_COMPANY), REP_ID, clock.now())
+    first = campaigns.import_campaign(
+        session, dataclasses.replace(spec(), on_reply=OnReply.STOP_COMPANY), REP_ID, clock.now()
+    )
     assert first.campaign.on_reply == OnReply.STOP_COMPANY
     assert campaigns.spec_of(session, first.campaign).on_reply is OnReply.STOP_COMPANY
     again = campaigns.import_campaign(session, spec(), REP_ID, clock.now())

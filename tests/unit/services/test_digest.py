@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.clock import FixedClock
-from bot.delivery.scheduler import Scheduler
 from bot.delivery.routes import Relay
+from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import OutboxTransport
 from bot.services.digest import fired_today
 from bot.settings import load_settings
@@ -24,15 +24,19 @@ from tests.support.notifier import RecordingNotifier
 from tests.support.sends import make_task
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
-def scheduler(engine: Engine, clock: FixedClock, notifier: RecordingNotifier, folder: Path, cron: str, worker: str = "w1") -> Scheduler:
+def scheduler(
+    engine: Engine, clock: FixedClock, notifier: RecordingNotifier, folder: Path, cron: str, worker: str = "w1"
+) -> Scheduler:
     settings = load_settings(digest_cron=cron)
     return Scheduler(engine, clock, Relay(lambda: OutboxTransport(folder)), notifier, settings, worker_id=worker)
 
 
-def posts_during(engine: Engine, clock: FixedClock, notifier: RecordingNotifier, folder: Path, cron: str, day: dt.date) -> list[dt.datetime]:
+def posts_during(
+    engine: Engine, clock: FixedClock, notifier: RecordingNotifier, folder: Path, cron: str, day: dt.date
+) -> list[dt.datetime]:
     """Tick every 10 minutes through the local day in Stockholm; the instants a digest was posted."""
     start = dt.datetime.combine(day, dt.time(0), STOCKHOLM).astimezone(UTC)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), STOCKHOLM).astimezone(UTC)
@@ -130,7 +134,9 @@ def test_no_digest_when_there_is_nothing_to_list_and_none_later_that_day(
     ]
 
 
-def test_emails_planned_for_today_are_something_to_list(engine: Engine, session: Session, clock: FixedClock, tmp_path: Path):
+def test_emails_planned_for_today_are_something_to_list(
+    engine: Engine, session: Session, clock: FixedClock, tmp_path: Path
+):
     make_rep(session)
     due_email(session, clock.now() + dt.timedelta(hours=5), "today@buyer.example")
     notifier = RecordingNotifier()

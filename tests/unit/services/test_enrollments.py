@@ -12,11 +12,11 @@ from bot.core.rules import RuleError, SendOption
 from bot.services import enrollments, progress
 from bot.services.enrollments import add_people, end_enrollment, find_active, first_step_option, pause, remove, resume
 from bot.services.errors import EnrollmentError
-from bot.services.people import Invalid, PersonInput, parse_people
+from bot.services.people import PersonInput, parse_people
 from bot.store.models import Enrollment, Person, Send
 from tests.support.factories import REP_ID, make_campaign
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 OTHER_REP = "U0OTHER01"
 NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # the `clock` fixture: Wed 10:00 in Stockholm
 
@@ -39,7 +39,16 @@ def any_address() -> None:
     return None
 
 
-def add(session: Session, campaign, text: str, *, rep_id: str = REP_ID, now: dt.datetime = NOW, send_at=None, smtputf8=any_address):
+def add(
+    session: Session,
+    campaign,
+    text: str,
+    *,
+    rep_id: str = REP_ID,
+    now: dt.datetime = NOW,
+    send_at=None,
+    smtputf8=any_address,
+):
     people, invalid = parse_people(text)
     result = add_people(session, campaign, rep_id, people, now=now, send_at=send_at, invalid=invalid, smtputf8=smtputf8)
     session.commit()
@@ -47,7 +56,10 @@ def add(session: Session, campaign, text: str, *, rep_id: str = REP_ID, now: dt.
 
 
 def counts(session: Session) -> dict[str, int]:
-    return {model.__name__: session.exec(select(func.count()).select_from(model)).one() for model in (Person, Enrollment, Send)}
+    return {
+        model.__name__: session.exec(select(func.count()).select_from(model)).one()
+        for model in (Person, Enrollment, Send)
+    }
 
 
 def sends_of(session: Session, email: str, campaign) -> list[Send]:
@@ -75,7 +87,11 @@ def test_adding_people_enrolls_each_and_plans_only_their_first_step(session: Ses
     enrollment = find_active(session, campaign, "ada@example.com")
     assert enrollment is not None
     assert (enrollment.status, enrollment.rep_id, enrollment.version, enrollment.position) == ("active", REP_ID, 1, 1)
-    assert (enrollment.zone, enrollment.launched_at, enrollment.day_one) == ("Europe/Stockholm", NOW, dt.date(2026, 12, 2))
+    assert (enrollment.zone, enrollment.launched_at, enrollment.day_one) == (
+        "Europe/Stockholm",
+        NOW,
+        dt.date(2026, 12, 2),
+    )
     send = the_send(session, "ada@example.com", campaign)
     assert (send.position, send.kind, send.status, send.rep_id) == (1, "email", "planned", REP_ID)
     assert send.due_at == dt.datetime(2026, 12, 2, 13, 0, tzinfo=UTC)  # 14:00 in Stockholm
@@ -257,12 +273,23 @@ def test_an_address_given_twice_in_one_add_counts_once(session: Session):
 def test_a_known_person_keeps_their_data_and_gains_what_was_blank(session: Session):
     first = make_campaign(session, name="first")
     second = make_campaign(session, name="second")
-    add_people(session, first, REP_ID, [PersonInput("ada@example.com", "Ada", company="", fields={"team": "R&D"})], now=NOW, smtputf8=any_address)
+    add_people(
+        session,
+        first,
+        REP_ID,
+        [PersonInput("ada@example.com", "Ada", company="", fields={"team": "R&D"})],
+        now=NOW,
+        smtputf8=any_address,
+    )
     add_people(
         session,
         second,
         REP_ID,
-        [PersonInput("ada@example.com", "Augusta", "King", company="Analytical", fields={"team": "Ops", "city": "London"})],
+        [
+            PersonInput(
+                "ada@example.com", "Augusta", "King", company="Analytical", fields={"team": "Ops", "city": "London"}
+            )
+        ],
         now=NOW,
         smtputf8=any_address,
     )

@@ -79,8 +79,14 @@ def test_empty_text_is_nobody():
 
 @pytest.mark.parametrize(
     ("name", "first", "last"),
-    [("Ada Lovelace", "Ada", "Lovelace"), ("Ludwig van Beethoven", "Ludwig", "van Beethoven"), ("Cher", "Cher", ""),
-     ("Lovelace, Ada", "Ada", "Lovelace"), ("  Ada   Lovelace ", "Ada", "Lovelace"), ("", "", "")],
+    [
+        ("Ada Lovelace", "Ada", "Lovelace"),
+        ("Ludwig van Beethoven", "Ludwig", "van Beethoven"),
+        ("Cher", "Cher", ""),
+        ("Lovelace, Ada", "Ada", "Lovelace"),
+        ("  Ada   Lovelace ", "Ada", "Lovelace"),
+        ("", "", ""),
+    ],
 )
 def test_a_display_name_is_split_into_first_and_last_name(name, first, last):
     assert split_name(name) == (first, last)
@@ -99,8 +105,19 @@ addresses = st.one_of(
         lambda local, domain: f"{local}@{domain}",
         st.text(alphabet=st.sampled_from("aZ09.+-_!'\"() \\é@"), max_size=70),
         st.sampled_from(
-            ["example.com", "EXAMPLE.COM", "bücher.example", "xn--bcher-kva.example", "nodot", "a..b.com",
-             "-x.com", "[127.0.0.1]", "example.invalid", "x" * 250 + ".com", ""]
+            [
+                "example.com",
+                "EXAMPLE.COM",
+                "bücher.example",
+                "xn--bcher-kva.example",
+                "nodot",
+                "a..b.com",
+                "-x.com",
+                "[127.0.0.1]",
+                "example.invalid",
+                "x" * 250 + ".com",
+                "",
+            ]
         ),
     ),
     st.text(max_size=30),

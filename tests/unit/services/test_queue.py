@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 
 from bot.clock import FixedClock
 from bot.delivery.ports import Email
-from bot.delivery.scheduler import Scheduler
 from bot.delivery.routes import Relay
+from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import OutboxTransport
 from bot.services import queue
 from bot.settings import load_settings
@@ -23,7 +23,9 @@ LEASE = dt.timedelta(minutes=5)
 
 
 def handing(send: Send) -> Email:
-    return Email(send.id, "relay", "rep@seller.example", ["pat@buyer.example"], b"", f"<{send.id}@seller.example>", "Hello", "Hi")  # type: ignore[arg-type]
+    return Email(
+        send.id, "relay", "rep@seller.example", ["pat@buyer.example"], b"", f"<{send.id}@seller.example>", "Hello", "Hi"
+    )  # type: ignore[arg-type]
 
 
 def test_claiming_takes_due_unleased_sends_oldest_first_up_to_the_limit(session: Session, clock: FixedClock):
@@ -65,10 +67,15 @@ def test_a_worker_whose_lease_was_taken_over_does_not_send(session: Session, clo
     session.commit()
 
     assert (slow, fast) == (set(), {send.id})
-    assert (reload(session, send).status, reload(session, send).message_id) == (SendStatus.SENDING, f"<{send.id}@seller.example>")
+    assert (reload(session, send).status, reload(session, send).message_id) == (
+        SendStatus.SENDING,
+        f"<{send.id}@seller.example>",
+    )
 
 
-def test_marking_a_chunk_sending_skips_the_send_another_worker_took_and_leaves_it_alone(session: Session, clock: FixedClock):
+def test_marking_a_chunk_sending_skips_the_send_another_worker_took_and_leaves_it_alone(
+    session: Session, clock: FixedClock
+):
     now = clock.now()
     first, taken, last = (due_email(session, now, f"{name}@buyer.example") for name in ("a", "b", "c"))
     queue.claim_due(session, now, "worker-1", limit=10, lease=LEASE)
@@ -82,11 +89,18 @@ def test_marking_a_chunk_sending_skips_the_send_another_worker_took_and_leaves_i
     for send in (first, last):
         stored = reload(session, send)
         assert (stored.status, stored.message_id, stored.attempts, stored.lease_until) == (
-            SendStatus.SENDING, f"<{send.id}@seller.example>", 1, now + LEASE
+            SendStatus.SENDING,
+            f"<{send.id}@seller.example>",
+            1,
+            now + LEASE,
         )
     stored = reload(session, taken)
     assert (stored.status, stored.claimed_by, stored.message_id, stored.subject, stored.attempts) == (
-        SendStatus.PLANNED, "worker-2", None, None, 0
+        SendStatus.PLANNED,
+        "worker-2",
+        None,
+        None,
+        0,
     )
 
 
@@ -99,12 +113,18 @@ def in_flight(session: Session, sends: list[Send], worker_id: str, now: dt.datet
 
 
 def next_step(session: Session, send: Send) -> Send | None:
-    return session.exec(select(Send).where(Send.enrollment_id == send.enrollment_id, Send.position == send.position + 1)).first()
+    return session.exec(
+        select(Send).where(Send.enrollment_id == send.enrollment_id, Send.position == send.position + 1)
+    ).first()
 
 
-def test_emails_delivered_at_different_times_are_each_recorded_sent_at_their_own_time(session: Session, clock: FixedClock):
+def test_emails_delivered_at_different_times_are_each_recorded_sent_at_their_own_time(
+    session: Session, clock: FixedClock
+):
     now = clock.now()
-    sends = in_flight(session, [due_email(session, now, f"{name}@buyer.example") for name in ("a", "b", "c")], "worker-1", now)
+    sends = in_flight(
+        session, [due_email(session, now, f"{name}@buyer.example") for name in ("a", "b", "c")], "worker-1", now
+    )
     early, late = now + dt.timedelta(seconds=1), now + dt.timedelta(seconds=2)
 
     recorded = queue.mark_sent(session, [(sends[0], early), (sends[1], late), (sends[2], early)], "worker-1")
@@ -119,9 +139,13 @@ def test_emails_delivered_at_different_times_are_each_recorded_sent_at_their_own
     assert [session.get(Enrollment, send.enrollment_id).position for send in sends] == [2, 2, 2]  # type: ignore[union-attr]
 
 
-def test_a_send_another_worker_took_is_not_recorded_sent_but_one_whose_lease_ran_out_is(session: Session, clock: FixedClock):
+def test_a_send_another_worker_took_is_not_recorded_sent_but_one_whose_lease_ran_out_is(
+    session: Session, clock: FixedClock
+):
     now = clock.now()
-    [lost] = in_flight(session, [due_email(session, now - LEASE * 2, "lost@buyer.example")], "worker-1", now - LEASE * 2)
+    [lost] = in_flight(
+        session, [due_email(session, now - LEASE * 2, "lost@buyer.example")], "worker-1", now - LEASE * 2
+    )
     emails = [due_email(session, now, f"{name}@buyer.example") for name in ("a", "b", "c")]
     ours, taken, taken_too = in_flight(session, emails, "worker-1", now)
     assert queue.recover_lost(session, now) == [lost.id]  # still this worker's, uncertain
@@ -228,7 +252,11 @@ def test_an_idle_pass_over_many_planned_sends_is_one_query_on_the_due_index(
 ):
     seed_due_emails(engine, 5_000, clock.now() + dt.timedelta(days=30))
     scheduler = Scheduler(
-        engine, clock, Relay(lambda: OutboxTransport(tmp_path)), RecordingNotifier(), load_settings(digest_cron="0 0 1 1 *")
+        engine,
+        clock,
+        Relay(lambda: OutboxTransport(tmp_path)),
+        RecordingNotifier(),
+        load_settings(digest_cron="0 0 1 1 *"),
     )
     scheduler.tick()  # the first pass also looks for lost workers and digests
     clock.advance(seconds=5)

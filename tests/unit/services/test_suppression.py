@@ -54,7 +54,9 @@ def test_an_address_suppressed_after_planning_is_never_handed_over(engine: Engin
 
     assert reload(session, kept).status == SendStatus.SENT
     stopped = reload(session, gone)
-    assert stopped.status == SendStatus.CANCELLED and "suppressed (bounced: 5.1.1 no such user)" in (stopped.reason or "")
+    assert stopped.status == SendStatus.CANCELLED and "suppressed (bounced: 5.1.1 no such user)" in (
+        stopped.reason or ""
+    )
     enrollment = session.get(Enrollment, stopped.enrollment_id)
     assert enrollment is not None and enrollment.status == EnrollmentStatus.REMOVED
     session.commit()
@@ -89,7 +91,9 @@ def test_admins_list_add_and_remove_suppressed_addresses(
 
     assert bot("suppress", "list") == (0, "no suppressed addresses\n", "")
     assert bot("suppress", "add", "Ada@Example.com", "--reason", "asked by phone") == (
-        0, "suppressed Ada@Example.com: no campaign emails it again\n", "",
+        0,
+        "suppressed Ada@Example.com: no campaign emails it again\n",
+        "",
     )
     code, out, _ = bot("suppress", "list")
     assert code == 0 and out.startswith("ada@example.com\t") and out.rstrip().endswith("\tasked by phone")

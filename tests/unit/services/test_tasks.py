@@ -100,7 +100,7 @@ def test_skip_goes_on_with_the_campaign(session: Session, task: Send, clock: Fix
     skipped, following = sends_of(session, task.enrollment_id)
     assert (following.position, following.status, following.kind) == (2, "planned", "email")
     # Day 3 at 09:00 Stockholm: the skip happened on day 1, so nothing moves.
-    assert following.due_at == dt.datetime(2026, 12, 4, 8, 0, tzinfo=dt.timezone.utc)
+    assert following.due_at == dt.datetime(2026, 12, 4, 8, 0, tzinfo=dt.UTC)
 
 
 def test_a_second_skip_plans_nothing_twice(session: Session, task: Send, clock: FixedClock) -> None:
@@ -110,7 +110,9 @@ def test_a_second_skip_plans_nothing_twice(session: Session, task: Send, clock: 
 
 
 @pytest.mark.parametrize("action", [tasks.send_now, tasks.skip])
-def test_an_action_is_kept_only_when_its_caller_commits(session: Session, task: Send, clock: FixedClock, action: Any) -> None:
+def test_an_action_is_kept_only_when_its_caller_commits(
+    session: Session, task: Send, clock: FixedClock, action: Any
+) -> None:
     """The listener commits; one that fails after the service leaves the task as it was."""
     enrollment_id = task.enrollment_id
     action(session, task.id, task.rep_id, clock.now())
@@ -153,7 +155,9 @@ def test_a_task_with_fields_missing_needs_an_edit_before_it_goes(session: Sessio
 
 
 @pytest.mark.parametrize("status", ["paused", "removed"])
-def test_a_paused_or_ended_enrollment_refuses_clearly(session: Session, task: Send, clock: FixedClock, status: str) -> None:
+def test_a_paused_or_ended_enrollment_refuses_clearly(
+    session: Session, task: Send, clock: FixedClock, status: str
+) -> None:
     enrollment = session.get(Enrollment, task.enrollment_id)
     enrollment.status = status
     task.status = "paused" if status == "paused" else "cancelled"

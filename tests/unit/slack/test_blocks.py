@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -38,8 +38,34 @@ BUILDERS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 # mentions, mrkdwn marks, emoji (with joiners, skin tones), combining accents,
 # 4-byte characters, right-to-left text.
 PIECES = [
-    "a", "Z", "0", " ", "\n", "&", "<", ">", "&amp;", "*", "_", "~", "`", "> ", "<!channel>", "<!here>",
-    "<@U0ADA>", "<https://x.example|x>", ":tada:", "é", "e\u0301", "😀", "👍🏽", "👨‍👩‍👧", "𝄞", "中文", "שלום", "\u200d",
+    "a",
+    "Z",
+    "0",
+    " ",
+    "\n",
+    "&",
+    "<",
+    ">",
+    "&amp;",
+    "*",
+    "_",
+    "~",
+    "`",
+    "> ",
+    "<!channel>",
+    "<!here>",
+    "<@U0ADA>",
+    "<https://x.example|x>",
+    ":tada:",
+    "é",
+    "e\u0301",
+    "😀",
+    "👍🏽",
+    "👨‍👩‍👧",
+    "𝄞",
+    "中文",
+    "שלום",
+    "\u200d",
 ]
 short_text = st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
 # Long text by repetition: fast to draw, and long enough to pass every limit.
@@ -48,17 +74,32 @@ text = st.one_of(short_text, long_text)
 name = text.filter(bool)
 
 
-def many(item: Callable[[st.SearchStrategy[str]], st.SearchStrategy[Any]], max_size: int) -> st.SearchStrategy[list[Any]]:
+def many(
+    item: Callable[[st.SearchStrategy[str]], st.SearchStrategy[Any]], max_size: int
+) -> st.SearchStrategy[list[Any]]:
     """A long list: a few items of text of any length, then many of short text (drawing long ones is slow)."""
-    return st.builds(operator.add, st.lists(item(text), max_size=3), st.lists(item(short_text.filter(bool)), max_size=max_size))
+    return st.builds(
+        operator.add, st.lists(item(text), max_size=3), st.lists(item(short_text.filter(bool)), max_size=max_size)
+    )
 
 
 drafts = st.builds(
     lambda subject, body, quote, missing, notice: Draft(
-        send_id=1, to="x", to_email="ada@example.com", sender="Rep <rep@example.com>", sender_email="rep@example.com",
-        subject=subject, body=body, full_body=body + quote, missing=missing, notice=notice,
+        send_id=1,
+        to="x",
+        to_email="ada@example.com",
+        sender="Rep <rep@example.com>",
+        sender_email="rep@example.com",
+        subject=subject,
+        body=body,
+        full_body=body + quote,
+        missing=missing,
+        notice=notice,
     ),
-    subject=name, body=text, quote=st.one_of(st.just(""), text), missing=st.lists(text, max_size=3),
+    subject=name,
+    body=text,
+    quote=st.one_of(st.just(""), text),
+    missing=st.lists(text, max_size=3),
     notice=st.one_of(st.none(), text),
 )
 # An entry's email, or (None) a reason it cannot be built.
@@ -82,9 +123,17 @@ def entries(draw: Any, count: int = 1, status: st.SearchStrategy[SendStatus] | N
     return [
         Entry(
             send=Send(
-                id=i + 1, enrollment_id=1, step_id=1, position=i % 9 + 1, rep_id="U0REP", kind="task",
-                status=state, due_at=NOW + dt.timedelta(minutes=i), sent_at=NOW,
-                last_error=reasons[i % len(reasons)], reason=reasons[-1],
+                id=i + 1,
+                enrollment_id=1,
+                step_id=1,
+                position=i % 9 + 1,
+                rep_id="U0REP",
+                kind="task",
+                status=state,
+                due_at=NOW + dt.timedelta(minutes=i),
+                sent_at=NOW,
+                last_error=reasons[i % len(reasons)],
+                reason=reasons[-1],
             ),
             person=people[i % len(people)],
             campaign=Campaign(id=1, name=names[i % len(names)], owner_id="U0OWN", timezone="Europe/Stockholm"),
@@ -96,15 +145,17 @@ def entries(draw: Any, count: int = 1, status: st.SearchStrategy[SendStatus] | N
     ]
 
 
-
-
 def agendas(count: int) -> st.SearchStrategy[Agenda]:
     counts = st.integers(0, 10**6)
     campaigns = many(lambda t: st.builds(CampaignCount, st.just(1), t.filter(bool), counts, counts), 60)
     return st.builds(
         lambda tasks_, today, campaigns_, more, overdue: Agenda(
-            tasks=tasks_, scheduled_today=today, campaigns=campaigns_,
-            task_count=len(tasks_) + more, overdue=min(overdue, len(tasks_) + more), email_count=len(today) + more,
+            tasks=tasks_,
+            scheduled_today=today,
+            campaigns=campaigns_,
+            task_count=len(tasks_) + more,
+            overdue=min(overdue, len(tasks_) + more),
+            email_count=len(today) + more,
         ),
         st.integers(0, count).flatmap(lambda n: entries(n, st.just(SendStatus.QUEUED))),
         st.integers(0, count).flatmap(lambda n: entries(n, st.just(SendStatus.PLANNED))),
@@ -143,7 +194,15 @@ def test_campaign_list_fits(names: list[str], counts: int) -> None:
 @given(campaign=name, subjects=many(lambda t: st.one_of(st.none(), t), 60), zone=text)
 def test_campaign_details_fit(campaign: str, subjects: list[str | None], zone: str) -> None:
     steps = [
-        Step(campaign_id=1, version=1, position=i + 1, day=i, send="thread" if s is None else "at_time", time=dt.time(9), subject=s)
+        Step(
+            campaign_id=1,
+            version=1,
+            position=i + 1,
+            day=i,
+            send="thread" if s is None else "at_time",
+            time=dt.time(9),
+            subject=s,
+        )
         for i, s in enumerate(subjects)
     ]
     details = CampaignDetails(Campaign(name=campaign, owner_id="U0OWN", timezone=zone), steps, {"active": 3})
@@ -267,13 +326,22 @@ def test_the_largest_home_view_any_data_can_make_fits() -> None:
         for i in range(1, 61)
     ]
     campaigns = [CampaignCount(i, huge, 10**6, 10**6) for i in range(60)]
-    agenda = Agenda(tasks=entries_, scheduled_today=entries_, campaigns=campaigns, task_count=10**6, overdue=10**6, email_count=10**6)
+    agenda = Agenda(
+        tasks=entries_,
+        scheduled_today=entries_,
+        campaigns=campaigns,
+        task_count=10**6,
+        overdue=10**6,
+        email_count=10**6,
+    )
     view = home.home_view(agenda, ZONE, NOW).to_dict()
     assert view_problems(view) == []
 
 
 def test_a_servers_failure_reason_is_clipped() -> None:
-    entry = build_entry(status=SendStatus.FAILED, last_error="550 5.7.1 " + "policy text " * 500, draft=build_draft("Hi", "Hello"))
+    entry = build_entry(
+        status=SendStatus.FAILED, last_error="550 5.7.1 " + "policy text " * 500, draft=build_draft("Hi", "Hello")
+    )
     message = tasks.task_message(entry, ZONE, NOW).as_kwargs()
     state = next(b for b in message["blocks"] if b.get("block_id", "").endswith("-state"))
     assert state["elements"][0]["text"].startswith(":x: Failed: 550 5.7.1 policy text")
@@ -281,7 +349,11 @@ def test_a_servers_failure_reason_is_clipped() -> None:
 
 
 def test_mentions_and_links_in_data_reach_no_one() -> None:
-    entry = build_entry(first_name="<!channel>", company="<https://evil.example|bank>", draft=build_draft("<!here> hi", "<@U0BOSS> & co"))
+    entry = build_entry(
+        first_name="<!channel>",
+        company="<https://evil.example|bank>",
+        draft=build_draft("<!here> hi", "<@U0BOSS> & co"),
+    )
     message = tasks.task_message(entry, ZONE, NOW).as_kwargs()
     assert message_problems(message) == []
     assert "&lt;!channel&gt;" in json.dumps(message)
@@ -303,18 +375,37 @@ def build_entry(
     draft: Draft | None = None,
 ) -> Entry:
     send = Send(
-        id=send_id, enrollment_id=1, step_id=1, position=1, rep_id="U0REP", kind="task", status=status,
-        due_at=NOW, last_error=last_error,
+        id=send_id,
+        enrollment_id=1,
+        step_id=1,
+        position=1,
+        rep_id="U0REP",
+        kind="task",
+        status=status,
+        due_at=NOW,
+        last_error=last_error,
     )
-    person = Person(id=send_id, email=email or f"ada{send_id}@example.com", first_name=first_name, last_name=first_name, company=company)
+    person = Person(
+        id=send_id,
+        email=email or f"ada{send_id}@example.com",
+        first_name=first_name,
+        last_name=first_name,
+        company=company,
+    )
     campaign_ = Campaign(id=1, name=campaign, owner_id="U0OWN", timezone="Europe/Stockholm")
     return Entry(send, person, campaign_, overdue, draft=draft or build_draft("Hello", "Hi Ada"))
 
 
 def build_draft(subject: str, body: str) -> Draft:
     return Draft(
-        send_id=1, to="Ada <ada@example.com>", to_email="ada@example.com", sender="Rep <rep@example.com>",
-        sender_email="rep@example.com", subject=subject, body=body, full_body=body,
+        send_id=1,
+        to="Ada <ada@example.com>",
+        to_email="ada@example.com",
+        sender="Rep <rep@example.com>",
+        sender_email="rep@example.com",
+        subject=subject,
+        body=body,
+        full_body=body,
     )
 
 
@@ -326,7 +417,12 @@ def initial(view: dict[str, Any], block_id: str) -> str:
 def submitted(view: dict[str, Any], changes: dict[str, str] | None = None) -> dict[str, Any]:
     """The view as Slack sends it back on submit: every input's value, as shown unless changed."""
     values = {
-        b["block_id"]: {tasks.INPUT: {"type": "plain_text_input", "value": (changes or {}).get(b["block_id"], b["element"].get("initial_value"))}}
+        b["block_id"]: {
+            tasks.INPUT: {
+                "type": "plain_text_input",
+                "value": (changes or {}).get(b["block_id"], b["element"].get("initial_value")),
+            }
+        }
         for b in view["blocks"]
         if b["type"] == "input"
     }
@@ -340,8 +436,19 @@ def inbound_of(kind: str, excerpt: str, status: str | None = None, ended: int = 
     from bot.store.models import Inbound
 
     return Inbound(
-        id=7, mailbox="rep:U0REP", folder="INBOX", uidvalidity=1, uid=1, kind=kind, rep_id="U0REP", send_id=1,
-        ended=list(range(ended)), excerpt=excerpt, status=status, message_id="<a+b@mail.gmail.com>", received_at=NOW,
+        id=7,
+        mailbox="rep:U0REP",
+        folder="INBOX",
+        uidvalidity=1,
+        uid=1,
+        kind=kind,
+        rep_id="U0REP",
+        send_id=1,
+        ended=list(range(ended)),
+        excerpt=excerpt,
+        status=status,
+        message_id="<a+b@mail.gmail.com>",
+        received_at=NOW,
         resume_at=NOW if kind == "auto_reply" else None,
     )
 
@@ -354,11 +461,20 @@ def inbound_of(kind: str, excerpt: str, status: str | None = None, ended: int = 
     who=name,
     ended=st.integers(1, 5),
 )
-def test_every_inbound_message_fits_whatever_came_back(kind: str, excerpt: str, status: str, who: str, ended: int) -> None:
+def test_every_inbound_message_fits_whatever_came_back(
+    kind: str, excerpt: str, status: str, who: str, ended: int
+) -> None:
     from bot.slack.blocks import replies
 
     for provider in ("google", "microsoft365", "other", None):
-        fits_message(replies.inbound_message(inbound_of(kind, excerpt, status, ended), build_entry(first_name=who, campaign=who), ZoneInfo("UTC"), provider))
+        fits_message(
+            replies.inbound_message(
+                inbound_of(kind, excerpt, status, ended),
+                build_entry(first_name=who, campaign=who),
+                ZoneInfo("UTC"),
+                provider,
+            )
+        )
     fits_message(replies.gone_on(build_entry(first_name=who)))
     agenda = Agenda(replies=[(inbound_of("reply", excerpt), who)] * 12)
     fits_view(home.home_view(agenda, ZoneInfo("UTC"), NOW))
@@ -367,6 +483,9 @@ def test_every_inbound_message_fits_whatever_came_back(kind: str, excerpt: str, 
 def test_the_mail_link_searches_the_reps_mail_client_for_the_message_id() -> None:
     from bot.slack.blocks.replies import mail_link
 
-    assert mail_link("google", "<a+b@mail.gmail.com>") == "https://mail.google.com/mail/u/0/#search/rfc822msgid%3Aa%2Bb%40mail.gmail.com"
+    assert (
+        mail_link("google", "<a+b@mail.gmail.com>")
+        == "https://mail.google.com/mail/u/0/#search/rfc822msgid%3Aa%2Bb%40mail.gmail.com"
+    )
     assert mail_link("microsoft365", "<a+b@x.example>") == "https://outlook.office.com/mail/search?q=a%2Bb%40x.example"
     assert mail_link("other", "<a@x.example>") is None

@@ -8,7 +8,7 @@ from sqlmodel import Session
 from bot.store import bulk
 from bot.store.models import Digest, Person, Rep
 
-NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
 PERSON = Person.__table__
 REP = Rep.__table__
 DIGEST = Digest.__table__
@@ -30,7 +30,9 @@ def test_insert_many_skips_rows_that_exist_and_returns_the_others(session: Sessi
 
 def test_in_values_takes_any_number_of_values(session: Session):
     emails = [f"p{n}@example.com" for n in range(5_000)]
-    bulk.insert_many(session, PERSON, [{"email": email} for email in emails], {"created_at": NOW, "fields": {}}, PERSON.c.id)
+    bulk.insert_many(
+        session, PERSON, [{"email": email} for email in emails], {"created_at": NOW, "fields": {}}, PERSON.c.id
+    )
 
     found = session.execute(select(PERSON.c.email).where(bulk.in_values(session, PERSON.c.email, emails[::2])))
 

@@ -39,13 +39,15 @@ def test_a_naive_instant_is_refused(session: Session):
 
 def test_a_fresh_sqlite_file_is_brought_up_to_date_on_first_use(tmp_path):
     engine = connect(f"sqlite:///{tmp_path / 'new.db'}")
-    assert {"campaign", "step", "person", "enrollment", "send", "rep", "digest"} <= set(inspect(engine).get_table_names())
+    assert {"campaign", "step", "person", "enrollment", "send", "rep", "digest"} <= set(
+        inspect(engine).get_table_names()
+    )
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
 def test_states_are_their_enums_stored_as_their_values(session: Session):
-    task = make_task(session, due_at=dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc))
+    task = make_task(session, due_at=dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC))
     session.expire_all()
 
     send = session.get(Send, task.id)
@@ -53,17 +55,25 @@ def test_states_are_their_enums_stored_as_their_values(session: Session):
     step = session.get(Step, send.step_id)
     campaign = session.get(Campaign, enrollment.campaign_id)
     assert (send.kind, send.status, enrollment.status, step.send, campaign.send_in) == (
-        StepKind.TASK, SendStatus.QUEUED, EnrollmentStatus.ACTIVE, SendOption.TASK, SendIn.CAMPAIGN
+        StepKind.TASK,
+        SendStatus.QUEUED,
+        EnrollmentStatus.ACTIVE,
+        SendOption.TASK,
+        SendIn.CAMPAIGN,
     )
     assert [type(value) for value in (send.kind, send.status, enrollment.status, step.send, campaign.send_in)] == [
-        StepKind, SendStatus, EnrollmentStatus, SendOption, SendIn
+        StepKind,
+        SendStatus,
+        EnrollmentStatus,
+        SendOption,
+        SendIn,
     ]
     raw = session.connection().exec_driver_sql("SELECT kind, status FROM send").one()
     assert tuple(raw) == ("task", "queued")  # the values as before: no data migration
 
 
 def test_a_state_its_enum_does_not_have_is_refused(session: Session):
-    task = make_task(session, due_at=dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone.utc))
+    task = make_task(session, due_at=dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC))
 
     with pytest.raises(StatementError, match="'lost' is not a valid SendStatus"):
         session.execute(update(Send).where(col(Send.id) == task.id).values(status="lost"))

@@ -46,7 +46,9 @@ def go_on_listener(deps: Deps) -> Any:
         container = body.get("container") or {}
         if entry is not None and container.get("type") == "message":
             try:
-                client.chat_update(channel=container["channel_id"], ts=container["message_ts"], **blocks.gone_on(entry).as_kwargs())
+                client.chat_update(
+                    channel=container["channel_id"], ts=container["message_ts"], **blocks.gone_on(entry).as_kwargs()
+                )
             except SlackApiError:
                 pass  # the message is gone; the enrollment goes on all the same
         SlackNotifier(deps.engine, client, deps.clock, deps.settings).publish_home(user)

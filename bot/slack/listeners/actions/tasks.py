@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
@@ -91,7 +92,9 @@ def open_modal(deps: Deps, *, edit: bool) -> Callable[..., None]:
                 return
             private = blocks.metadata(send_id, **origin(body))
             if edit and entry.draft is None:
-                refuse(client, body, f"{blocks.problem_words(entry)}. It cannot be edited here: skip this step to go on.")
+                refuse(
+                    client, body, f"{blocks.problem_words(entry)}. It cannot be edited here: skip this step to go on."
+                )
                 return
             if edit:
                 assert entry.draft is not None

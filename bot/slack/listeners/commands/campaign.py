@@ -11,7 +11,8 @@ import datetime as dt
 import html
 import logging
 import shlex
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient

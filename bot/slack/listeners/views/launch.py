@@ -90,7 +90,14 @@ def launch(deps: Deps, client: WebClient, rep_id: str, request: LaunchRequest, s
             campaign = campaigns.get_campaign(session, request.campaign)
             people, invalid = parse_people(request.people)
             result = enrollments.add_people(
-                session, campaign, rep_id, people, now=now, send_at=send_at, invalid=invalid, smtputf8=deps.smtputf8_refusal
+                session,
+                campaign,
+                rep_id,
+                people,
+                now=now,
+                send_at=send_at,
+                invalid=invalid,
+                smtputf8=deps.smtputf8_refusal,
             )
     except (ServiceError, RuleError) as exc:
         return error_message(str(exc))
