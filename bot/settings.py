@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.mail.credentials import NOT_A_KEY
-from bot.mail.urls import parse_smtp_url
+from bot.mail.urls import parse_imap_url, parse_smtp_url
 
 DEFAULT_DATABASE_URL = "sqlite:///campaign-bot.db"
 SLACK_API_URL = "https://slack.com/api/"
@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     smtp_max_connections: int = Field(default=10, ge=1)
     smtp_per_minute: int | None = Field(default=None, ge=1)
     smtp_per_day: int | None = Field(default=None, ge=1)
+    # Where the relay's bounces arrive (imap://, imaps://): read for bounces only.
+    bounce_imap_url: str | None = Field(default=None, repr=False)
+    # Mailboxes whose server offers no IDLE are read this often (mail.md: within a minute).
+    listen_poll_seconds: float = Field(default=60.0, gt=0, le=60)
+    # How long a worker holds a mailbox it watches; a dead worker's mailboxes are taken over after it.
+    listen_lease_seconds: float = Field(default=120.0, gt=0)
     outbox_dir: str = "outbox"
     # OAuth 2.0 for reps' Google Workspace and Microsoft 365 mailboxes (bot/mail/oauth.py).
     # A provider's Connect button shows once its client, PUBLIC_URL and SECRET_KEY are set.
@@ -139,6 +145,13 @@ class Settings(BaseSettings):
     @classmethod
     def _client_secret(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("bounce_imap_url")
+    @classmethod
+    def _bounce_imap_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_imap_url(value)
+        return value or None
 
     @field_validator("secret_key")
     @classmethod

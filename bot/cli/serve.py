@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.cli import CommandError
+from bot.cli.worker import watcher_for
 from bot.clock import SystemClock
 from bot.delivery.scheduler import build_scheduler
 from bot.mail import oauth
@@ -51,12 +52,13 @@ def serve(args: argparse.Namespace) -> int:
     clock = SystemClock()
     client = make_client(settings)
     _check_token(client)
-    scheduler = poster = copier = None
+    scheduler = poster = copier = watcher = None
     if not args.no_scheduler:
         # The scheduler only queues what reps are told; the poster's thread posts it.
         queued, poster = queued_slack(engine, settings, clock)
         scheduler = build_scheduler(settings, engine, queued, clock)
         copier = SentCopier(engine, clock, settings.secret_key)
+        watcher = watcher_for(scheduler, poster)  # the mailboxes: replies, out-of-office, bounces
     syncer = syncer_for(settings, engine, clock)  # Salesforce (SALESFORCE_URL): records sync work here too
     deps = Deps(engine=engine, clock=clock, settings=settings, deliverer=scheduler)
     app = build_app(deps, client)
@@ -69,6 +71,8 @@ def serve(args: argparse.Namespace) -> int:
         copier.start()
     if syncer is not None and not args.no_scheduler:
         syncer.start()
+    if watcher is not None:
+        watcher.start()
     try:
         if args.socket:
             logger.info("connecting to Slack over Socket Mode")
@@ -79,6 +83,8 @@ def serve(args: argparse.Namespace) -> int:
             _serve_http(app, settings, args, pages, unsubscribe_app(engine, clock, settings.secret_key))
     finally:
         deps.drain()
+        if watcher is not None:
+            watcher.stop(10)
         if scheduler is not None:
             scheduler.stop()
         if copier is not None:

@@ -137,6 +137,9 @@ class Notifier(Protocol):
     def digest(self, rep_id: str) -> bool:
         """Post the rep's daily digest; False when there was nothing to list."""
 
+    def inbound(self, inbound_id: int) -> None:
+        """Tell the rep what came back (a reply, out-of-office, bounce, unsubscribe) and the feed."""
+
 
 class Deliverer(Protocol):
     def deliver(self, send_ids: Sequence[int]) -> object:

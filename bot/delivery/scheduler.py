@@ -18,7 +18,8 @@ commit with the outcomes recorded since the last one. A lane takes at most twice
 its connections, so a killed worker leaves at most twice the connections it had
 open `sending`; those become uncertain for their reps, never sent twice.
 
-Recovering lost sends and posting digests are periodic jobs beside the pipeline.
+Recovering lost sends, resuming out-of-office pauses and posting digests are periodic
+jobs beside the pipeline.
 """
 
 from __future__ import annotations
@@ -528,6 +529,8 @@ class Scheduler:
         with Session(self.engine, expire_on_commit=False) as session:
             lost = queue.recover_lost(session, now)
             unposted = queue.unposted_tasks(session, now)
+            # Out-of-office pauses whose return morning has come go on (bot/services/replies.py).
+            enrollments.resume_due(session, now)
             session.commit()
         for send_id in lost:
             log.warning("send %s was in flight when its worker stopped: uncertain", send_id)
@@ -612,6 +615,9 @@ class LoggingNotifier:
     def digest(self, rep_id: str) -> bool:
         log.info("the digest of %s is due (no Slack token: not posted)", rep_id)
         return False
+
+    def inbound(self, inbound_id: int) -> None:
+        log.info("inbound message %s is for its rep", inbound_id)
 
 
 def build_scheduler(

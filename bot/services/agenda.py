@@ -14,8 +14,9 @@ from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 from bot.core import rules
+from bot.core.inbound import InboundKind
 from bot.services.drafts import Draft, draft_or_problem
-from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Person, Rep, Send, SendStatus, Step
+from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Inbound, Person, Rep, Send, SendStatus, Step
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Agenda:
     task_count: int = 0  # all queued tasks
     overdue: int = 0  # of them, due before today began
     email_count: int = 0  # all emails planned for today
+    replies: list[tuple[Inbound, str]] = field(default_factory=list)  # the week's replies, newest first, with who
 
     @property
     def empty(self) -> bool:
@@ -74,9 +76,10 @@ def planned_today(rep_id: str, start: dt.datetime, end: dt.datetime) -> Any:
 
 
 def agenda_for(
-    session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo | str, *, tasks: int, emails: int
+    session: Session, rep_id: str, now: dt.datetime, zone: ZoneInfo | str, *, tasks: int, emails: int, replies: int = 0
 ) -> Agenda:
-    """The rep's first `tasks` queued tasks and first `emails` emails of today, with counts, and active campaigns.
+    """The rep's first `tasks` queued tasks and first `emails` emails of today, with counts, and active campaigns;
+    and the first `replies` replies of the last 7 days.
 
     Only what is shown is loaded: the same few queries for 10 queued tasks or 10,000.
     """
@@ -111,7 +114,28 @@ def agenda_for(
         .order_by(col(Campaign.name))
     ).all()
     campaigns = [CampaignCount(cid, name, active, queued_in.get(cid, 0)) for cid, name, active in counts]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
-    return Agenda(first_tasks, first_emails, campaigns, sum(queued_in.values()), overdue, email_count)
+    week = week_of_replies(session, rep_id, now, replies) if replies else []
+    return Agenda(first_tasks, first_emails, campaigns, sum(queued_in.values()), overdue, email_count, week)
+
+
+def week_of_replies(session: Session, rep_id: str, now: dt.datetime, limit: int) -> list[tuple[Inbound, str]]:
+    """The rep's replies of the last 7 days, newest first, each with the name (or address) of who replied."""
+    rows = session.exec(
+        select(Inbound, Person)
+        .join(Enrollment, col(Enrollment.id) == Inbound.enrollment_id)
+        .join(Person, col(Person.id) == Enrollment.person_id)
+        .where(
+            Inbound.rep_id == rep_id,
+            Inbound.kind == InboundKind.REPLY,
+            col(Inbound.received_at) >= now - dt.timedelta(days=7),
+        )
+        .order_by(col(Inbound.received_at).desc())
+        .limit(limit)
+    ).all()
+    return [
+        (inbound, " ".join(filter(None, (person.first_name, person.last_name))) or person.email)
+        for inbound, person in rows
+    ]
 
 
 def entries_for(session: Session, send_ids: Sequence[int], now: dt.datetime, zone: ZoneInfo | str) -> dict[int, Entry]:

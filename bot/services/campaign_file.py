@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.core import rules
+from bot.core.inbound import OnReply
 from bot.core.rules import DEFAULT_TASK_TIME, SendIn, SendOption
 from bot.core.templates import BUILT_IN_FIELDS, MAX_SUBJECT, PERSON_FIELDS, TemplateProblem, fields_used, unknown_fields
 from bot.services.errors import ServiceError
 
-CAMPAIGN_KEYS = ("name", "timezone", "skip_weekends", "send_in", "task_time", "fields", "footer", "steps")
+CAMPAIGN_KEYS = ("name", "timezone", "skip_weekends", "send_in", "task_time", "on_reply", "fields", "footer", "steps")
 STEP_KEYS = ("day", "send", "time", "subject", "body")
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
@@ -66,6 +67,7 @@ class CampaignSpec:
     skip_weekends: bool = False
     send_in: SendIn = SendIn.CAMPAIGN
     task_time: dt.time = DEFAULT_TASK_TIME
+    on_reply: OnReply = OnReply.STOP_PERSON
     fields: tuple[str, ...] = ()
     steps: tuple[StepSpec, ...] = field(default_factory=tuple)
     footer: str | None = None  # a template appended to every email's body (a postal address, the unsubscribe link)
@@ -216,6 +218,7 @@ def _campaign(data: Any) -> CampaignSpec:
         skip_weekends=_flag(data.get("skip_weekends", False), "skip_weekends"),
         send_in=_choice(data.get("send_in", SendIn.CAMPAIGN.value), SendIn, "send_in", "send_in"),
         task_time=_clock(data.get("task_time", "09:00"), "task_time"),
+        on_reply=_choice(data.get("on_reply", OnReply.STOP_PERSON.value), OnReply, "on_reply", "on_reply"),
         fields=fields,
         steps=_steps(data.get("steps")),
         footer=_footer(data.get("footer"), fields),
@@ -279,7 +282,9 @@ def _flag(value: Any, where: str) -> bool:
     return value
 
 
-def _choice(value: Any, kind: type[SendIn] | type[SendOption], where: str, what: str, step: int | None = None) -> Any:
+def _choice(
+    value: Any, kind: type[SendIn] | type[SendOption] | type[OnReply], where: str, what: str, step: int | None = None
+) -> Any:
     try:
         return kind(value)
     except ValueError:
@@ -436,6 +441,7 @@ def dump_campaign(spec: CampaignSpec) -> str:
     if spec.timezone is not None:
         data["timezone"] = spec.timezone
     data.update(skip_weekends=spec.skip_weekends, send_in=spec.send_in.value, task_time=_hhmm(spec.task_time))
+    data["on_reply"] = spec.on_reply.value
     if spec.fields:
         data["fields"] = list(spec.fields)
     if spec.footer is not None:

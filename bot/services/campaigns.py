@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.core import rules
+from bot.core.inbound import OnReply
 from bot.core.rules import SendIn, SendOption
 from bot.services import sync
 from bot.services.campaign_file import CampaignSpec, StepSpec, is_zone
@@ -92,6 +93,7 @@ def import_campaign(session: Session, spec: CampaignSpec, owner_id: str, now: dt
         skip_weekends=spec.skip_weekends,
         send_in=spec.send_in,
         task_time=spec.task_time,
+        on_reply=spec.on_reply,
         fields=list(spec.fields),
         footer=spec.footer,
     )
@@ -203,6 +205,7 @@ def spec_of(session: Session, campaign: Campaign) -> CampaignSpec:
         skip_weekends=campaign.skip_weekends,
         send_in=SendIn(campaign.send_in),
         task_time=campaign.task_time,
+        on_reply=OnReply(campaign.on_reply),
         fields=tuple(campaign.fields),
         steps=tuple(_step_spec(step) for step in steps_of(session, campaign.id, campaign.version)),
         footer=campaign.footer,

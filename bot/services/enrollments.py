@@ -197,15 +197,7 @@ def pause(session: Session, campaign: Campaign, email: str, *, rep_id: str, now:
     enrollment, address = _enrollment_to_change(session, campaign, email, rep_id, "pause")
     if enrollment.status == EnrollmentStatus.PAUSED:
         raise EnrollmentError(f"{address} is already paused in campaign “{campaign.name}”.")
-    enrollment.status = EnrollmentStatus.PAUSED
-    enrollment.paused_at = now
-    for send in _sends(session, enrollment, (SendStatus.PLANNED, SendStatus.QUEUED)):
-        send.reason = PAUSED_QUEUED if send.status == SendStatus.QUEUED else PAUSED_PLANNED
-        send.status = SendStatus.PAUSED
-        send.updated_at = now
-        session.add(send)
-    session.add(enrollment)
-    session.flush()
+    pause_enrollment(session, enrollment, now)
     return enrollment
 
 
@@ -214,7 +206,31 @@ def resume(session: Session, campaign: Campaign, email: str, *, rep_id: str, now
     enrollment, address = _enrollment_to_change(session, campaign, email, rep_id, "resume")
     if enrollment.status != EnrollmentStatus.PAUSED:
         raise EnrollmentError(f"{address} is not paused in campaign “{campaign.name}”.")
+    resume_enrollment(session, enrollment, now)
+    return enrollment
+
+
+def pause_enrollment(
+    session: Session, enrollment: Enrollment, now: dt.datetime, *, until: dt.datetime | None = None
+) -> None:
+    """Hold an active enrollment; `until`: the scheduler resumes it then (an out-of-office)."""
+    enrollment.status = EnrollmentStatus.PAUSED
+    enrollment.paused_at = now
+    enrollment.resume_at = until
+    for send in _sends(session, enrollment, (SendStatus.PLANNED, SendStatus.QUEUED)):
+        send.reason = PAUSED_QUEUED if send.status == SendStatus.QUEUED else PAUSED_PLANNED
+        send.status = SendStatus.PAUSED
+        send.updated_at = now
+        session.add(send)
+    session.add(enrollment)
+    session.flush()
+
+
+def resume_enrollment(session: Session, enrollment: Enrollment, now: dt.datetime) -> None:
+    """Go on with a paused enrollment: the remaining days move later by the paused days (no catch-up)."""
     assert enrollment.paused_at is not None
+    campaign = session.get(Campaign, enrollment.campaign_id)
+    assert campaign is not None
     calendar = progress.calendar_of(campaign, enrollment.zone)
     _, moved = rules.resume(calendar, enrollment.paused_at, enrollment.paused_at, now)
     held = _sends(session, enrollment, (SendStatus.PAUSED,))
@@ -227,11 +243,57 @@ def resume(session: Session, campaign: Campaign, email: str, *, rep_id: str, now
     enrollment.shift_days += moved
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.paused_at = None
+    enrollment.resume_at = None
     session.add(enrollment)
     if not held:
         _plan_after_pause(session, enrollment)
     session.flush()
-    return enrollment
+
+
+def resume_due(session: Session, now: dt.datetime) -> list[Enrollment]:
+    """Resume the enrollments whose out-of-office pause has ended (a periodic job of the scheduler)."""
+    due = list(
+        session.exec(
+            select(Enrollment).where(
+                Enrollment.status == EnrollmentStatus.PAUSED,
+                col(Enrollment.resume_at).is_not(None),
+                col(Enrollment.resume_at) <= now,
+            )
+        )
+    )
+    for enrollment in due:
+        resume_enrollment(session, enrollment, now)
+    return due
+
+
+def reopen(session: Session, enrollment: Enrollment, now: dt.datetime) -> None:
+    """Undo an ending ("Not a reply: go on"): back as if paused when it ended, then resumed.
+
+    Raises EnrollmentError when the person is active in the campaign again meanwhile.
+    """
+    if enrollment.status in ACTIVE_STATUSES:
+        return
+    others = session.exec(
+        select(Enrollment.id).where(
+            Enrollment.campaign_id == enrollment.campaign_id,
+            Enrollment.person_id == enrollment.person_id,
+            col(Enrollment.status).in_(ACTIVE_STATUSES),
+        )
+    ).first()
+    if others is not None:
+        raise EnrollmentError("the person was added to the campaign again meanwhile: that enrollment goes on.")
+    assert enrollment.ended_at is not None
+    for send in _sends(session, enrollment, (SendStatus.CANCELLED,)):
+        if send.reason == enrollment.end_reason:
+            send.status, send.reason, send.updated_at = SendStatus.PAUSED, PAUSED_PLANNED, now
+            session.add(send)
+    enrollment.status = EnrollmentStatus.PAUSED
+    enrollment.paused_at = enrollment.ended_at
+    enrollment.ended_at = None
+    enrollment.end_reason = None
+    session.add(enrollment)
+    session.flush()
+    resume_enrollment(session, enrollment, now)
 
 
 def end_enrollment(

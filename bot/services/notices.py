@@ -53,7 +53,14 @@ def enqueue(
 
 
 def enqueue_for(
-    session: Session, kind: NoticeKind, rep_id: str, send_ids: list[int], now: dt.datetime, *, text: str | None = None
+    session: Session,
+    kind: NoticeKind,
+    rep_id: str,
+    send_ids: list[int],
+    now: dt.datetime,
+    *,
+    text: str | None = None,
+    inbound_id: int | None = None,
 ) -> None:
     """Queue a notice for the rep, unless the same one already waits.
 
@@ -69,9 +76,14 @@ def enqueue_for(
             or_(col(Notice.lease_until).is_(None), col(Notice.lease_until) < now),
         )
     )
-    if any(notice.send_ids == send_ids and notice.text == text for notice in waiting):
+    if any(
+        notice.send_ids == send_ids and notice.text == text and notice.inbound_id == inbound_id for notice in waiting
+    ):
         return
-    session.add(Notice(kind=kind.value, rep_id=rep_id, send_ids=send_ids, text=text, next_at=now, created_at=now))
+    notice = Notice(
+        kind=kind.value, rep_id=rep_id, send_ids=send_ids, text=text, inbound_id=inbound_id, next_at=now, created_at=now
+    )
+    session.add(notice)
     session.flush()
 
 

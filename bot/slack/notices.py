@@ -33,7 +33,7 @@ from bot.settings import Settings
 from bot.slack.client import busy, make_client, retry_after
 from bot.slack.notifier import SlackNotifier
 from bot.store.db import session_scope
-from bot.store.models import Notice, NoticeKind
+from bot.store.models import Inbound, Notice, NoticeKind
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,17 @@ class QueuedNotifier:
             notices.enqueue_for(session, NoticeKind.DIGEST, rep_id, [], self.clock.now())
         self.queued()
         return True
+
+    def inbound(self, inbound_id: int) -> None:
+        """Queue the notice of what came back (bot/services/replies.py queues its own in its transaction)."""
+        with session_scope(self.engine) as session:
+            inbound = session.get(Inbound, inbound_id)
+            if inbound is not None and inbound.rep_id is not None:
+                ids = [inbound.send_id] if inbound.send_id is not None else []
+                notices.enqueue_for(
+                    session, NoticeKind.INBOUND, inbound.rep_id, ids, self.clock.now(), inbound_id=inbound_id
+                )
+        self.queued()
 
     def _queue(self, kind: NoticeKind, send_ids: Sequence[int], text: str | None = None) -> None:
         with session_scope(self.engine) as session:
@@ -162,6 +173,9 @@ class NoticePoster:
             self.slack.send_notice(first.send_ids[0], first.text or "")
         elif kind is NoticeKind.MAILBOX_BROKEN:
             self.slack.mailbox_broken(first.send_ids[0], first.text or "")
+        elif kind is NoticeKind.INBOUND:
+            assert first.inbound_id is not None
+            self.slack.inbound(first.inbound_id)
         else:
             getattr(self.slack, kind.value)(first.send_ids[0])
 

@@ -28,12 +28,13 @@ from bot.services.drafts import rep_name
 from bot.settings import Settings
 from bot.slack.blocks.common import Message, capped_lines, context, escape
 from bot.slack.blocks.digest import DIGEST_EMAILS, DIGEST_TASKS, digest_message
-from bot.slack.blocks.home import HOME_EMAILS, HOME_TASKS, home_view
+from bot.slack.blocks.home import HOME_EMAILS, HOME_REPLIES, HOME_TASKS, home_view
 from bot.slack.blocks.mailbox import Panel, mailbox_broken_message
+from bot.slack.blocks.replies import feed_line, inbound_message
 from bot.slack.blocks.tasks import item_blocks, step_words, task_message, who
 from bot.slack.client import busy
 from bot.store.db import session_scope
-from bot.store.models import Rep, Send
+from bot.store.models import Inbound, Mailbox, Rep, Send
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,23 @@ class SlackNotifier:
         logger.info("digest posted to %s: %s tasks, %s emails today", rep_id, agenda.task_count, agenda.email_count)
         return True
 
+    def inbound(self, inbound_id: int) -> None:
+        """DM the rep what came back (bot/slack/blocks/replies.py); a line in the feed for replies and bounces."""
+        with self._session() as session:
+            inbound = session.get(Inbound, inbound_id)
+            if inbound is None or inbound.send_id is None:
+                return
+            entry = self._entry(session, inbound.send_id)
+            if entry is None:
+                return
+            zone = self._zone(session, entry.send.rep_id)
+            mailbox = session.get(Mailbox, entry.send.rep_id)
+            message = inbound_message(inbound, entry, zone, mailbox.provider if mailbox else None)
+            line = feed_line(inbound, entry, self._rep_name(session, entry.send.rep_id))
+        self.client.chat_postMessage(channel=entry.send.rep_id, unfurl_links=False, **message.as_kwargs())
+        if line:
+            self._feed([line])
+
     # --- what the task listeners use ----------------------------------------------------
 
     def redraw(self, send_id: int) -> Send | None:
@@ -156,7 +174,7 @@ class SlackNotifier:
         with self._session() as session:
             now = self.clock.now()
             zone = self._zone(session, rep_id)
-            agenda = agenda_for(session, rep_id, now, zone, tasks=HOME_TASKS, emails=HOME_EMAILS)
+            agenda = agenda_for(session, rep_id, now, zone, tasks=HOME_TASKS, emails=HOME_EMAILS, replies=HOME_REPLIES)
             view = home_view(agenda, zone, now, mailbox_panel(session, self.settings, rep_id, now))
         self.client.views_publish(user_id=rep_id, view=view)
 

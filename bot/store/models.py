@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -28,6 +29,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from bot.clock import UTC
+from bot.core.inbound import InboundKind, OnReply
 from bot.core.rules import SendIn, SendOption, StepKind
 
 TASK_REPOSTS = 3  # times a task message Slack refused is posted again (bot/services/queue.py)
@@ -164,6 +166,10 @@ class Campaign(SQLModel, table=True):
     fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # A template appended to every email's body (the company's postal address, the unsubscribe link).
     footer: str | None = None
+    on_reply: OnReply = Field(
+        default=OnReply.STOP_PERSON,
+        sa_column=Column(EnumText(OnReply), nullable=False, default=OnReply.STOP_PERSON, server_default="stop_person"),
+    )
     # Each import that changes the steps makes a new version; enrollments keep theirs.
     version: int = 1
     created_at: dt.datetime = created()
@@ -226,6 +232,8 @@ class Enrollment(SQLModel, table=True):
     shift_days: int = 0
     position: int = 1  # the step in progress (1-based)
     paused_at: dt.datetime | None = instant()
+    # An out-of-office pause: the scheduler resumes it then (None: paused by a rep, until they resume).
+    resume_at: dt.datetime | None = instant()
     ended_at: dt.datetime | None = instant()
     end_reason: str | None = None
     created_at: dt.datetime = created()
@@ -256,6 +264,8 @@ class Send(SQLModel, table=True):
         Index("ix_send_unposted", "updated_at", sqlite_where=UNPOSTED, postgresql_where=UNPOSTED),
         # A mailbox's limits: what it handed over in the last minute and 24 hours.
         Index("ix_send_mailbox_handed", "mailbox", "handed_at"),
+        # Inbound messages name the emails they answer by Message-ID (bot/services/replies.py).
+        Index("ix_send_message_id", "message_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -311,6 +321,7 @@ class NoticeKind(StrEnum):
     EMAIL_SENT = "email_sent"
     DIGEST = "digest"
     MAILBOX_BROKEN = "mailbox_broken"
+    INBOUND = "inbound"  # a reply, out-of-office or bounce that came back (Notice.inbound_id)
 
 
 class Notice(SQLModel, table=True):
@@ -339,6 +350,7 @@ class Notice(SQLModel, table=True):
     rep_id: str  # whose messages it draws (the feed line of an email goes with its rep)
     send_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     text: str | None = None  # a send_notice's words
+    inbound_id: int | None = None  # an inbound notice's message (the `inbound` table)
     attempts: int = 0
     next_at: dt.datetime = instant(nullable=False)
     lease_until: dt.datetime | None = instant()  # a poster is posting it until then
@@ -504,3 +516,52 @@ class SalesforceCursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     read_to: dt.datetime = instant(nullable=False)
+
+
+class Inbound(SQLModel, table=True):
+    """An inbound message the bot read, once: its unique key makes it acted on once by any number of workers."""
+
+    __table_args__ = (
+        UniqueConstraint("mailbox", "folder", "uidvalidity", "uid"),
+        Index("ix_inbound_rep_kind", "rep_id", "kind", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str  # "rep:U..." or "bounces" (BOUNCE_IMAP_URL)
+    folder: str
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))  # IMAP's are 32-bit unsigned
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    message_id: str | None = None
+    kind: InboundKind = state(InboundKind)
+    rep_id: str | None = None  # the rep it concerns (None: it belongs to no enrollment)
+    enrollment_id: int | None = None  # the enrollment it belongs to
+    send_id: int | None = None  # the email it answers (or the enrollment's latest)
+    ended: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # enrollments it ended
+    from_email: str = ""
+    subject: str = ""
+    excerpt: str = ""  # the first lines, without the quoted history
+    status: str | None = None  # a bounce's status and diagnostic
+    return_on: dt.date | None = None  # an out-of-office's return date
+    resume_at: dt.datetime | None = instant()  # when its out-of-office pause ends
+    received_at: dt.datetime = instant(nullable=False)
+    undone_at: dt.datetime | None = instant()  # "Not a reply: go on"
+
+
+class MailboxCursor(SQLModel, table=True):
+    """Where reading a mailbox's folder left off: a restart neither misses nor repeats a message."""
+
+    mailbox: str = Field(primary_key=True)
+    folder: str = Field(primary_key=True)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(
+        sa_column=Column(BigInteger, nullable=False)
+    )  # the last UID read; the next pass starts after it
+    updated_at: dt.datetime = created()
+
+
+class MailboxLease(SQLModel, table=True):
+    """One worker at a time watches a mailbox; another takes over when `lease_until` has passed."""
+
+    mailbox: str = Field(primary_key=True)
+    worker_id: str
+    lease_until: dt.datetime = instant(nullable=False)

@@ -34,6 +34,9 @@ class RecordingNotifier:
         self.calls.append(("digest", rep_id))
         return self.digest_shows
 
+    def inbound(self, inbound_id: int) -> None:
+        self.calls.append(("inbound", inbound_id))
+
     def told(self, method: str) -> list[object]:
         """The arguments of every call of `method`."""
         return [argument for name, argument in self.calls if name == method]

@@ -11,12 +11,14 @@ from slack_sdk.models.views import View
 from bot.services.agenda import Agenda
 from bot.slack.blocks.common import Message, capped_lines, context, header, section, shown, view
 from bot.slack.blocks.mailbox import Panel, mailbox_section
+from bot.slack.blocks.replies import REPLIES_SHOWN, week_lines
 from bot.slack.blocks.tasks import NAME_CHARS, email_line, items
 
 # Each task takes two blocks: 30 tasks leave room for everything else under 100.
 HOME_TASKS = 30
 HOME_EMAILS = 40  # lines of one text block
 HOME_CAMPAIGNS = 40
+HOME_REPLIES = REPLIES_SHOWN
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -43,6 +45,16 @@ def home_view(agenda: Agenda, zone: ZoneInfo, now: dt.datetime, mailbox: Panel |
         blocks.append(section(capped_lines(lines, more_text="and {n} more emails")))
     else:
         blocks.append(context("No emails planned for the rest of today."))
+
+    blocks += [DividerBlock(), header("Replies this week")]
+    if agenda.replies:
+        blocks.append(section(week_lines(agenda.replies, zone)))
+    else:
+        blocks.append(
+            context(
+                "No replies in the last 7 days. Replies stop their campaign and reach you here and in your messages."
+            )
+        )
 
     blocks += [DividerBlock(), header("Your active campaigns")]
     if agenda.campaigns:

@@ -10,6 +10,7 @@ from slack_bolt import App
 
 from bot.slack.context import Deps
 from bot.slack.listeners.actions import mailbox as mailbox_actions
+from bot.slack.listeners.actions import replies as reply_actions
 from bot.slack.listeners.actions import tasks as task_actions
 from bot.slack.listeners.commands import campaign as campaign_command
 from bot.slack.listeners.commands import tasks as tasks_command
@@ -24,6 +25,7 @@ def register(app: App, deps: Deps) -> None:
     tasks_command.register(app, deps)  # /tasks
     task_actions.register(app, deps)  # Send, Edit, Schedule, Skip, Send again, Mark as sent
     mailbox_actions.register(app, deps)  # the Home tab's Connect and Disconnect
+    reply_actions.register(app, deps)  # "Not a reply: go on"
     launch.register(app, deps)  # the send-at dialog of /campaign add
     task_edit.register(app, deps)
     task_schedule.register(app, deps)

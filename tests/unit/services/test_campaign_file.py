@@ -195,7 +195,7 @@ def test_a_repeated_key_is_refused_with_its_line() -> None:
 def test_an_unknown_key_is_refused_naming_it() -> None:
     assert refusal(campaign(ONE_STEP, head="name: Test\ncolour: red\n")) == (
         "q4.yaml: colour: unknown key; a campaign file has only "
-        "name, timezone, skip_weekends, send_in, task_time, fields, footer, steps"
+        "name, timezone, skip_weekends, send_in, task_time, on_reply, fields, footer, steps"
     )
 
 
@@ -529,3 +529,19 @@ def test_any_campaign_survives_export_and_import(name: str, subject: str, body: 
     )
 
     assert parse_campaign(dump_campaign(spec)) == spec
+
+
+def test_on_reply_defaults_to_stop_person_reads_stop_company_and_exports_back() -> None:
+    from bot.core.inbound import OnReply
+
+    assert parse_campaign(campaign(ONE_STEP)).on_reply is OnReply.STOP_PERSON
+    spec = parse_campaign(campaign(ONE_STEP, head="name: Test\non_reply: stop_company\n"))
+    assert spec.on_reply is OnReply.STOP_COMPANY
+    assert "on_reply: stop_company" in dump_campaign(spec)
+    assert parse_campaign(dump_campaign(spec)) == spec
+
+
+def test_an_unknown_on_reply_is_refused_naming_the_choices() -> None:
+    assert refusal(campaign(ONE_STEP, head="name: Test\non_reply: stop_all\n")) == (
+        'q4.yaml: on_reply: "stop_all" is not a on_reply option; use one of stop_person, stop_company'
+    )

@@ -313,3 +313,17 @@ def test_preview_refusals(kwargs: dict, error: type[Exception], message: str) ->
 def test_a_file_without_a_time_zone_cannot_be_previewed() -> None:
     with pytest.raises(ServiceError, match='Campaign "Worked example" has no timezone'):
         campaigns.preview(spec(timezone=None), start=local(2026, 12, 2, 10, 0), send_at=local(2026, 12, 2, 15, 0))
+
+
+def test_on_reply_is_stored_changed_in_place_and_exported(session, clock):
+    import dataclasses
+
+    from bot.core.inbound import OnReply
+
+    first = campaigns.import_campaign(
+        session, dataclasses.replace(spec(), on_reply=OnReply.STOP_COMPANY), REP_ID, clock.now()
+    )
+    assert first.campaign.on_reply == OnReply.STOP_COMPANY
+    assert campaigns.spec_of(session, first.campaign).on_reply is OnReply.STOP_COMPANY
+    again = campaigns.import_campaign(session, spec(), REP_ID, clock.now())
+    assert (again.settings_changed, again.new_version, again.campaign.on_reply) == (True, False, OnReply.STOP_PERSON)

@@ -517,3 +517,65 @@ def test_the_broken_mailbox_message_fits_and_cuts_the_servers_words() -> None:
     assert "Reconnect Google" in shown and "&lt;!channel&gt;" in shown
     without = json.dumps(mailbox.mailbox_broken_message("refused", "about", None).as_kwargs())
     assert "bot mailbox set" in without and "Reconnect" not in without
+
+
+# --- what came back (bot/slack/blocks/replies.py) ------------------------------------------
+
+
+def inbound_of(kind: str, excerpt: str, status: str | None = None, ended: int = 1) -> Any:
+    from bot.store.models import Inbound
+
+    return Inbound(
+        id=7,
+        mailbox="rep:U0REP",
+        folder="INBOX",
+        uidvalidity=1,
+        uid=1,
+        kind=kind,
+        rep_id="U0REP",
+        send_id=1,
+        ended=list(range(ended)),
+        excerpt=excerpt,
+        status=status,
+        message_id="<a+b@mail.gmail.com>",
+        received_at=NOW,
+        resume_at=NOW if kind == "auto_reply" else None,
+    )
+
+
+@BUILDERS
+@given(
+    kind=st.sampled_from(["reply", "auto_reply", "bounce", "unsubscribe"]),
+    excerpt=text,
+    status=text,
+    who=name,
+    ended=st.integers(1, 5),
+)
+def test_every_inbound_message_fits_whatever_came_back(
+    kind: str, excerpt: str, status: str, who: str, ended: int
+) -> None:
+    from bot.slack.blocks import replies
+
+    for provider in ("google", "microsoft365", "other", None):
+        fits_message(
+            replies.inbound_message(
+                inbound_of(kind, excerpt, status, ended),
+                build_entry(first_name=who, campaign=who),
+                ZoneInfo("UTC"),
+                provider,
+            )
+        )
+    fits_message(replies.gone_on(build_entry(first_name=who)))
+    agenda = Agenda(replies=[(inbound_of("reply", excerpt), who)] * 12)
+    fits_view(home.home_view(agenda, ZoneInfo("UTC"), NOW))
+
+
+def test_the_mail_link_searches_the_reps_mail_client_for_the_message_id() -> None:
+    from bot.slack.blocks.replies import mail_link
+
+    assert (
+        mail_link("google", "<a+b@mail.gmail.com>")
+        == "https://mail.google.com/mail/u/0/#search/rfc822msgid%3Aa%2Bb%40mail.gmail.com"
+    )
+    assert mail_link("microsoft365", "<a+b@x.example>") == "https://outlook.office.com/mail/search?q=a%2Bb%40x.example"
+    assert mail_link("other", "<a@x.example>") is None

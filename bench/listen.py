@@ -1,0 +1,183 @@
+"""Listening: reading a rep's mailbox on a real Dovecot, and how soon a reply stops its campaign.
+
+    python bench/listen.py [--old 10000] [--new 100] [--replies 10] [--latency 20] [--poll 2]
+
+One mailbox with --old old messages, then --new new ones (--replies of them replies to
+emails the bot sent):
+  first pass   catching up on the old messages (Watcher.read_all, as `bot tick`): s, msgs/s
+  next pass    the new messages only, against the same with a mailbox of 100 old ones:
+               its cost must not grow with the old messages (ratio ~1)
+  latency      a reply APPENDed -> its enrollment ended (p50, p99), with the watcher
+               thread on IMAP IDLE, and polling every --poll s (LISTEN_POLL_SECONDS)
+Numbers and ratios, no assertions. Needs Dovecot (`apt-get install -y dovecot-imapd`).
+Goals: next pass the same with 100 or 10,000 old; a reply acted on within 5 s with IDLE
+and within the poll interval without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.fernet import Fernet
+from imapclient import IMAPClient
+from sqlmodel import Session
+
+from bot.clock import SystemClock
+from bot.listen.watcher import Watcher
+from bot.mail import mailboxes
+from bot.mail.urls import parse_imap_url, parse_smtp_url
+from bot.settings import load_settings
+from bot.store.db import connect
+from bot.store.models import Enrollment, EnrollmentStatus
+from tests.e2e.listening import STEPS, sent_email
+from tests.support import inbound_samples as samples
+from tests.support.dovecot import Dovecot
+from tests.support.factories import REP_ID, make_campaign, make_rep
+
+PASSWORD = "bench-s3cret"
+BIG, SMALL = "big@seller.example", "small@seller.example"
+
+
+def newsletter(n: int) -> bytes:
+    return samples.plain_reply(
+        f"news{n % 50}@letters.example", f"Issue {n}: what is new this week.\n" * 5, subject=f"Weekly {n}"
+    )
+
+
+def append_all(server: Dovecot, user: str, messages: list[bytes]) -> float:
+    start = time.perf_counter()
+    with IMAPClient("127.0.0.1", port=server.port, ssl=False, timeout=30) as client:
+        client.login(user, PASSWORD)
+        for index in range(0, len(messages), 500):
+            client.multiappend("INBOX", messages[index : index + 500])
+    return time.perf_counter() - start
+
+
+def setup(server: Dovecot, user: str, folder: Path, people: int) -> tuple[Watcher, list[tuple[int, str]]]:
+    """A database with the rep's mailbox on `user`, and `people` enrollments with a sent email each."""
+    key = Fernet.generate_key().decode()
+    settings = load_settings(database_url=f"sqlite:///{folder}/{user}.db", secret_key=key, listen_poll_seconds=60)
+    engine = connect(settings.database_url)
+    now = SystemClock().now()
+    with Session(engine, expire_on_commit=False) as session:
+        make_rep(session)
+        make_campaign(session, STEPS)
+        mailboxes.set_mailbox(
+            session,
+            REP_ID,
+            smtp=parse_smtp_url(f"smtp://{user.replace('@', '%40')}@127.0.0.1:2525"),
+            imap=parse_imap_url(f"imap://{user.replace('@', '%40')}@127.0.0.1:{server.port}?timeout=30"),
+            password=PASSWORD,
+            provider=None,
+            limits=mailboxes.Limits(),
+            key=settings.secret_key,
+            now=now - dt.timedelta(days=1),
+        )
+        session.commit()
+        enrolled = [sent_email(session, f"person{n}@firm{n}.example", now) for n in range(people)]
+        session.commit()
+    return Watcher(engine, SystemClock(), settings), [(s.enrollment_id, s.message_id) for s in enrolled]
+
+
+def ended(watcher: Watcher, enrollment_id: int) -> bool:
+    with Session(watcher.engine) as session:
+        enrollment = session.get(Enrollment, enrollment_id)
+        return enrollment is not None and enrollment.status != EnrollmentStatus.ACTIVE
+
+
+def pass_seconds(watcher: Watcher) -> tuple[float, int]:
+    start = time.perf_counter()
+    result = watcher.read_all()
+    return time.perf_counter() - start, result.read
+
+
+def latencies(server: Dovecot, watcher: Watcher, people: list[tuple[int, str]], count: int, user: str) -> list[float]:
+    """Start the watcher thread; APPEND a reply at a time and time it until its enrollment ends."""
+    watcher.start()
+    seen = []
+    try:
+        time.sleep(1.0)  # the watcher takes the lease and logs in
+        for n, (enrollment_id, message_id) in enumerate(people[:count]):
+            start = time.perf_counter()
+            append_all(server, user, [samples.gmail_reply(f"person{n + 1000}@x.example", message_id, body=f"Yes {n}")])
+            while not ended(watcher, enrollment_id):
+                if time.perf_counter() - start > 120:
+                    break
+                time.sleep(0.01)
+            seen.append(time.perf_counter() - start)
+    finally:
+        watcher.stop(10)
+    return seen
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--old", type=int, default=10_000)
+    parser.add_argument("--new", type=int, default=100)
+    parser.add_argument("--replies", type=int, default=10)
+    parser.add_argument("--latency", type=int, default=20, help="replies timed for each of IDLE and polling")
+    parser.add_argument("--poll", type=float, default=2.0, help="LISTEN_POLL_SECONDS for the polling run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    folder = Path(tempfile.mkdtemp(prefix="bench-listen-"))
+    with Dovecot(users={BIG: PASSWORD, SMALL: PASSWORD}) as server:
+        results = {}
+        for user, old in ((BIG, args.old), (SMALL, 100)):
+            watcher, people = setup(server, user, folder, args.replies + 2 * args.latency)
+            appended = append_all(server, user, [newsletter(n) for n in range(old)])
+            first, read = pass_seconds(watcher)
+            new = [samples.gmail_reply(f"person{n}@firm{n}.example", people[n][1]) for n in range(args.replies)]
+            new += [newsletter(old + n) for n in range(args.new - args.replies)]
+            append_all(server, user, new)
+            nexts = []
+            for _ in range(3):  # the new ones, then passes with nothing new
+                nexts.append(pass_seconds(watcher))
+            replied = sum(ended(watcher, enrollment_id) for enrollment_id, _ in people[: args.replies])
+            results[user] = (old, appended, first, read, nexts, replied, watcher, people)
+        old, appended, first, read, nexts, replied, watcher, people = results[BIG]
+        print(f"mailbox of {old:,} old messages (APPENDed in {appended:.1f} s)")
+        print(f"  first pass (catch-up): {first:.2f} s, {read:,} messages, {read / first:,.0f} msgs/s")
+        print(
+            f"  next pass ({nexts[0][1]} new, {replied}/{args.replies} replies acted on): {nexts[0][0] * 1000:.1f} ms;"
+            f" then nothing new: {nexts[1][0] * 1000:.1f} ms, {nexts[2][0] * 1000:.1f} ms"
+        )
+        small = results[SMALL][4]
+        print(
+            f"mailbox of 100 old messages: next pass {small[0][0] * 1000:.1f} ms; nothing new: {small[1][0] * 1000:.1f} ms"
+        )
+        print(
+            f"  ratio next pass 10,000-old / 100-old: {nexts[0][0] / small[0][0]:.2f} (new), {nexts[1][0] / small[1][0]:.2f} (nothing new)"
+        )
+
+        idle = latencies(server, watcher, people[args.replies : args.replies + args.latency], args.latency, BIG)
+        print(
+            f"reply APPEND -> enrollment ended, IDLE: p50 {pct(idle, 50) * 1000:.0f} ms, p99 {pct(idle, 99) * 1000:.0f} ms (goal: 5 s)"
+        )
+        polling = Watcher(
+            watcher.engine,
+            SystemClock(),
+            watcher.settings.model_copy(update={"listen_poll_seconds": args.poll}),
+            idle=False,
+        )
+        polled = latencies(server, polling, people[args.replies + args.latency :], args.latency, BIG)
+        print(
+            f"reply APPEND -> enrollment ended, polling every {args.poll:g} s: p50 {pct(polled, 50) * 1000:.0f} ms,"
+            f" p99 {pct(polled, 99) * 1000:.0f} ms (goal: within the interval; p99/interval {pct(polled, 99) / args.poll:.2f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
