@@ -200,7 +200,7 @@ class Reader:
             except Exception:  # one unreadable message must not stop the mailbox
                 log.exception("%s: message UID %s could not be read; skipped", self.watched.key, uid)
                 continue
-            inbound = replies.act(session, self.clock.now(), where, verdict, received)
+            inbound = replies.act(session, self.clock.now(), where, verdict, received, self.settings.secret_key)
             result.read += 1
             if inbound is not None:
                 result.kinds[inbound.kind] = result.kinds.get(inbound.kind, 0) + 1

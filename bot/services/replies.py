@@ -12,12 +12,14 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
 from sqlmodel import Session, col, select
 
 from bot.core.inbound import InboundKind, Verdict, back_from_absence, company_domain
 from bot.core.rules import StepKind
 from bot.services import enrollments, notices, suppression
 from bot.services.errors import ServiceError
+from bot.services.unsubscribe import person_of_mailto
 from bot.store import bulk
 from bot.store.models import (
     ACTIVE_STATUSES,
@@ -49,8 +51,18 @@ class Where:
     rep_id: str | None  # the rep whose mailbox it is (None: the relay's bounce mailbox)
 
 
-def act(session: Session, now: dt.datetime, where: Where, verdict: Verdict, received: dt.datetime) -> Inbound | None:
-    """Record the message and act on it; None when it was recorded (and acted on) before."""
+def act(
+    session: Session,
+    now: dt.datetime,
+    where: Where,
+    verdict: Verdict,
+    received: dt.datetime,
+    key: SecretStr | None = None,
+) -> Inbound | None:
+    """Record the message and act on it; None when it was recorded (and acted on) before.
+
+    `key`: SECRET_KEY, which signs the unsubscribe tokens a List-Unsubscribe mailto carries.
+    """
     row = {
         "mailbox": where.mailbox,
         "folder": where.folder,
@@ -73,7 +85,7 @@ def act(session: Session, now: dt.datetime, where: Where, verdict: Verdict, rece
     inbound = session.get(Inbound, inserted[0][0])
     assert inbound is not None
     kind = verdict.kind
-    if kind is InboundKind.REPLY and (person := mailto_person(verdict)) is not None:
+    if kind is InboundKind.REPLY and (person := mailto_person(session, verdict, key)) is not None:
         kind = InboundKind.UNSUBSCRIBE  # the List-Unsubscribe mailto was used
         matched, send = _enrollments_of(session, person, None), None
     else:
@@ -235,21 +247,11 @@ def _addresses(session: Session, matched: list[Enrollment]) -> list[str]:
     return sorted(person.email for person in people if person is not None)
 
 
-def mailto_person(verdict: Verdict) -> str | None:
-    """The hook for the List-Unsubscribe mailto: the person whose unsubscribe address the message went to.
-
-    bot/services/unsubscribe.py (built separately) provides `person_of_mailto`; until
-    then no address is an unsubscribe mailto.
-    """
-    try:
-        from bot.services.unsubscribe import person_of_mailto  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    for address in verdict.to:
-        person = person_of_mailto(address)
-        if person:
-            return str(getattr(person, "email", person))
-    return None
+def mailto_person(session: Session, verdict: Verdict, key: SecretStr | None) -> str | None:
+    """The address of the person whose List-Unsubscribe mailto this message used (its subject's token), else None."""
+    person_id = next((p for to in verdict.to if (p := person_of_mailto(to, verdict.subject, key)) is not None), None)
+    person = session.get(Person, person_id) if person_id is not None else None
+    return person.email if person is not None else None
 
 
 # --- "Not a reply: go on" ---------------------------------------------------------------
