@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -122,12 +123,18 @@ class Reader:
     """Reads what is new in one mailbox's INBOX and acts on it; `read` is one pass."""
 
     def __init__(
-        self, engine: Engine, clock: Clock, watched: Watched, queued: Callable[[], None] = lambda: None
+        self,
+        engine: Engine,
+        clock: Clock,
+        watched: Watched,
+        queued: Callable[[], None] = lambda: None,
+        key: SecretStr | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.watched = watched
         self.queued = queued
+        self.key = key  # SECRET_KEY: it signs the tokens of List-Unsubscribe mailtos
 
     def read(self, client: IMAPClient, still_mine: Callable[[], bool] = lambda: True) -> ReadResult:
         """One pass: act on every message after the cursor, a chunk per commit.
@@ -200,7 +207,7 @@ class Reader:
             except Exception:  # one unreadable message must not stop the mailbox
                 log.exception("%s: message UID %s could not be read; skipped", self.watched.key, uid)
                 continue
-            inbound = replies.act(session, self.clock.now(), where, verdict, received, self.settings.secret_key)
+            inbound = replies.act(session, self.clock.now(), where, verdict, received, self.key)
             result.read += 1
             if inbound is not None:
                 result.kinds[inbound.kind] = result.kinds.get(inbound.kind, 0) + 1
@@ -259,7 +266,9 @@ class Watcher:
             try:
                 client = open_imap(watched.server)
                 try:
-                    result.add(Reader(self.engine, self.clock, watched, self.queued).read(client))
+                    result.add(
+                        Reader(self.engine, self.clock, watched, self.queued, self.settings.secret_key).read(client)
+                    )
                 finally:
                     _logout(client)
             except ERRORS as exc:
@@ -302,7 +311,7 @@ class Watcher:
     def watch(self, watched: Watched, stop: threading.Event) -> None:
         """Watch one mailbox while this worker holds its lease: read, then IDLE (or poll), again."""
         heartbeat = max(0.05, min(self.poll, self.lease.total_seconds() / 3, REIDLE))
-        reader = Reader(self.engine, self.clock, watched, self.queued)
+        reader = Reader(self.engine, self.clock, watched, self.queued, self.settings.secret_key)
         mine = True
 
         def still_mine() -> bool:
