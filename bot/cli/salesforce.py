@@ -16,7 +16,7 @@ from bot.store.db import connect
 from bot.store.models import Enrollment, Person, SalesforceSync, Send
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Adds `bot salesforce` and its three actions."""
     parser = commands.add_parser("salesforce", help="check the Salesforce login, show the sync queue, sync now")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")

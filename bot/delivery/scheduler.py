@@ -384,9 +384,7 @@ class Scheduler:
             assert enrollment is not None
             why = f"not sent: {', '.join(email.recipients)} is suppressed ({reason})"
             enrollments.end_enrollment(work.session, enrollment, EnrollmentStatus.REMOVED, why, self.clock.now())
-            work.after_commit.append(
-                lambda id=send.id, text=why: self.notifier.send_notice(id, text[:1].upper() + text[1:])
-            )
+            work.after_commit.append(_later(self.notifier.send_notice, send.id, why[:1].upper() + why[1:]))
         return kept
 
     def _held_by_limit(self, work: _Pass, emails: list[Email], room: queue.Room, route: Route) -> None:
@@ -461,7 +459,7 @@ class Scheduler:
                 recorded = {send.id for send in sent}
                 copies = [
                     (send.rep_id, own[send.id], at) for send, at in delivered if send.id in own and send.id in recorded
-                ]  # type: ignore[index]
+                ]
                 sent_copies.queue_copies(session, copies, self.clock.now())
             sync.emails_sent(session, [send.id for send in sent], self.clock.now())  # type: ignore[misc]
         work.result.sent += len(sent)

@@ -189,10 +189,11 @@ class Reader:
         told = False
         for uid in uids:
             data = fetched.get(uid)
-            if data is None or not isinstance(data.get(b"BODY[]"), bytes):
+            body = None if data is None else data.get(b"BODY[]")
+            if data is None or not isinstance(body, bytes):
                 continue  # expunged meanwhile
             # compat32: parsing every header into objects (policy.default) was most of a catch-up's time.
-            message = email.message_from_bytes(data[b"BODY[]"], policy=email.policy.compat32)  # type: ignore[arg-type]
+            message = email.message_from_bytes(body, policy=email.policy.compat32)
             received = _aware(data.get(b"INTERNALDATE")) or self.clock.now()
             where = replies.Where(self.watched.key, FOLDER, uidvalidity, uid, self.watched.rep_id)
             try:

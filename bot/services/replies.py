@@ -147,6 +147,7 @@ def _end(
 ) -> None:
     if enrollment.status in ACTIVE_STATUSES:
         enrollments.end_enrollment(session, enrollment, status, reason, now)
+        assert enrollment.id is not None  # a stored row
         inbound.ended = [*inbound.ended, enrollment.id]
 
 
@@ -242,7 +243,7 @@ def mailto_person(verdict: Verdict) -> str | None:
     then no address is an unsubscribe mailto.
     """
     try:
-        from bot.services.unsubscribe import person_of_mailto  # type: ignore[import-not-found]
+        from bot.services.unsubscribe import person_of_mailto
     except ImportError:
         return None
     for address in verdict.to:
