@@ -15,7 +15,7 @@ from sqlmodel import Session
 from bot.store import bulk
 from bot.store.models import MailboxLease
 
-LEASE = MailboxLease.__table__  # type: ignore[attr-defined]
+LEASE = MailboxLease.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 
 
 def take(session: Session, mailbox: str, worker_id: str, now: dt.datetime, lease: dt.timedelta) -> bool:

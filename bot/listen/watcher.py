@@ -46,7 +46,7 @@ from bot.store.models import Mailbox, MailboxCursor, MailboxState
 
 log = logging.getLogger(__name__)
 
-CURSOR = MailboxCursor.__table__  # type: ignore[attr-defined]
+CURSOR = MailboxCursor.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 
 FOLDER = "INBOX"
 CHUNK = 200  # messages fetched, acted on and committed with the cursor at once

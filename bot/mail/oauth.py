@@ -179,7 +179,7 @@ def rep_of_start(settings: Settings, endpoints: Endpoints, sealed: str, now: dt.
 def begin(session: Session, settings: Settings, endpoints: Endpoints, rep_id: str, now: dt.datetime) -> tuple[str, str]:
     """Start a consent for the rep: (the provider's consent URL, the cookie to set in this browser)."""
     state, verifier, cookie = secrets.token_urlsafe(32), secrets.token_urlsafe(64), secrets.token_urlsafe(32)
-    session.execute(delete(OAuthState).where(OAuthState.expires_at < now))  # type: ignore[arg-type]
+    session.execute(delete(OAuthState).where(col(OAuthState.expires_at) < now))
     session.add(
         OAuthState(
             state_hash=digest(state),

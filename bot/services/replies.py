@@ -32,7 +32,7 @@ from bot.store.models import (
     SendStatus,
 )
 
-INBOUND = Inbound.__table__  # type: ignore[attr-defined]
+INBOUND = Inbound.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 BOUNCES = "bounces"  # the key of the relay's bounce mailbox (BOUNCE_IMAP_URL)
 KEY = ("mailbox", "folder", "uidvalidity", "uid")  # an inbound message's unique key
 TOLD = (InboundKind.REPLY, InboundKind.AUTO_REPLY, InboundKind.BOUNCE, InboundKind.UNSUBSCRIBE)
