@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.cli import CommandError
 from bot.cli.campaign import database, one_line_errors, table
@@ -16,7 +16,7 @@ from bot.store.db import connect
 from bot.store.models import Enrollment, Person, SalesforceSync, Send
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Adds `bot salesforce` and its three actions."""
     parser = commands.add_parser("salesforce", help="check the Salesforce login, show the sync queue, sync now")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -95,8 +95,8 @@ def status_command(args: argparse.Namespace) -> int:
 def _row(session: Session, item: SalesforceSync) -> list[str]:
     person = session.exec(
         select(Person.email)
-        .join(Enrollment, Enrollment.person_id == Person.id)  # type: ignore[arg-type]
-        .join(Send, Send.enrollment_id == Enrollment.id)  # type: ignore[arg-type]
+        .join(Enrollment, col(Enrollment.person_id) == Person.id)
+        .join(Send, col(Send.enrollment_id) == Enrollment.id)
         .where(Send.id == item.send_id)
     ).first()
     when = item.done_at.strftime("%Y-%m-%d %H:%M") if item.done_at else ""

@@ -9,7 +9,7 @@ from bot.clock import SystemClock
 from bot.services import suppression
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     """Adds `bot suppress list`, `add EMAIL` and `remove EMAIL`."""
     parser = commands.add_parser("suppress", help="addresses no campaign may email (unsubscribed, bounced)")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")

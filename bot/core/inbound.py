@@ -18,6 +18,7 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 from html.parser import HTMLParser
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 import dateparser
@@ -68,9 +69,28 @@ class Verdict:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class _Heads(TypedDict):
+    """The fields of a Verdict every message has."""
+
+    message_id: str | None
+    from_email: str
+    to: tuple[str, ...]
+    subject: str
+    references: tuple[str, ...]
+
+
+class _Bounce(TypedDict):
+    """The fields of a Verdict a bounce adds."""
+
+    kind: InboundKind
+    bounced_to: tuple[str, ...]
+    bounced_ids: tuple[str, ...]
+    status: str | None
+
+
 def classify(message: Message, received: dt.datetime) -> Verdict:
     """The verdict on one inbound message that arrived at `received`."""
-    base = dict(
+    base = _Heads(
         message_id=_message_id(message.get("Message-ID")),
         from_email=parseaddr(header(message, "From"))[1].lower(),
         to=tuple(address.lower() for _, address in getaddresses([header(message, "To")]) if address),
@@ -79,7 +99,7 @@ def classify(message: Message, received: dt.datetime) -> Verdict:
     )
     bounce = _bounce(message)
     if bounce is not None:
-        return Verdict(**base, **bounce)  # type: ignore[arg-type]
+        return Verdict(**base, **bounce)
     text = body_text(message)
     excerpt = reply_excerpt(text)
     if is_auto_reply(message):
@@ -88,12 +108,12 @@ def classify(message: Message, received: dt.datetime) -> Verdict:
             kind=InboundKind.AUTO_REPLY,
             excerpt=excerpt,
             return_on=return_date(f"{base['subject']}\n{text}", received),
-        )  # type: ignore[arg-type]
+        )
     if message.get("List-Id") or str(message.get("Precedence", "")).strip().lower() == "list":
-        return Verdict(**base, kind=InboundKind.LIST, excerpt=excerpt, list_message=True)  # type: ignore[arg-type]
+        return Verdict(**base, kind=InboundKind.LIST, excerpt=excerpt, list_message=True)
     if asks_to_stop(excerpt):
-        return Verdict(**base, kind=InboundKind.UNSUBSCRIBE, excerpt=excerpt)  # type: ignore[arg-type]
-    return Verdict(**base, kind=InboundKind.REPLY, excerpt=excerpt)  # type: ignore[arg-type]
+        return Verdict(**base, kind=InboundKind.UNSUBSCRIBE, excerpt=excerpt)
+    return Verdict(**base, kind=InboundKind.REPLY, excerpt=excerpt)
 
 
 # --- bounces -------------------------------------------------------------------------
@@ -110,11 +130,13 @@ BOUNCE_SUBJECTS = re.compile(
 )
 
 
-def _bounce(message: Message) -> dict[str, object] | None:
+def _bounce(message: Message) -> _Bounce | None:
     """A bounce's kind, status and what it names; None when the message is not a bounce."""
+    report_type = message.get_param("report-type", "")  # a tuple only for an RFC 2231 encoded value
     if (
         message.get_content_type() == "multipart/report"
-        and message.get_param("report-type", "").lower() == "delivery-status"
+        and isinstance(report_type, str)
+        and report_type.lower() == "delivery-status"
     ):
         return _dsn(message)
     sender = parseaddr(str(message.get("From", "")))[1]
@@ -127,7 +149,7 @@ def _bounce(message: Message) -> dict[str, object] | None:
     found = STATUS.search(text)
     status = _status_line(text, found) if found else ("5.0.0" if permanent else "4.0.0")
     failed = permanent or temporary
-    return dict(
+    return _Bounce(
         kind=InboundKind.BOUNCE if permanent else InboundKind.DELAYED,
         bounced_to=tuple(sorted(address.decode(errors="replace").lower() for address in failed)),
         bounced_ids=_original_ids(message),
@@ -135,7 +157,7 @@ def _bounce(message: Message) -> dict[str, object] | None:
     )
 
 
-def _dsn(message: Message) -> dict[str, object]:
+def _dsn(message: Message) -> _Bounce:
     """An RFC 3464 report: each recipient's Action and Status; failed or 5.x.x is permanent."""
     permanent, transient, statuses = [], [], []
     for part in message.walk():
@@ -157,7 +179,7 @@ def _dsn(message: Message) -> dict[str, object]:
             elif action == "delayed" or status.startswith("4"):
                 transient.append(address)
                 statuses.append(f"{status or '4.0.0'} {diagnostic}".strip())
-    return dict(
+    return _Bounce(
         kind=InboundKind.BOUNCE if permanent else InboundKind.DELAYED,
         bounced_to=tuple(permanent or transient),
         bounced_ids=_original_ids(message),
@@ -252,7 +274,7 @@ def _first_date(
             phrase = " ".join(tokens[start:end]).strip(".,;:()!")
             if not any(char.isdigit() for char in phrase):
                 continue
-            parsed = dateparser.parse(phrase, languages=languages, settings=settings)  # type: ignore[arg-type]
+            parsed = dateparser.parse(phrase, languages=languages, settings=settings)
             if parsed is not None and first <= parsed.date() <= last:
                 return parsed.date()
     return None

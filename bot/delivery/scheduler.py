@@ -314,7 +314,7 @@ class Scheduler:
         if send.kind == StepKind.TASK:
             if queue.mark_queued(session, send, self.worker_id, now):
                 work.result.tasks += 1
-                sync.record(session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]
+                sync.record(session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]  # a stored Send: its id is set
                 work.after_commit.append(_later(self.notifier.task_due, send.id))
             return None
         try:
@@ -384,9 +384,7 @@ class Scheduler:
             assert enrollment is not None
             why = f"not sent: {', '.join(email.recipients)} is suppressed ({reason})"
             enrollments.end_enrollment(work.session, enrollment, EnrollmentStatus.REMOVED, why, self.clock.now())
-            work.after_commit.append(
-                lambda id=send.id, text=why: self.notifier.send_notice(id, text[:1].upper() + text[1:])
-            )
+            work.after_commit.append(_later(self.notifier.send_notice, send.id, why[:1].upper() + why[1:]))
         return kept
 
     def _held_by_limit(self, work: _Pass, emails: list[Email], room: queue.Room, route: Route) -> None:
@@ -435,7 +433,7 @@ class Scheduler:
                 if outcome.handed and error is None:
                     delivered.append((send, now))
                     if outcome.email.mailbox == mailboxes.mailbox_key(send.rep_id):
-                        own[send.id] = outcome.email  # type: ignore[index]
+                        own[send.id] = outcome.email  # type: ignore[index]  # a stored Send: its id is set
                     if notice := outcome.email.notice:
                         work.after_commit.append(_later(self.notifier.send_notice, send.id, notice))
                 elif not outcome.handed:
@@ -461,9 +459,9 @@ class Scheduler:
                 recorded = {send.id for send in sent}
                 copies = [
                     (send.rep_id, own[send.id], at) for send, at in delivered if send.id in own and send.id in recorded
-                ]  # type: ignore[index]
+                ]
                 sent_copies.queue_copies(session, copies, self.clock.now())
-            sync.emails_sent(session, [send.id for send in sent], self.clock.now())  # type: ignore[misc]
+            sync.emails_sent(session, [send.id for send in sent], self.clock.now())  # type: ignore[misc]  # stored Sends: their ids are set
         work.result.sent += len(sent)
         work.planned = work.planned or bool(sent)
         work.sent_ids.extend(send.id for send in sent)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
@@ -506,7 +504,7 @@ class Scheduler:
         if problem.task:
             if queue.make_task(work.session, send, self.worker_id, now, problem.reason):
                 work.result.tasks += 1
-                sync.record(work.session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]
+                sync.record(work.session, SyncEvent.TASK_QUEUED, [send.id], now)  # type: ignore[list-item]  # a stored Send: its id is set
                 work.after_commit.append(_later(self.notifier.task_due, send.id))
         elif queue.mark_failed(work.session, send, self.worker_id, now, problem.reason):
             work.result.failed += 1

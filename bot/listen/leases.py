@@ -7,14 +7,15 @@ Functions take a Session and `now`, and never commit.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, update
 from sqlmodel import Session
 
 from bot.store import bulk
 from bot.store.models import MailboxLease
 
-LEASE = MailboxLease.__table__  # type: ignore[attr-defined]
+LEASE = MailboxLease.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 
 
 def take(session: Session, mailbox: str, worker_id: str, now: dt.datetime, lease: dt.timedelta) -> bool:
@@ -27,7 +28,9 @@ def take(session: Session, mailbox: str, worker_id: str, now: dt.datetime, lease
         .where(LEASE.c.mailbox == mailbox, or_(LEASE.c.worker_id == worker_id, LEASE.c.lease_until < now))
         .values(worker_id=worker_id, lease_until=now + lease)
     )
-    return taken.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return (
+        cast(CursorResult[Any], taken).rowcount == 1
+    )  # Session.execute is typed Result; an UPDATE's is a CursorResult
 
 
 def release(session: Session, mailbox: str, worker_id: str, now: dt.datetime) -> None:

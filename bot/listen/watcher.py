@@ -47,7 +47,7 @@ from bot.store.models import Mailbox, MailboxCursor, MailboxState
 
 log = logging.getLogger(__name__)
 
-CURSOR = MailboxCursor.__table__  # type: ignore[attr-defined]
+CURSOR = MailboxCursor.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 
 FOLDER = "INBOX"
 CHUNK = 200  # messages fetched, acted on and committed with the cursor at once
@@ -196,10 +196,11 @@ class Reader:
         told = False
         for uid in uids:
             data = fetched.get(uid)
-            if data is None or not isinstance(data.get(b"BODY[]"), bytes):
+            body = None if data is None else data.get(b"BODY[]")
+            if data is None or not isinstance(body, bytes):
                 continue  # expunged meanwhile
             # compat32: parsing every header into objects (policy.default) was most of a catch-up's time.
-            message = email.message_from_bytes(data[b"BODY[]"], policy=email.policy.compat32)  # type: ignore[arg-type]
+            message = email.message_from_bytes(body, policy=email.policy.compat32)
             received = _aware(data.get(b"INTERNALDATE")) or self.clock.now()
             where = replies.Where(self.watched.key, FOLDER, uidvalidity, uid, self.watched.rep_id)
             try:

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 from sqlmodel import Session, select
@@ -204,7 +204,8 @@ def set_oauth_mailbox(
     return _store(session, rep_id, values, now)
 
 
-def _store(session: Session, rep_id: str, values: dict[str, object], now: dt.datetime) -> Mailbox:
+def _store(session: Session, rep_id: str, values: dict[str, Any], now: dt.datetime) -> Mailbox:
+    # values: Mailbox columns by name, each of its column's type
     values = {**values, "state": MailboxState.CONNECTED, "last_error": None, "updated_at": now}
     mailbox = session.get(Mailbox, rep_id)
     if mailbox is None:

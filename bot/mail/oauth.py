@@ -38,7 +38,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from cryptography.fernet import InvalidToken
 from sqlalchemy import delete
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import Clock
 from bot.mail import credentials
@@ -179,7 +179,7 @@ def rep_of_start(settings: Settings, endpoints: Endpoints, sealed: str, now: dt.
 def begin(session: Session, settings: Settings, endpoints: Endpoints, rep_id: str, now: dt.datetime) -> tuple[str, str]:
     """Start a consent for the rep: (the provider's consent URL, the cookie to set in this browser)."""
     state, verifier, cookie = secrets.token_urlsafe(32), secrets.token_urlsafe(64), secrets.token_urlsafe(32)
-    session.execute(delete(OAuthState).where(OAuthState.expires_at < now))  # type: ignore[arg-type]
+    session.execute(delete(OAuthState).where(col(OAuthState.expires_at) < now))
     session.add(
         OAuthState(
             state_hash=digest(state),
@@ -207,8 +207,8 @@ def take_state(
         raise ConsentRefused("the provider's answer names no consent of ours (no state)")
     # Deleted before anything is checked: a state is good once, whatever happens next.
     row = session.execute(
-        delete(OAuthState).where(OAuthState.state_hash == digest(state)).returning(OAuthState)
-    ).scalar()  # type: ignore[arg-type]
+        delete(OAuthState).where(col(OAuthState.state_hash) == digest(state)).returning(OAuthState)
+    ).scalar()
     session.flush()
     if row is None:
         raise ConsentRefused("this consent was already used, or was never started here")
@@ -263,7 +263,11 @@ class Tokens:
 
     def bearer(self, provider: Provider, refresh_token: str) -> Callable[[bool], str]:
         """The access token of a mailbox as a login needs it: `bearer(renew)`."""
-        return lambda renew=False: self.access_token(provider, refresh_token, renew=renew)
+
+        def token(renew: bool = False) -> str:
+            return self.access_token(provider, refresh_token, renew=renew)
+
+        return token
 
     def access_token(self, provider: Provider, refresh_token: str, *, renew: bool = False) -> str:
         """A current access token; renewed when it expires soon, or when `renew` (a server refused it)."""

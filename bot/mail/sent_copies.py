@@ -24,10 +24,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import CursorResult, Engine, or_, update
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
@@ -104,7 +104,7 @@ def claim_due(session: Session, now: dt.datetime, worker_id: str, *, limit: int 
             .where(col(SentCopy.send_id) == send_id, free)
             .values(lease_until=now + LEASE, claimed_by=worker_id)
         )
-        if won.rowcount == 1:  # type: ignore[attr-defined]
+        if cast(CursorResult[Any], won).rowcount == 1:  # Session.execute is typed Result; an UPDATE's is a CursorResult
             claimed.append(send_id)
     if not claimed:
         return []
@@ -117,7 +117,7 @@ def claim_due(session: Session, now: dt.datetime, worker_id: str, *, limit: int 
 
 def appended(session: Session, copy: SentCopy) -> None:
     """The copy is in the Sent folder: forget it."""
-    session.execute(SentCopy.__table__.delete().where(SentCopy.__table__.c.send_id == copy.send_id))  # type: ignore[attr-defined]
+    session.execute(SentCopy.__table__.delete().where(SentCopy.__table__.c.send_id == copy.send_id))  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 
 
 def not_appended(session: Session, copy: SentCopy, now: dt.datetime, error: str) -> bool:

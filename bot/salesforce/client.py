@@ -57,7 +57,7 @@ class SalesforceRefused(Exception):
 class _Http(requests.Session):
     """requests with a timeout on every call: simple-salesforce passes none."""
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", TIMEOUT)
         return super().request(method, url, *args, **kwargs)
 
@@ -172,7 +172,7 @@ def _json(answer: requests.Response) -> dict[str, Any]:
 
 def _translated(exc: SalesforceError) -> Exception:
     """simple-salesforce's error as down (try later) or refused, with Salesforce's own words."""
-    errors = exc.content if isinstance(exc.content, list) else []
+    errors: list[Any] = exc.content if isinstance(exc.content, list) else []
     codes = {str(error.get("errorCode")) for error in errors if isinstance(error, dict)}
     words = "; ".join(
         f"{error.get('errorCode')}: {error.get('message')}" for error in errors if isinstance(error, dict)

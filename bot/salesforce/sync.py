@@ -165,7 +165,7 @@ class Syncer:
         assert enrollment is not None
         zone = ZoneInfo(enrollment.zone)
         if item.event in UPDATES:
-            queued = sync.task_id_of(session, send.id)  # type: ignore[arg-type]
+            queued = sync.task_id_of(session, send.id)  # type: ignore[arg-type]  # a stored Send: its id is set
             if queued is None or queued.sf_task_id is None:
                 why = (
                     queued.last_error
@@ -305,7 +305,7 @@ class Syncer:
             if send is None or send.status != SendStatus.QUEUED:
                 continue  # not ours, or no longer waiting (sent, skipped, scheduled here)
             try:
-                tasks.skip(session, send.id, send.rep_id, now, in_salesforce=True)  # type: ignore[arg-type]
+                tasks.skip(session, send.id, send.rep_id, now, in_salesforce=True)  # type: ignore[arg-type]  # a stored Send: its id is set
             except ServiceError as exc:  # paused, or no longer in the campaign: nothing to do
                 log.info("task %s was completed in Salesforce but %s", send.id, exc)
                 continue

@@ -34,7 +34,7 @@ from bot.store.models import (
     SendStatus,
 )
 
-INBOUND = Inbound.__table__  # type: ignore[attr-defined]
+INBOUND = Inbound.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 BOUNCES = "bounces"  # the key of the relay's bounce mailbox (BOUNCE_IMAP_URL)
 KEY = ("mailbox", "folder", "uidvalidity", "uid")  # an inbound message's unique key
 TOLD = (InboundKind.REPLY, InboundKind.AUTO_REPLY, InboundKind.BOUNCE, InboundKind.UNSUBSCRIBE)
@@ -159,6 +159,7 @@ def _end(
 ) -> None:
     if enrollment.status in ACTIVE_STATUSES:
         enrollments.end_enrollment(session, enrollment, status, reason, now)
+        assert enrollment.id is not None  # a stored row
         inbound.ended = [*inbound.ended, enrollment.id]
 
 

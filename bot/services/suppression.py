@@ -18,7 +18,7 @@ from bot.services.people import normalize_email
 from bot.store import bulk
 from bot.store.models import Suppressed
 
-SUPPRESSED = Suppressed.__table__  # type: ignore[attr-defined]
+SUPPRESSED = Suppressed.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 
 
 class SuppressionError(ServiceError):

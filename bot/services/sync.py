@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from bot.store.bulk import in_values, skipping_locked
 from bot.store.models import Enrollment, Person, SalesforceCursor, SalesforceSync, Send, SyncEvent, SyncOutcome
 
-SYNC = SalesforceSync.__table__  # type: ignore[attr-defined]
+SYNC = SalesforceSync.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 # Salesforce busy or down: try again after these (the last one over and over).
 RETRY_DELAYS = (
     dt.timedelta(seconds=30),

@@ -108,7 +108,7 @@ def one_click(content_type: str, form: bytes) -> bool:
             return False
         return any(
             part.get_param("name", header="content-disposition") == ONE_CLICK[0]
-            and part.get_payload(decode=True).strip() == ONE_CLICK[1].encode()  # type: ignore[union-attr]
+            and part.get_payload(decode=True).strip() == ONE_CLICK[1].encode()  # type: ignore[union-attr]  # a form field's part is not multipart: its payload is bytes
             for part in message.iter_parts()
         )
     fields = parse_qs(form.decode("ascii", "replace"))
