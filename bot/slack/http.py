@@ -139,7 +139,12 @@ class HttpServer:
         # all end first, or one may write to the trigger after it is closed (EBADF).
         server.task_dispatcher.shutdown()
         # The asyncore loop owns the sockets: close them from inside it, via its trigger.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map, ignore_all=True))
+        try:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map, ignore_all=True))
+        except OSError:
+            # The trigger itself is closed already (the loop let go of its sockets, as it does
+            # when a channel fails): nothing can wake the loop, so close what is left here.
+            wasyncore.close_all(server._map, ignore_all=True)
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.drain()
