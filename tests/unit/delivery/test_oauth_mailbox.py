@@ -133,6 +133,13 @@ def test_an_access_token_expiring_mid_batch_is_renewed_without_losing_or_doublin
     own.on_hang_up = fake.expire_access_tokens
     sends = [due_email(session, clock.now(), f"p{n}@buyer.example") for n in range(20)]
     connect(session, settings, own, grant(fake), clock)
+    # One connection: each hang-up is followed by exactly one login with the stale token.
+    # (With several, a renewal racing another connection's hang-up was once seen to hold
+    # the mailbox for a minute: not yet explained, so not asserted here.)
+    mailbox = session.get(Mailbox, REP_ID)
+    assert mailbox is not None
+    mailbox.max_connections = 1
+    session.commit()
 
     result = scheduler(engine, clock, sink, settings, notifier).tick()
 
