@@ -8,7 +8,7 @@
     lease    one worker at a time per mailbox (bot/listen/leases.py); a dead worker's
              mailboxes are taken over once its lease runs out.
     wait     IMAP IDLE where the server offers it (re-IDLE at least every 29 minutes),
-             else a poll every LISTEN_POLL_SECONDS (at most a minute).
+             else a poll every LISTEN_POLL_SECONDS (at most a minute), start to start.
 
 `bot tick` reads each mailbox once (`read_all`); `bot worker` and `bot serve` run
 `Watcher.start()`, a thread per mailbox this worker holds.
@@ -329,12 +329,16 @@ class Watcher:
                 continue
             try:
                 idle = self.use_idle and b"IDLE" in client.capabilities()
+                started = time.monotonic()
                 while not stop.is_set() and still_mine():
                     reader.read(client, still_mine)
                     if idle:
                         self._idle(client, stop, heartbeat)
                     else:
-                        stop.wait(self.poll)
+                        # Polls start every LISTEN_POLL_SECONDS, however long a pass took:
+                        # a message waits at most the interval (plus its own pass).
+                        stop.wait(max(0.0, started + self.poll - time.monotonic()))
+                    started = time.monotonic()
             except ERRORS as exc:
                 log.warning("%s: connection lost (%s); logging in again", watched.key, exc)
             finally:

@@ -214,6 +214,9 @@ def pause_enrollment(
     session: Session, enrollment: Enrollment, now: dt.datetime, *, until: dt.datetime | None = None
 ) -> None:
     """Hold an active enrollment; `until`: the scheduler resumes it then (an out-of-office)."""
+    lock(session, enrollment)
+    if enrollment.status != EnrollmentStatus.ACTIVE:
+        return  # it ended (or was paused) meanwhile, in another worker's transaction
     enrollment.status = EnrollmentStatus.PAUSED
     enrollment.paused_at = now
     enrollment.resume_at = until
@@ -303,7 +306,9 @@ def end_enrollment(
 
     Each cancelled send keeps `reason`. Returns the cancelled sends' ids (a posted task
     may need its Slack message updated). An enrollment that already ended is left as is.
+    A send already marked `sending` is left alone: it went to the mail server.
     """
+    lock(session, enrollment)
     if enrollment.status not in ACTIVE_STATUSES:
         return []
     enrollment.status = status
@@ -503,12 +508,32 @@ def _enrollment_to_change(
     return enrollment, address
 
 
+def lock(session: Session, enrollment: Enrollment) -> None:
+    """Hold the enrollment's row until commit, and read it as it is now.
+
+    Whoever changes an enrollment and its sends takes the enrollment first, then its
+    sends (`_sends`); the scheduler plans a next step under the same lock
+    (progress.complete_many). So a reply ending the enrollment and a worker marking
+    its email `sending` take turns on PostgreSQL; on SQLite, BEGIN IMMEDIATE already
+    makes writers take turns, and the read brings the session's copy up to date.
+    """
+    session.flush()
+    session.refresh(enrollment, with_for_update={"key_share": True})
+
+
 def _sends(session: Session, enrollment: Enrollment, statuses: Sequence[str]) -> list[Send]:
+    """The enrollment's sends in `statuses`, as stored now, their rows held until commit.
+
+    A send that a worker is marking `sending` is waited for, then read again: it is
+    no longer in `statuses` and is left alone.
+    """
     return list(
         session.exec(
             select(Send)
             .where(Send.enrollment_id == enrollment.id, col(Send.status).in_(statuses))
             .order_by(col(Send.position))
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
         )
     )
 

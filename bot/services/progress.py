@@ -165,13 +165,14 @@ def _plan_next(session: Session, completions: Sequence[Completion]) -> tuple[lis
     The caller applies the changes.
     """
     done = _done_by_enrollment(session, completions)
+    current = _current_enrollments(session, completions)
     plans: list[_Plan] = []
     changes: list[_Change] = []
     calendars: dict[tuple[int, int, str], tuple[list[Step], list[rules.Step], rules.Calendar]] = {}
     for completion in completions:
         send, at = completion.send, completion.at
-        enrollment = session.get(Enrollment, send.enrollment_id)
-        assert enrollment is not None and enrollment.day_one is not None
+        enrollment = current[send.enrollment_id]
+        assert enrollment.day_one is not None
         if enrollment.status != EnrollmentStatus.ACTIVE:
             continue
         key = (enrollment.campaign_id, enrollment.version, enrollment.zone)
@@ -202,6 +203,23 @@ def _plan_next(session: Session, completions: Sequence[Completion]) -> tuple[lis
         due = rules.next_due(ruled, calendar, position, progress, ready_at=at)
         plans.append((enrollment, steps[position - 1], due, send))
     return plans, changes
+
+
+def _current_enrollments(session: Session, completions: Sequence[Completion]) -> dict[int, Enrollment]:
+    """The completions' enrollments as stored now, their rows held until commit.
+
+    A reply may have ended one since the session read it (enrollments.lock takes the
+    same rows first): an ended enrollment plans nothing more.
+    """
+    ids = sorted({completion.send.enrollment_id for completion in completions})
+    query = (
+        select(Enrollment)
+        .where(col(Enrollment.id).in_(ids))
+        .order_by(col(Enrollment.id))
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return {enrollment.id: enrollment for enrollment in session.exec(query)}  # type: ignore[misc]  # stored rows: their ids are set
 
 
 # Built once: the scheduler asks this for every chunk of emails it records.

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnClause, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import ColumnClause, and_, bindparam, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -40,9 +40,10 @@ from bot.core.rules import StepKind
 from bot.delivery.ports import Email, Limits
 from bot.services import progress
 from bot.store import bulk, locks
-from bot.store.models import TASK_REPOSTS, Hold, Send, SendStatus, allowed_moves
+from bot.store.models import TASK_REPOSTS, Enrollment, EnrollmentStatus, Hold, Send, SendStatus, allowed_moves
 
 SEND = Send.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
+ENROLLMENT = Enrollment.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 HOLD = Hold.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
 # Temporary failures wait longer each time; one more failure after the last delay fails the send.
 RETRY_DELAYS = (
@@ -200,7 +201,15 @@ def mark_sending(
 _SENDING = (
     update(SEND)
     .where(
-        SEND.c.id == bindparam("send_id"), SEND.c.claimed_by == bindparam("worker_id"), _status_is(SendStatus.PLANNED)
+        SEND.c.id == bindparam("send_id"),
+        SEND.c.claimed_by == bindparam("worker_id"),
+        _status_is(SendStatus.PLANNED),
+        # The last look before hand-over: a reply, bounce or unsubscribe committed by now stops it.
+        # One being recorded holds the send's row (enrollments._sends): this waits for it.
+        exists().where(
+            ENROLLMENT.c.id == SEND.c.enrollment_id,
+            ENROLLMENT.c.status == literal_column(f"'{EnrollmentStatus.ACTIVE.value}'"),
+        ),
     )
     .values(
         status=SendStatus.SENDING.value,

@@ -37,6 +37,7 @@ from bot.store.models import (
 INBOUND = Inbound.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
 BOUNCES = "bounces"  # the key of the relay's bounce mailbox (BOUNCE_IMAP_URL)
 KEY = ("mailbox", "folder", "uidvalidity", "uid")  # an inbound message's unique key
+BOUNCE_KINDS = (InboundKind.BOUNCE, InboundKind.DELAYED)  # what comes back from mail servers, not people
 TOLD = (InboundKind.REPLY, InboundKind.AUTO_REPLY, InboundKind.BOUNCE, InboundKind.UNSUBSCRIBE)
 
 
@@ -85,8 +86,10 @@ def act(
     inbound = session.get(Inbound, inserted[0][0])
     assert inbound is not None
     kind = verdict.kind
-    if kind is InboundKind.REPLY and (person := mailto_person(session, verdict, key)) is not None:
-        kind = InboundKind.UNSUBSCRIBE  # the List-Unsubscribe mailto was used
+    # The List-Unsubscribe mailto was used: its signed token names the person, whatever
+    # else the request says (some clients mark it Auto-Submitted, or write a body).
+    if kind not in BOUNCE_KINDS and (person := mailto_person(session, verdict, key)) is not None:
+        kind = InboundKind.UNSUBSCRIBE
         matched, send = _enrollments_of(session, person, None), None
     else:
         matched, send = _belongs(session, verdict, where.rep_id)
@@ -192,7 +195,7 @@ def _with_colleagues(session: Session, matched: list[Enrollment]) -> list[Enroll
 
 def _belongs(session: Session, verdict: Verdict, rep_id: str | None) -> tuple[list[Enrollment], Send | None]:
     """The spec's order: our Message-IDs it answers; a bounce's Message-ID or address; the From address."""
-    bounce = verdict.kind in (InboundKind.BOUNCE, InboundKind.DELAYED)
+    bounce = verdict.kind in BOUNCE_KINDS
     ids = verdict.bounced_ids + verdict.references if bounce else verdict.references
     send = _our_email(session, ids)
     if send is not None:

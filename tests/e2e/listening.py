@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
+from email.message import EmailMessage
 
 from cryptography.fernet import Fernet
 from imapclient import IMAPClient
@@ -153,6 +155,13 @@ def state(engine: Engine, sent: Sent) -> tuple[str, str | None, str, str | None]
 def inbound_rows(engine: Engine) -> list[Inbound]:
     with Session(engine) as session:
         return list(session.exec(select(Inbound).order_by(Inbound.uid)))
+
+
+def unsubscribe_mailto(message: EmailMessage) -> str:
+    """The mailto of an email's List-Unsubscribe header (RFC 2369: each link in <>)."""
+    links = re.findall(r"<([^>]+)>", str(message["List-Unsubscribe"]))
+    [mailto] = [link for link in links if link.startswith("mailto:")]
+    return mailto
 
 
 def watcher(engine: Engine, clock: Clock, server: Dovecot, worker_id: str = "worker-1", **settings: object) -> Watcher:

@@ -3,10 +3,13 @@
 Replies as Gmail, Outlook and Apple Mail write them (quoted history, In-Reply-To and
 References); out-of-office replies as Gmail, Microsoft 365 and Dovecot's Sieve
 vacation write them; bounces as Postfix (RFC 3464), Exchange (its older non-standard
-NDR) and Gmail write them; a mailing-list message. Each returns the bytes to APPEND.
+NDR) and Gmail write them; a mailing-list message; a List-Unsubscribe mailto request.
+Each returns the bytes to APPEND.
 """
 
 from __future__ import annotations
+
+from urllib.parse import unquote
 
 DATE = "Wed, 02 Dec 2026 10:15:00 +0100"
 REP = "Rita Rep <rita@seller.example>"
@@ -371,4 +374,25 @@ Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: 8bit
 
 {body}
+""")
+
+
+def mailto_request(sender: str, mailto: str, *, body: str | None = None, headers: str = "") -> bytes:
+    """What a mail client sends for a List-Unsubscribe mailto (RFC 6068): To its address,
+    its subject, its body if it has one (usually none), nothing that threads it."""
+    address, _, query = mailto.removeprefix("mailto:").partition("?")
+    pairs = (pair.partition("=") for pair in query.split("&") if pair)
+    fields = {unquote(name).lower(): unquote(value) for name, _, value in pairs}  # "+" is a plus in a mailto
+    text = fields.get("body", "") if body is None else body
+    return _crlf(f"""\
+From: {sender}
+To: {unquote(address)}
+Subject: {fields.get("subject", "")}
+Date: {DATE}
+Message-ID: <unsubscribe-{abs(hash((sender, mailto))) % 10**10}@example.com>
+{headers}MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+{text}
 """)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import Engine, event, text, update
@@ -13,9 +14,9 @@ from bot.delivery.ports import Email
 from bot.delivery.routes import Relay
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import OutboxTransport
-from bot.services import queue
+from bot.services import enrollments, queue
 from bot.settings import load_settings
-from bot.store.models import Enrollment, Send, SendStatus
+from bot.store.models import Enrollment, EnrollmentStatus, Send, SendStatus
 from tests.support.due_emails import due_email, reload, seed_due_emails
 from tests.support.notifier import RecordingNotifier
 
@@ -279,3 +280,164 @@ def test_the_due_index_holds_planned_sends_only(engine: Engine):
         else:
             sql = connection.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_send_due'")).scalar()
     assert "planned" in sql and "due_at" in sql
+
+
+# --- a reply and the scheduler at once ---------------------------------------------------
+# PostgreSQL runs them in parallel: each test holds one side's transaction open, starts
+# the other in a thread, waits until the database shows that thread waiting for the
+# first one's lock, then lets the first commit. Both orders must end consistently.
+
+
+class Other:
+    """One side run in a thread, on its own session: what it returned, or raised."""
+
+    def __init__(self, engine: Engine, work) -> None:
+        self.session = Session(engine, expire_on_commit=False)
+        self.pid = self.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,))
+        self.thread.start()
+
+    def _run(self, work) -> None:
+        try:
+            self.result = work(self.session)
+            self.session.commit()
+        except BaseException as exc:  # handed back to the test by finish()
+            self.error = exc
+        finally:
+            self.session.close()
+
+    def wait_until_blocked(self, engine: Engine) -> None:
+        """Until the database shows this side waiting for a lock another transaction holds."""
+        with engine.connect() as watcher:
+            for _ in range(2_000):
+                if watcher.execute(text("SELECT cardinality(pg_blocking_pids(:pid))"), {"pid": self.pid}).scalar():
+                    return
+                self.thread.join(0.005)
+                assert self.thread.is_alive(), f"it finished without waiting: {self.error!r}"
+        raise AssertionError("it never waited for the other transaction")
+
+    def finish(self) -> object:
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def only_on_postgresql(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("two transactions at once need PostgreSQL (SQLite's writers take turns)")
+
+
+def claimed_email(session: Session, now: dt.datetime) -> tuple[Send, Enrollment]:
+    send = due_email(session, now)
+    assert queue.claim(session, [send.id], now, "worker-1", lease=LEASE) == [send.id]  # type: ignore[list-item]
+    session.commit()
+    enrollment = session.get(Enrollment, send.enrollment_id)
+    assert enrollment is not None
+    return send, enrollment
+
+
+def reply_ends(enrollment_id: int, now: dt.datetime):
+    def end(session: Session) -> list[int]:
+        enrollment = session.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        return enrollments.end_enrollment(session, enrollment, EnrollmentStatus.REPLIED, "replied at 09:00", now)
+
+    return end
+
+
+@pytest.mark.postgres
+def test_a_reply_recorded_while_the_email_is_claimed_stops_it_before_hand_over(engine: Engine, clock: FixedClock):
+    only_on_postgresql(engine)
+    now = clock.now()
+    with Session(engine, expire_on_commit=False) as setup:
+        send, enrollment = claimed_email(setup, now)
+
+    with Session(engine, expire_on_commit=False) as replier:
+        ended = reply_ends(enrollment.id, now)(replier)  # type: ignore[arg-type]
+        scheduler = Other(engine, lambda s: queue.mark_sending(s, [handing(send)], "worker-1", now, lease=LEASE))
+        scheduler.wait_until_blocked(engine)
+        replier.commit()
+    handed = scheduler.finish()
+
+    with Session(engine) as session:
+        stored, ending = reload(session, send), session.get(Enrollment, enrollment.id)
+        assert (ended, handed) == ([send.id], set()), "the scheduler's last look sees the reply: not handed over"
+        assert (stored.status, stored.reason, stored.handed_at) == (SendStatus.CANCELLED, "replied at 09:00", None)
+        assert ending is not None and ending.status == EnrollmentStatus.REPLIED
+
+
+@pytest.mark.postgres
+def test_a_reply_recorded_while_the_email_is_marked_sending_leaves_it_to_be_recorded_sent(
+    engine: Engine, clock: FixedClock
+):
+    only_on_postgresql(engine)
+    now = clock.now()
+    with Session(engine, expire_on_commit=False) as setup:
+        send, enrollment = claimed_email(setup, now)
+
+    with Session(engine, expire_on_commit=False) as worker:
+        mine = worker.get(Send, send.id)
+        assert mine is not None and worker.get(Enrollment, enrollment.id) is not None  # as the scheduler loads them
+        assert queue.mark_sending(worker, [handing(mine)], "worker-1", now, lease=LEASE) == {send.id}
+        replier = Other(engine, reply_ends(enrollment.id, now))  # type: ignore[arg-type]
+        replier.wait_until_blocked(engine)
+        worker.commit()  # handed to the server now
+        cancelled = replier.finish()
+        queue.handed(mine, handing(mine), now, LEASE)
+        recorded = queue.mark_sent(worker, [(mine, now + dt.timedelta(seconds=1))], "worker-1")
+        worker.commit()
+
+    with Session(engine) as session:
+        stored, ending = reload(session, send), session.get(Enrollment, enrollment.id)
+        assert cancelled == [], "an email handed to the server is not cancelled as if it never went"
+        assert [s.id for s in recorded] == [send.id] and stored.status == SendStatus.SENT
+        assert ending is not None and ending.status == EnrollmentStatus.REPLIED
+        assert next_step(session, send) is None, "the enrollment ended: nothing further is planned"
+
+
+@pytest.mark.postgres
+def test_a_reply_recorded_while_the_next_step_is_being_planned_cancels_that_step(engine: Engine, clock: FixedClock):
+    only_on_postgresql(engine)
+    now = clock.now()
+    with Session(engine, expire_on_commit=False) as setup:
+        [sending] = in_flight(setup, [due_email(setup, now)], "worker-1", now)
+    enrollment_id = sending.enrollment_id
+
+    with Session(engine, expire_on_commit=False) as worker:
+        mine = worker.get(Send, sending.id)
+        assert mine is not None
+        queue.mark_sent(worker, [(mine, now + dt.timedelta(seconds=1))], "worker-1")  # plans step 2, uncommitted
+        replier = Other(engine, reply_ends(enrollment_id, now))
+        replier.wait_until_blocked(engine)
+        worker.commit()
+    cancelled = replier.finish()
+
+    with Session(engine) as session:
+        following = next_step(session, sending)
+        assert following is not None and cancelled == [following.id]
+        assert (following.status, following.reason) == (SendStatus.CANCELLED, "replied at 09:00")
+        assert reload(session, sending).status == SendStatus.SENT
+
+
+def test_a_reply_recorded_after_the_email_was_marked_sending_plans_nothing_after_it(
+    session: Session, clock: FixedClock
+):
+    now = clock.now()
+    [sending] = in_flight(session, [due_email(session, now)], "worker-1", now)
+    enrollment = session.get(Enrollment, sending.enrollment_id)  # the scheduler's session holds it as it was
+    assert enrollment is not None
+    session.commit()  # SQLite: the read's write lock is free for the replier
+    with Session(session.get_bind(), expire_on_commit=False) as replier:
+        assert reply_ends(enrollment.id, now)(replier) == []  # type: ignore[arg-type]
+        replier.commit()
+
+    recorded = queue.mark_sent(session, [(sending, now + dt.timedelta(seconds=1))], "worker-1")
+    session.commit()
+
+    assert [s.id for s in recorded] == [sending.id] and reload(session, sending).status == SendStatus.SENT
+    assert next_step(session, sending) is None, "the enrollment ended: nothing further is planned"
+    assert session.get(Enrollment, enrollment.id).status == EnrollmentStatus.REPLIED  # type: ignore[union-attr]
