@@ -32,11 +32,27 @@ class Lane:
         self.waiting: collections.deque[Email] = collections.deque()
         self.in_flight = 0  # given to this lane, outcome not yet taken by the scheduler
         self.held = False  # the server asked to slow down or refused the login: hand over no more this pass
-        self.threads: list[threading.Thread] = []
-        self.connections = route.limits.connections  # fewer when the server takes fewer
+        self.threads: list[threading.Thread] = []  # those handing over now
+        self._started: list[threading.Thread] = []  # every one, to wait for at the end
+        # Connections this worker may hold: its share of a limit that every worker counts
+        # (bot/services/connections.py), given by the scheduler; a route of its own has all.
+        self.granted = 0 if route.shared else route.limits.connections
+        self.server_takes: int | None = None  # fewer, once the server refused one more
         self.open = 0  # connections open now
+        self._leaving = 0  # threads closing their connection to come down to `connections`
         self._ready = threading.Condition()
         self._closing = False
+
+    @property
+    def connections(self) -> int:
+        """How many connections the lane may have open."""
+        return self.granted if self.server_takes is None else min(self.granted, self.server_takes)
+
+    def allow(self, granted: int) -> None:
+        """The lane's share changed: more threads start as emails come, or some close as they finish."""
+        with self._ready:
+            self.granted = granted
+            self._ready.notify_all()
 
     @property
     def capacity(self) -> int:
@@ -51,7 +67,7 @@ class Lane:
         topped up once half of that is done, so that emails are marked `sending`
         in chunks rather than one by one.
         """
-        if self.held or self.in_flight > self.capacity // 2:
+        if self.held or not self.connections or self.in_flight > self.capacity // 2:
             return 0
         return self.capacity - self.in_flight
 
@@ -62,6 +78,7 @@ class Lane:
             if len(self.threads) < min(self.connections, self.in_flight):
                 thread = threading.Thread(target=self._run, name=f"lane {self.route.key}", daemon=True)
                 self.threads.append(thread)
+                self._started.append(thread)
                 thread.start()
             self._ready.notify()
 
@@ -75,14 +92,22 @@ class Lane:
         with self._ready:
             self._closing = True
             self._ready.notify_all()
-        for thread in self.threads:
+        for thread in self._started:
             thread.join()
 
-    def _next(self) -> Email | None:
+    def _next(self, connected: bool) -> Email | None:
+        """The next email; None when the lane closes, or when this thread's connection is one too many."""
         with self._ready:
-            while not self.waiting and not self._closing:
+            while True:
+                if connected and self.open - self._leaving > self.connections:
+                    self._leaving += 1
+                    self.threads.remove(threading.current_thread())
+                    return None
+                if self.waiting:
+                    return self.waiting.popleft()
+                if self._closing:
+                    return None
                 self._ready.wait()
-            return self.waiting.popleft() if self.waiting else None
 
     def _give_back(self, email: Email) -> None:
         self.outcomes.put(Outcome(email, self.clock.now(), handed=False))
@@ -90,7 +115,7 @@ class Lane:
     def _run(self) -> None:
         connection: Connection | None = None
         try:
-            while (email := self._next()) is not None:
+            while (email := self._next(connection is not None)) is not None:
                 if self.stop.is_set() or self.held:
                     self._give_back(email)  # stopping, or the mailbox waits: planned again
                     continue
@@ -118,6 +143,8 @@ class Lane:
                 connection.close()
                 with self._ready:
                     self.open -= 1
+                    if threading.current_thread() not in self.threads:  # it left to come down to its share
+                        self._leaving -= 1
 
     def _open(self) -> Connection:
         """A new connection, logged in; _Fewer when the server takes fewer than the limit allows."""
@@ -128,7 +155,7 @@ class Lane:
             with self._ready:
                 if error.slow_down and self.open > 0:
                     # Too many connections for this server: go on with those it took.
-                    self.connections = self.open
+                    self.server_takes = self.open
                     self.threads.remove(threading.current_thread())
                     raise _Fewer() from None
             raise

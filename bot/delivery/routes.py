@@ -29,8 +29,15 @@ OWN_MAILBOX_CONNECTIONS = 3
 class Relay:
     """A Router that sends every rep's emails through one mailbox."""
 
-    def __init__(self, connect: Callable[[], Connection], limits: Limits | None = None, *, key: str = "relay") -> None:
-        self.relay = Route(key, connect, limits or Limits())
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        limits: Limits | None = None,
+        *,
+        key: str = "relay",
+        shared: bool = True,
+    ) -> None:
+        self.relay = Route(key, connect, limits or Limits(), shared)
 
     def route(self, session: Session, rep_id: str) -> Route:
         return self.relay
@@ -64,7 +71,7 @@ def relay_for(settings: Settings) -> Relay:
     """The relay of SMTP_URL with its limits, or the outbox folder when it is not set."""
     if not settings.smtp_url:
         folder = settings.outbox_dir
-        return Relay(lambda: OutboxTransport(folder), key="outbox")
+        return Relay(lambda: OutboxTransport(folder), key="outbox", shared=False)  # each worker's own folder
     url = settings.smtp_url
     SmtpTransport(url)  # a malformed SMTP_URL is refused at start-up, not at the first email
     limits = Limits(settings.smtp_per_minute, settings.smtp_per_day, settings.smtp_max_connections)
