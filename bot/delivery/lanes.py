@@ -39,7 +39,7 @@ class Lane:
         self.granted = 0 if route.shared else route.limits.connections
         self.server_takes: int | None = None  # fewer, once the server refused one more
         self.open = 0  # connections open now
-        self._leaving = 0  # threads closing their connection to come down to `connections`
+        self._leaving = 0  # threads gone from `threads` to come down to `connections`, their connection not yet closed
         self._ready = threading.Condition()
         self._closing = False
 
@@ -47,6 +47,12 @@ class Lane:
     def connections(self) -> int:
         """How many connections the lane may have open."""
         return self.granted if self.server_takes is None else min(self.granted, self.server_takes)
+
+    @property
+    def in_use(self) -> int:
+        """Connections open or about to be: one per thread, and those of threads closing theirs."""
+        with self._ready:
+            return len(self.threads) + self._leaving
 
     def allow(self, granted: int) -> None:
         """The lane's share changed: more threads start as emails come, or some close as they finish."""
@@ -96,12 +102,12 @@ class Lane:
             thread.join()
 
     def _next(self, connected: bool) -> Email | None:
-        """The next email; None when the lane closes, or when this thread's connection is one too many."""
+        """The next email; None when the lane closes, or when this thread is one too many (its share shrank)."""
         with self._ready:
             while True:
-                if connected and self.open - self._leaving > self.connections:
-                    self._leaving += 1
+                if len(self.threads) > self.connections:
                     self.threads.remove(threading.current_thread())
+                    self._leaving += connected
                     return None
                 if self.waiting:
                     return self.waiting.popleft()

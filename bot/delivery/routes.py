@@ -15,10 +15,12 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from bot.clock import Clock, SystemClock
+from bot.delivery import transports
 from bot.delivery.ports import Connection, Limits, Route
 from bot.delivery.transports import OutboxTransport, SmtpTransport
 from bot.mail import mailboxes
 from bot.mail.oauth import Tokens
+from bot.mail.urls import parse_smtp_url
 from bot.settings import Settings
 from bot.store.models import Mailbox
 
@@ -76,3 +78,17 @@ def relay_for(settings: Settings) -> Relay:
     SmtpTransport(url)  # a malformed SMTP_URL is refused at start-up, not at the first email
     limits = Limits(settings.smtp_per_minute, settings.smtp_per_day, settings.smtp_max_connections)
     return Relay(lambda: SmtpTransport(url), limits)
+
+
+def smtputf8_refusal(settings: Settings, session: Session, rep_id: str) -> str | None:
+    """Why the rep's emails cannot go to an address with non-ASCII before the @, or None when they can.
+
+    Asked of the server they leave through (bot/delivery/transports.py): the rep's own
+    mailbox's, else the relay's; the outbox folder takes any address.
+    """
+    mailbox = session.get(Mailbox, rep_id)
+    if mailbox is not None:
+        return transports.smtputf8_refusal(mailboxes.smtp_address(mailbox), "your mailbox's server")
+    if settings.smtp_url:
+        return transports.smtputf8_refusal(parse_smtp_url(settings.smtp_url), "the mail server (SMTP_URL)")
+    return None

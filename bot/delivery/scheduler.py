@@ -343,7 +343,7 @@ class Scheduler:
                 self.worker_id,
                 limit=limit,
                 wanted=limit,
-                open_now=lane.open,
+                open_now=lane.in_use,
                 now=now,
                 lease=self.lease,
             )

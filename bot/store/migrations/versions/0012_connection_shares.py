@@ -1,7 +1,7 @@
 """connection shares: a mailbox's connection limit counted across workers
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-01 21:40:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import bot.store.models
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
