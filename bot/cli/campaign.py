@@ -20,7 +20,7 @@ from bot.cli import CommandError, Parser
 from bot.cli.people_csv import read_people
 from bot.clock import SystemClock
 from bot.core.rules import Planned, RuleError
-from bot.delivery.transports import smtputf8_refusal
+from bot.delivery.routes import smtputf8_refusal
 from bot.services import campaigns, enrollments
 from bot.services.campaign_file import MAX_FILE_BYTES, CampaignSpec, dump_campaign, parse_campaign
 from bot.services.errors import ServiceError, UnknownCampaign
@@ -262,7 +262,7 @@ def add_command(args: argparse.Namespace) -> int:
         settings = load_settings()
 
         def refusal() -> str | None:
-            return smtputf8_refusal(settings)
+            return smtputf8_refusal(settings, session, args.rep)
 
         for people, invalid in batches:
             fresh = [person for person in people if person.email not in seen]

@@ -32,11 +32,33 @@ class Lane:
         self.waiting: collections.deque[Email] = collections.deque()
         self.in_flight = 0  # given to this lane, outcome not yet taken by the scheduler
         self.held = False  # the server asked to slow down or refused the login: hand over no more this pass
-        self.threads: list[threading.Thread] = []
-        self.connections = route.limits.connections  # fewer when the server takes fewer
+        self.threads: list[threading.Thread] = []  # those handing over now
+        self._started: list[threading.Thread] = []  # every one, to wait for at the end
+        # Connections this worker may hold: its share of a limit that every worker counts
+        # (bot/services/connections.py), given by the scheduler; a route of its own has all.
+        self.granted = 0 if route.shared else route.limits.connections
+        self.server_takes: int | None = None  # fewer, once the server refused one more
         self.open = 0  # connections open now
+        self._leaving = 0  # threads gone from `threads` to come down to `connections`, their connection not yet closed
         self._ready = threading.Condition()
         self._closing = False
+
+    @property
+    def connections(self) -> int:
+        """How many connections the lane may have open."""
+        return self.granted if self.server_takes is None else min(self.granted, self.server_takes)
+
+    @property
+    def in_use(self) -> int:
+        """Connections open or about to be: one per thread, and those of threads closing theirs."""
+        with self._ready:
+            return len(self.threads) + self._leaving
+
+    def allow(self, granted: int) -> None:
+        """The lane's share changed: more threads start as emails come, or some close as they finish."""
+        with self._ready:
+            self.granted = granted
+            self._ready.notify_all()
 
     @property
     def capacity(self) -> int:
@@ -51,7 +73,7 @@ class Lane:
         topped up once half of that is done, so that emails are marked `sending`
         in chunks rather than one by one.
         """
-        if self.held or self.in_flight > self.capacity // 2:
+        if self.held or not self.connections or self.in_flight > self.capacity // 2:
             return 0
         return self.capacity - self.in_flight
 
@@ -62,6 +84,7 @@ class Lane:
             if len(self.threads) < min(self.connections, self.in_flight):
                 thread = threading.Thread(target=self._run, name=f"lane {self.route.key}", daemon=True)
                 self.threads.append(thread)
+                self._started.append(thread)
                 thread.start()
             self._ready.notify()
 
@@ -75,14 +98,22 @@ class Lane:
         with self._ready:
             self._closing = True
             self._ready.notify_all()
-        for thread in self.threads:
+        for thread in self._started:
             thread.join()
 
-    def _next(self) -> Email | None:
+    def _next(self, connected: bool) -> Email | None:
+        """The next email; None when the lane closes, or when this thread is one too many (its share shrank)."""
         with self._ready:
-            while not self.waiting and not self._closing:
+            while True:
+                if len(self.threads) > self.connections:
+                    self.threads.remove(threading.current_thread())
+                    self._leaving += connected
+                    return None
+                if self.waiting:
+                    return self.waiting.popleft()
+                if self._closing:
+                    return None
                 self._ready.wait()
-            return self.waiting.popleft() if self.waiting else None
 
     def _give_back(self, email: Email) -> None:
         self.outcomes.put(Outcome(email, self.clock.now(), handed=False))
@@ -90,7 +121,7 @@ class Lane:
     def _run(self) -> None:
         connection: Connection | None = None
         try:
-            while (email := self._next()) is not None:
+            while (email := self._next(connection is not None)) is not None:
                 if self.stop.is_set() or self.held:
                     self._give_back(email)  # stopping, or the mailbox waits: planned again
                     continue
@@ -118,6 +149,8 @@ class Lane:
                 connection.close()
                 with self._ready:
                     self.open -= 1
+                    if threading.current_thread() not in self.threads:  # it left to come down to its share
+                        self._leaving -= 1
 
     def _open(self) -> Connection:
         """A new connection, logged in; _Fewer when the server takes fewer than the limit allows."""
@@ -128,7 +161,7 @@ class Lane:
             with self._ready:
                 if error.slow_down and self.open > 0:
                     # Too many connections for this server: go on with those it took.
-                    self.connections = self.open
+                    self.server_takes = self.open
                     self.threads.remove(threading.current_thread())
                     raise _Fewer() from None
             raise

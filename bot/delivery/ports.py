@@ -106,6 +106,7 @@ class Route:
     key: str  # "relay", "outbox" or "rep:<slack user id>"
     connect: Callable[[], Connection] = field(compare=False)
     limits: Limits = Limits()
+    shared: bool = True  # its connections count against a limit of every worker (a server's, not the outbox's)
 
 
 class Router(Protocol):

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from bot.clock import Clock, SystemClock
+from bot.delivery import transports
 from bot.delivery.ports import Connection, Limits, Route
 from bot.delivery.transports import OutboxTransport, SmtpTransport
 from bot.mail import mailboxes
 from bot.mail.oauth import Tokens
+from bot.mail.urls import parse_smtp_url
 from bot.settings import Settings
 from bot.store.models import Mailbox
 
@@ -29,8 +31,15 @@ OWN_MAILBOX_CONNECTIONS = 3
 class Relay:
     """A Router that sends every rep's emails through one mailbox."""
 
-    def __init__(self, connect: Callable[[], Connection], limits: Limits | None = None, *, key: str = "relay") -> None:
-        self.relay = Route(key, connect, limits or Limits())
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        limits: Limits | None = None,
+        *,
+        key: str = "relay",
+        shared: bool = True,
+    ) -> None:
+        self.relay = Route(key, connect, limits or Limits(), shared)
 
     def route(self, session: Session, rep_id: str) -> Route:
         return self.relay
@@ -64,8 +73,22 @@ def relay_for(settings: Settings) -> Relay:
     """The relay of SMTP_URL with its limits, or the outbox folder when it is not set."""
     if not settings.smtp_url:
         folder = settings.outbox_dir
-        return Relay(lambda: OutboxTransport(folder), key="outbox")
+        return Relay(lambda: OutboxTransport(folder), key="outbox", shared=False)  # each worker's own folder
     url = settings.smtp_url
     SmtpTransport(url)  # a malformed SMTP_URL is refused at start-up, not at the first email
     limits = Limits(settings.smtp_per_minute, settings.smtp_per_day, settings.smtp_max_connections)
     return Relay(lambda: SmtpTransport(url), limits)
+
+
+def smtputf8_refusal(settings: Settings, session: Session, rep_id: str) -> str | None:
+    """Why the rep's emails cannot go to an address with non-ASCII before the @, or None when they can.
+
+    Asked of the server they leave through (bot/delivery/transports.py): the rep's own
+    mailbox's, else the relay's; the outbox folder takes any address.
+    """
+    mailbox = session.get(Mailbox, rep_id)
+    if mailbox is not None:
+        return transports.smtputf8_refusal(mailboxes.smtp_address(mailbox), "your mailbox's server")
+    if settings.smtp_url:
+        return transports.smtputf8_refusal(parse_smtp_url(settings.smtp_url), "the mail server (SMTP_URL)")
+    return None

@@ -9,7 +9,8 @@ Delivery is a pipeline, each stage in one place:
                time: as many as its connections hand over soon, so workers share a burst
     draft      what each send says (bot/services/drafts.py)
     compose    the draft as an email on the wire (bot/delivery/mail.py; pure)
-    hand over  each mailbox's lane, up to its connection limit (bot/delivery/lanes.py)
+    hand over  each mailbox's lane, up to this worker's share of its connection limit
+               (bot/delivery/lanes.py; the shares: bot/services/connections.py)
     record     sent (and the next step planned), retried, failed or uncertain
 
 This thread alone touches the database. Before a chunk of emails is handed over it
@@ -45,7 +46,7 @@ from bot.delivery.mail import NotSendable, compose_email, new_message_id, sendab
 from bot.delivery.ports import Email, Notifier, Outcome, Route, Router
 from bot.delivery.routes import router_for
 from bot.mail import mailboxes, sent_copies
-from bot.services import digest, enrollments, queue, suppression, sync, unsubscribe
+from bot.services import connections, digest, enrollments, queue, suppression, sync, unsubscribe
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Mailbox, Person, Rep, Send, Step, SyncEvent
@@ -60,6 +61,7 @@ SENT_NOTICE_EVERY = 100  # sent emails per email_sent call: reps' messages and t
 DIGEST_EVERY = dt.timedelta(minutes=1)  # cron's resolution
 SLOW_DOWN = dt.timedelta(minutes=1)  # how long a mailbox that asked to slow down waits
 RELAY_LOGIN_RETRY = dt.timedelta(minutes=5)  # how long the relay waits after refusing our login
+SHARE_EVERY = dt.timedelta(seconds=1)  # how often a worker asks again for its share of a mailbox's connections
 
 
 @dataclass
@@ -107,6 +109,9 @@ class _Pass:
     waiting: collections.deque[Send] = field(default_factory=collections.deque)  # claimed, in due order
     claimed: dict[int, Send] = field(default_factory=dict)  # waiting, or marked `sending` and not recorded
     full: set[str] = field(default_factory=set)  # mailboxes at a limit: nothing more this pass
+    shares: dict[str, dt.datetime] = field(default_factory=dict)  # mailbox -> when its share was last asked for
+    starved: set[str] = field(default_factory=set)  # mailboxes whose connections other workers hold all of
+    renewed_at: dt.datetime | None = None  # when the shares' lease was last renewed
     planned: bool = False  # emails recorded sent since the last claim planned next steps (maybe due now)
     result: TickResult = field(default_factory=TickResult)
     sent_ids: list[int] = field(default_factory=list)
@@ -243,6 +248,8 @@ class Scheduler:
                 self._release(work)
                 work.lanes.close()
                 self._record(work, work.lanes.finished())
+                if work.shares:  # its connections are closed
+                    connections.release(session, self.worker_id, still_wanted=work.starved)
                 session.commit()
         self._notify(work)
         self._tell_sent(work)
@@ -262,14 +269,17 @@ class Scheduler:
 
     def _claim(self, work: _Pass, claim: Callable[[Session, int, set[str]], list[int]]) -> bool:
         """Claim more due sends (skipping reps whose lane is full); False once none are left."""
-        full = {send.rep_id for send in work.waiting if self._lane(work, send.rep_id).room <= 0}
+        busy = {send.rep_id for send in work.waiting if self._lane(work, send.rep_id).room <= 0}
+        left = {rep for rep, route in work.routes.items() if route.key in work.full}  # for later, or other workers
         wanted = 2 * self._backlog(work) - len(work.waiting)
         # Committed with the next chunk's marks: till then the rows are this worker's
         # alone (others skip locked rows), and one commit serves both.
-        ids = claim(work.session, wanted, full)
+        ids = claim(work.session, wanted, busy | left)
         if not ids:
-            return bool(full)  # the reps skipped may have more once their lanes have room
+            return bool(busy)  # the reps skipped may have more once their lanes have room
         sends = _load(work.session, ids)
+        for send in sends:
+            self._lane(work, send.rep_id)  # its share of the mailbox's connections is asked for before it is taken
         work.waiting.extend(sends)
         work.claimed.update((send.id, send) for send in sends)  # type: ignore[misc]  # a stored row's id: int | None on the model, never None here
         return True
@@ -285,13 +295,17 @@ class Scheduler:
 
         Due tasks, and emails that cannot go out, are dealt with on the way.
         """
+        self._ask_shares(work)
         chunk: list[Email] = []
         room: dict[str, int] = {}
         kept: collections.deque[Send] = collections.deque()
         while work.waiting and len(chunk) < CHUNK:
             send = work.waiting.popleft()
             lane = self._lane(work, send.rep_id)
-            if lane.held or lane.route.key in work.full:  # its reps are held in the store now
+            if not lane.connections:  # other workers hold all of them: they take its emails this pass
+                work.starved.add(lane.route.key)
+                work.full.add(lane.route.key)
+            if lane.held or lane.route.key in work.full:  # held in the store now, or left to other workers
                 queue.release(work.session, [send.id], self.worker_id)  # type: ignore[list-item]  # a stored row's id: int | None on the model, never None here
                 del work.claimed[send.id]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
                 continue
@@ -308,6 +322,35 @@ class Scheduler:
         kept.extend(work.waiting)
         work.waiting = kept
         return chunk
+
+    def _ask_shares(self, work: _Pass) -> None:
+        """This worker's share of each mailbox's connections: asked for when its lane is new, then every SHARE_EVERY.
+
+        In a commit of its own, the mailboxes in order, so that two workers never wait
+        on each other's locks.
+        """
+        now = self.clock.now()
+        due = [
+            lane
+            for key, lane in sorted(work.lanes.lanes.items())
+            if lane.route.shared and (key not in work.shares or now >= work.shares[key] + SHARE_EVERY)
+        ]
+        for lane in due:
+            limit = lane.route.limits.connections
+            granted = connections.share(
+                work.session,
+                lane.route.key,
+                self.worker_id,
+                limit=limit,
+                wanted=limit,
+                open_now=lane.in_use,
+                now=now,
+                lease=self.lease,
+            )
+            lane.allow(granted)
+            work.shares[lane.route.key] = work.renewed_at = now
+        if due:
+            self._commit(work)
 
     def _compose(self, work: _Pass, send: Send, route: Route) -> Email | None:
         session, now = work.session, self.clock.now()
@@ -344,7 +387,7 @@ class Scheduler:
         by_mailbox: dict[str, list[Email]] = {}
         for email in chunk:
             by_mailbox.setdefault(email.mailbox, []).append(email)
-        for key, emails in by_mailbox.items():
+        for key, emails in sorted(by_mailbox.items()):  # each mailbox's lock, in order (see _ask_shares)
             route = work.lanes.lanes[key].route
             room = queue.room(session, key, route.limits, now, len(emails))
             if room.free is None or room.free >= len(emails):
@@ -490,6 +533,10 @@ class Scheduler:
 
     def _commit(self, work: _Pass) -> None:
         """Commit, then tell reps what the transaction settled."""
+        now = self.clock.now()
+        if work.renewed_at is not None and now >= work.renewed_at + self.lease / 3:
+            connections.renew(work.session, self.worker_id, now, self.lease)  # connections idle in lanes count too
+            work.renewed_at = now
         work.session.commit()
         self._notify(work)
         while len(work.sent_ids) >= SENT_NOTICE_EVERY:

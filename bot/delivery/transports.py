@@ -21,14 +21,10 @@ import re
 import smtplib
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot.delivery.ports import DeliveryError, Email
 from bot.mail.check import TokenRefused, TokenUnavailable, answer, describe, open_smtp
 from bot.mail.urls import ServerUrl, parse_smtp_url
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +49,6 @@ class SmtpTransport:
 
     def __repr__(self) -> str:  # never shows the password
         return f"SmtpTransport({self.server.shown()})"
-
-    def offers_smtputf8(self) -> bool:
-        """Whether the server takes addresses with non-ASCII before the @ (SMTPUTF8, RFC 6531).
-
-        Asks the server on a connection of its own; raises DeliveryError when it cannot be reached.
-        """
-        probe = SmtpTransport(self.server)
-        try:
-            return probe._connection().has_extn("smtputf8")
-        finally:
-            probe.close()
 
     def send(self, email: Email) -> None:
         """Hand one email to the server, reusing the open connection."""
@@ -218,24 +203,27 @@ def slows_down(reply: str) -> bool:
     return bool(_SLOW_DOWN.match(reply))
 
 
-def smtputf8_refusal(settings: Settings) -> str | None:
-    """Why an address with non-ASCII before the @ cannot be emailed, or None when it can.
+def smtputf8_refusal(server: ServerUrl, name: str) -> str | None:
+    """Why `server` (called `name` in the message) cannot take an address with non-ASCII before the @, or None.
 
-    The outbox folder takes any address; the relay is asked once per process, and
-    asked again next time when it could not be reached.
+    Asked on a connection of its own, without logging in (EHLO lists SMTPUTF8, RFC
+    6531), once per process for each server; asked again when it could not be reached.
     """
-    if not settings.smtp_url:
-        return None
     try:
-        offered = _relay_offers_smtputf8(settings.smtp_url)
+        offered = offers_smtputf8(dataclasses.replace(server, username=None, password=None, bearer=None))
     except DeliveryError as exc:
-        return f"the bot could not ask the mail server whether it takes {UNICODE_LOCAL} ({exc.reason}); try again later"
-    return None if offered else f"the mail server (SMTP_URL) does not take {UNICODE_LOCAL} (it offers no SMTPUTF8)"
+        return f"the bot could not ask {name} whether it takes {UNICODE_LOCAL} ({exc.reason}); try again later"
+    return None if offered else f"{name} does not take {UNICODE_LOCAL} (it offers no SMTPUTF8)"
 
 
 @functools.cache
-def _relay_offers_smtputf8(url: str) -> bool:
-    return SmtpTransport(url).offers_smtputf8()
+def offers_smtputf8(server: ServerUrl) -> bool:
+    """Whether the server's EHLO offers SMTPUTF8; raises DeliveryError when it cannot be reached."""
+    probe = SmtpTransport(server)
+    try:
+        return probe._connection().has_extn("smtputf8")
+    finally:
+        probe.close()
 
 
 def _dot_stuffed(data: bytes) -> bytes:

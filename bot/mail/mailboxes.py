@@ -247,8 +247,12 @@ def mark_broken(session: Session, mailbox: Mailbox, error: str, now: dt.datetime
 
 def smtp_server(mailbox: Mailbox, key: SecretStr | None, tokens: Tokens | None = None) -> ServerUrl:
     """Where and how to log in to send: the decrypted password, or (OAuth) a bearer from `tokens`."""
-    server = ServerUrl(SMTP, mailbox.smtp_host, mailbox.smtp_port, Security(mailbox.smtp_security), mailbox.smtp_user)
-    return _with_login(server, mailbox, key, tokens)
+    return _with_login(smtp_address(mailbox), mailbox, key, tokens)
+
+
+def smtp_address(mailbox: Mailbox) -> ServerUrl:
+    """Where the mailbox sends, without its login."""
+    return ServerUrl(SMTP, mailbox.smtp_host, mailbox.smtp_port, Security(mailbox.smtp_security), mailbox.smtp_user)
 
 
 def imap_server(mailbox: Mailbox, key: SecretStr | None, tokens: Tokens | None = None) -> ServerUrl | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.delivery.ports import Deliverer
-from bot.delivery.transports import smtputf8_refusal
+from bot.delivery.routes import smtputf8_refusal
 from bot.settings import Settings
 
 WORK_THREADS = 4
@@ -34,9 +37,9 @@ class Deps:
     deliverer: Deliverer | None = None
     work: Executor = field(default_factory=_work_pool)
 
-    def smtputf8_refusal(self) -> str | None:
-        """Why an address with non-ASCII before the @ cannot be emailed, or None (for adds)."""
-        return smtputf8_refusal(self.settings)
+    def smtputf8_refusal(self, session: Session, rep_id: str) -> Callable[[], str | None]:
+        """For an add: why the rep's emails cannot go to an address with non-ASCII before the @, or None."""
+        return functools.partial(smtputf8_refusal, self.settings, session, rep_id)
 
     def drain(self) -> None:
         """Finish the work already handed over (at shutdown)."""

@@ -565,3 +565,17 @@ class MailboxLease(SQLModel, table=True):
     mailbox: str = Field(primary_key=True)
     worker_id: str
     lease_until: dt.datetime = instant(nullable=False)
+
+
+class ConnectionShare(SQLModel, table=True):
+    """The connections one worker holds open (or asks for) to one mailbox's server.
+
+    A mailbox's connection limit is counted across every worker from these rows
+    (bot/services/connections.py); a dead worker's row stops counting at `lease_until`.
+    """
+
+    mailbox: str = Field(primary_key=True)
+    worker_id: str = Field(primary_key=True)
+    connections: int = 0  # open now, or granted and about to open
+    wanted: int = 0  # what the worker would use; others leave it a fair share
+    lease_until: dt.datetime = instant(nullable=False)

@@ -28,7 +28,7 @@ from tests.support.due_emails import seed_due_emails
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.postgres
-CONNECTIONS = 5  # each worker's connections to the relay
+CONNECTIONS = 5  # the relay's connection limit (SMTP_MAX_CONNECTIONS), shared by the workers
 
 
 @pytest.fixture
@@ -106,6 +106,25 @@ def test_three_workers_deliver_each_of_2000_emails_exactly_once(database, start_
     assert len(arrived) == 2_000 and set(arrived.values()) == {1}
     assert set(sink.counts().values()) == {1}, "every Message-ID arrived once"
     assert statuses(engine) == Counter({SendStatus.SENT: 2_000})
+
+
+def test_two_workers_share_the_relays_connection_limit_and_both_deliver(database, start_worker):
+    _, engine = database
+    seed_due_emails(engine, 1_000, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+
+    with SmtpSink(latency=0.01, max_connections=CONNECTIONS) as sink:
+        workers = [start_worker(sink) for _ in range(2)]
+        assert sink.wait_for(1_000, timeout=300)
+        wait_until(lambda: statuses(engine)[SendStatus.SENT] == 1_000)
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        assert [worker.wait(60) for worker in workers] == [0, 0]
+
+    assert sink.most_connections <= CONNECTIONS and sink.refused_connections == 0, "the limit held across both"
+    assert set(sink.counts().values()) == {1} and len(sink.messages) == 1_000
+    with Session(engine) as session:
+        by_worker = Counter(session.exec(select(Send.claimed_by)).all())
+    assert len(by_worker) == 2, f"both workers delivered a share: {by_worker}"
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(database, start_worker):

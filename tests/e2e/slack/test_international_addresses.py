@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from bot.clock import FixedClock
 from bot.delivery.routes import Relay
 from bot.delivery.scheduler import Scheduler
-from bot.delivery.transports import SmtpTransport, _relay_offers_smtputf8
+from bot.delivery.transports import SmtpTransport, offers_smtputf8
 from bot.settings import Settings, load_settings
 from bot.slack.profiles import ensure_rep
 from tests.support.factories import make_campaign
@@ -30,7 +30,7 @@ PEOPLE = "José Núñez <josé@buyer.example>, Ana <ana@bücher.example>"
 
 @pytest.fixture(params=[True, False], ids=["relay with SMTPUTF8", "relay without"])
 def relay(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
-    _relay_offers_smtputf8.cache_clear()  # a relay the bot has not asked before
+    offers_smtputf8.cache_clear()  # a relay the bot has not asked before
     with SmtpSink(smtputf8=request.param) as sink:
         yield sink
 

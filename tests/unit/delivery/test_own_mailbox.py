@@ -10,9 +10,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.clock import FixedClock
-from bot.delivery.routes import Mailboxes, Relay
+from bot.delivery.routes import Mailboxes, Relay, smtputf8_refusal
 from bot.delivery.scheduler import Scheduler
-from bot.delivery.transports import SmtpTransport
+from bot.delivery.transports import SmtpTransport, offers_smtputf8
 from bot.mail import mailboxes
 from bot.mail.mailboxes import Limits, Provider
 from bot.mail.urls import parse_smtp_url
@@ -98,3 +98,20 @@ def test_a_refused_login_breaks_only_that_mailbox_until_it_is_set_again(
         connect(session, key, own, clock)  # the rep connects it again
         assert bot.tick().sent == 3 and len(own.messages) == 3
     assert {reload(session, send).status for send in sends} == {SendStatus.SENT}
+
+
+def test_whether_a_rep_can_email_an_address_with_non_ascii_before_the_at_is_asked_of_their_own_mailbox(
+    session: Session, clock: FixedClock
+):
+    offers_smtputf8.cache_clear()
+    key = SecretStr(Fernet.generate_key().decode())
+    with SmtpSink(smtputf8=True) as relay, SmtpSink() as own:
+        settings = load_settings(smtp_url=relay.url, secret_key=key.get_secret_value())
+        assert smtputf8_refusal(settings, session, REP_ID) is None, "without a mailbox, the relay's answer"
+        connect(session, key, own, clock)
+        own.refuse_logins()  # asked without logging in: the password is not needed
+
+        assert smtputf8_refusal(settings, session, REP_ID) == (
+            "your mailbox's server does not take addresses with non-ASCII characters before the @ "
+            "(it offers no SMTPUTF8)"
+        )

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
 from bot.delivery.mail import compose_email
 from bot.delivery.ports import DeliveryError, Limits
-from bot.delivery.routes import relay_for
-from bot.delivery.transports import OutboxTransport, SmtpTransport, _relay_offers_smtputf8, smtputf8_refusal
+from bot.delivery.routes import relay_for, smtputf8_refusal
+from bot.delivery.transports import OutboxTransport, SmtpTransport, offers_smtputf8
 from bot.services.drafts import Draft
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from tests.support.smtp_sink import SilentServer, SmtpSink, refused_port
 
 NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
@@ -154,7 +155,7 @@ def utf8_sink() -> Iterator[SmtpSink]:
 @pytest.fixture(autouse=True)
 def new_relays() -> None:
     """Each test's server is a relay the bot has not asked before (its answer is kept per URL)."""
-    _relay_offers_smtputf8.cache_clear()
+    offers_smtputf8.cache_clear()
 
 
 def test_an_address_with_non_ascii_before_the_at_goes_out_with_smtputf8(utf8_sink: SmtpSink):
@@ -185,17 +186,20 @@ def test_a_server_without_smtputf8_fails_such_an_email_at_once_and_takes_the_res
     assert [r.rcpt_tos for r in sink.messages] == [["pat@buyer.example"]]
 
 
-def test_whether_such_addresses_can_be_emailed_is_asked_of_the_relay_once(tmp_path: Path):
-    assert smtputf8_refusal(load_settings(smtp_url=None, outbox_dir=str(tmp_path))) is None  # a file takes any address
+def test_whether_such_addresses_can_be_emailed_is_asked_of_the_relay_once(session: Session, tmp_path: Path):
+    def refusal(settings: Settings) -> str | None:
+        return smtputf8_refusal(settings, session, "U0NOMAILBOX")  # a rep without a mailbox of their own
+
+    assert refusal(load_settings(smtp_url=None, outbox_dir=str(tmp_path))) is None  # a file takes any address
     with SmtpSink(smtputf8=True) as offering:
-        assert smtputf8_refusal(load_settings(smtp_url=offering.url)) is None
-    assert smtputf8_refusal(load_settings(smtp_url=offering.url)) is None, "the answer is kept"
+        assert refusal(load_settings(smtp_url=offering.url)) is None
+    assert refusal(load_settings(smtp_url=offering.url)) is None, "the answer is kept"
     with SmtpSink() as plain:
-        assert smtputf8_refusal(load_settings(smtp_url=plain.url)) == (
+        assert refusal(load_settings(smtp_url=plain.url)) == (
             "the mail server (SMTP_URL) does not take addresses with non-ASCII characters before the @ (it offers no SMTPUTF8)"
         )
     down = load_settings(smtp_url=f"smtp://127.0.0.1:{refused_port()}")
-    assert smtputf8_refusal(down) == (
-        "the bot could not ask the mail server whether it takes addresses with non-ASCII characters before the @ "
+    assert refusal(down) == (
+        "the bot could not ask the mail server (SMTP_URL) whether it takes addresses with non-ASCII characters before the @ "
         "(could not connect to 127.0.0.1:" + down.smtp_url.rsplit(":", 1)[1] + ": connection refused); try again later"
     )

@@ -136,7 +136,13 @@ def add(deps: Deps, client: WebClient, command: Command, rest: str) -> Message |
         elif people:
             modal = None
             result = enrollments.add_people(
-                session, campaign, command["user_id"], people, now=now, invalid=invalid, smtputf8=deps.smtputf8_refusal
+                session,
+                campaign,
+                command["user_id"],
+                people,
+                now=now,
+                invalid=invalid,
+                smtputf8=deps.smtputf8_refusal(session, command["user_id"]),
             )
         else:  # nothing to launch: no send-at time to ask for or check
             modal = None

@@ -97,7 +97,7 @@ def launch(deps: Deps, client: WebClient, rep_id: str, request: LaunchRequest, s
                 now=now,
                 send_at=send_at,
                 invalid=invalid,
-                smtputf8=deps.smtputf8_refusal,
+                smtputf8=deps.smtputf8_refusal(session, rep_id),
             )
     except (ServiceError, RuleError) as exc:
         return error_message(str(exc))
