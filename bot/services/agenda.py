@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
 from bot.core import rules
@@ -91,27 +91,36 @@ def agenda_for(
         session, _with_all_a_draft_reads().where(planned_today(rep_id, start, end)), start, limit=emails
     )
 
-    def count(*where: Any) -> Any:
-        return select(func.count()).select_from(Send).where(*where).scalar_subquery()
-
-    overdue, email_count = session.exec(
-        select(count(queued, col(Send.due_at) < start), count(planned_today(rep_id, start, end)))
-    ).one()
-    queued_in = dict(
-        session.exec(
-            select(Enrollment.campaign_id, func.count())
-            .select_from(Send)
-            .join(Enrollment, col(Enrollment.id) == Send.enrollment_id)
-            .where(queued)
-            .group_by(col(Enrollment.campaign_id))
-        ).all()
+    email_count = session.exec(select(func.count()).select_from(Send).where(planned_today(rep_id, start, end))).one()
+    # Per step first, from ix_send_rep_status_step alone (no join per queued task), then per campaign.
+    by_step = (
+        select(
+            col(Send.step_id).label("step_id"),
+            func.count().label("queued"),
+            func.count(case((col(Send.due_at) < start, 1))).label("overdue"),
+        )
+        .where(queued)
+        .group_by(col(Send.step_id))
+        .subquery()
+    )
+    queued_rows = session.exec(
+        select(Step.campaign_id, func.sum(by_step.c.queued), func.sum(by_step.c.overdue))
+        .join(by_step, by_step.c.step_id == Step.id)
+        .group_by(col(Step.campaign_id))
+    ).all()
+    queued_in = {cid: int(n) for cid, n, _ in queued_rows}
+    overdue = sum(int(n) for _, _, n in queued_rows)
+    # Per campaign from ix_enrollment_rep_status alone, then their names.
+    active = (
+        select(col(Enrollment.campaign_id).label("campaign_id"), func.count().label("active"))
+        .where(Enrollment.rep_id == rep_id, col(Enrollment.status) == EnrollmentStatus.ACTIVE)
+        .group_by(col(Enrollment.campaign_id))
+        .subquery()
     )
     counts = session.exec(
-        select(Campaign.id, Campaign.name, func.count(col(Enrollment.id)))
-        .join(Enrollment, col(Enrollment.campaign_id) == Campaign.id)
-        .where(Enrollment.rep_id == rep_id, col(Enrollment.status) == EnrollmentStatus.ACTIVE)
-        .group_by(col(Campaign.id), col(Campaign.name))
-        .order_by(col(Campaign.name))
+        select(Campaign.id, Campaign.name, active.c.active)
+        .join(active, active.c.campaign_id == Campaign.id)
+        .order_by(col(Campaign.name), col(Campaign.id))
     ).all()
     campaigns = [CampaignCount(cid, name, active, queued_in.get(cid, 0)) for cid, name, active in counts]  # type: ignore[arg-type]  # a stored row's id: int | None on the model, never None here
     week = week_of_replies(session, rep_id, now, replies) if replies else []

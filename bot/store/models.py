@@ -260,6 +260,9 @@ class Send(SQLModel, table=True):
         # A rep's sends by status, in due order: a list's first tasks (LIMIT) and
         # today's planned emails (a range) without reading the rest.
         Index("ix_send_rep_status_due", "rep_id", "status", "due_at"),
+        # A rep's queued tasks counted per step, and how many are overdue, from the index alone
+        # (App Home's counts per campaign: no join per task).
+        Index("ix_send_rep_status_step", "rep_id", "status", "step_id", "due_at"),
         # Queued tasks whose Slack message never got through, with a repost to come.
         Index("ix_send_unposted", "updated_at", sqlite_where=UNPOSTED, postgresql_where=UNPOSTED),
         # A mailbox's limits: what it handed over in the last minute and 24 hours.

@@ -74,6 +74,24 @@ def test_active_campaigns_with_counts(session: Session, clock: FixedClock) -> No
     assert [(c.name, c.active, c.queued) for c in agenda.campaigns] == [("Q4", 2, 2), ("Spring", 1, 0)]
 
 
+def test_queued_tasks_of_every_step_count_for_their_campaign_and_overdue_ones_for_the_rep(
+    session: Session, clock: FixedClock
+) -> None:
+    make_rep(session)
+    now = clock.now()
+    two_tasks = [TASK_STEPS[0], {**TASK_STEPS[0], "day": 2}]
+    q4, spring = make_campaign(session, two_tasks, name="Q4"), make_campaign(session, two_tasks, name="Spring")
+    for n, (campaign, position) in enumerate([(q4, 1), (q4, 2), (q4, 2), (spring, 2)]):
+        enrollment = enroll(session, campaign, make_person(session, f"p{n}@example.com"), launched_at=now)
+        make_send(session, enrollment, position, due_at=now - dt.timedelta(days=n))  # p0 today, the rest overdue
+    other = enroll(session, spring, make_person(session, "o@example.com"), launched_at=now, rep_id="U0OTHER01")
+    make_send(session, other, 1, due_at=now - dt.timedelta(days=9))
+
+    agenda = agenda_for(session, "U0REP0001", now, STOCKHOLM, **ALL)
+    assert [(c.name, c.active, c.queued) for c in agenda.campaigns] == [("Q4", 3, 3), ("Spring", 1, 1)]
+    assert (agenda.task_count, agenda.overdue) == (4, 3)
+
+
 def selects_to_build(session: Session, clock: FixedClock, **limits: int) -> int:
     statements: list[str] = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
