@@ -15,7 +15,7 @@ from bot.slack.blocks.replies import REPLIES_SHOWN, week_lines
 from bot.slack.blocks.tasks import NAME_CHARS, email_line, items
 
 # Each task takes two blocks: 30 tasks leave room for everything else under 100.
-HOME_TASKS = 30
+HOME_TASKS = 10  # the next ones: Home is redrawn after every click; /tasks lists more
 HOME_EMAILS = 40  # lines of one text block
 HOME_CAMPAIGNS = 40
 HOME_REPLIES = REPLIES_SHOWN
