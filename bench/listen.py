@@ -7,8 +7,9 @@ emails the bot sent):
   first pass   catching up on the old messages (Watcher.read_all, as `bot tick`): s, msgs/s
   next pass    the new messages only, against the same with a mailbox of 100 old ones:
                its cost must not grow with the old messages (ratio ~1)
-  latency      a reply APPENDed -> its enrollment ended (p50, p99), with the watcher
-               thread on IMAP IDLE, and polling every --poll s (LISTEN_POLL_SECONDS)
+  latency      a reply APPENDed -> its enrollment ended (p50, p99, max), with the watcher
+               thread on IMAP IDLE, and polling every --poll s (LISTEN_POLL_SECONDS);
+               each reply arrives at a random moment, not in step with the polls
 Numbers and ratios, no assertions. Needs Dovecot (`apt-get install -y dovecot-imapd`).
 Goals: next pass the same with 100 or 10,000 old; a reply acted on within 5 s with IDLE
 and within the poll interval without.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import random
 import sys
 import tempfile
 import time
@@ -99,13 +101,21 @@ def pass_seconds(watcher: Watcher) -> tuple[float, int]:
     return time.perf_counter() - start, result.read
 
 
-def latencies(server: Dovecot, watcher: Watcher, people: list[tuple[int, str]], count: int, user: str) -> list[float]:
-    """Start the watcher thread; APPEND a reply at a time and time it until its enrollment ends."""
+def latencies(
+    server: Dovecot, watcher: Watcher, people: list[tuple[int, str]], count: int, user: str, spread: float
+) -> list[float]:
+    """Start the watcher thread; APPEND a reply at a time and time it until its enrollment ends.
+
+    Each reply arrives at a random moment up to `spread` s after the last was acted on,
+    as prospects' replies do: not in step with the watcher's polls.
+    """
+    arrivals = random.Random(1)
     watcher.start()
     seen = []
     try:
         time.sleep(1.0)  # the watcher takes the lease and logs in
         for n, (enrollment_id, message_id) in enumerate(people[:count]):
+            time.sleep(arrivals.uniform(0, spread))
             start = time.perf_counter()
             append_all(server, user, [samples.gmail_reply(f"person{n + 1000}@x.example", message_id, body=f"Yes {n}")])
             while not ended(watcher, enrollment_id):
@@ -162,9 +172,10 @@ def main() -> None:
             f"  ratio next pass 10,000-old / 100-old: {nexts[0][0] / small[0][0]:.2f} (new), {nexts[1][0] / small[1][0]:.2f} (nothing new)"
         )
 
-        idle = latencies(server, watcher, people[args.replies : args.replies + args.latency], args.latency, BIG)
+        idle = latencies(server, watcher, people[args.replies : args.replies + args.latency], args.latency, BIG, 1.0)
         print(
-            f"reply APPEND -> enrollment ended, IDLE: p50 {pct(idle, 50) * 1000:.0f} ms, p99 {pct(idle, 99) * 1000:.0f} ms (goal: 5 s)"
+            f"reply APPEND -> enrollment ended, IDLE: p50 {pct(idle, 50) * 1000:.0f} ms, p99 {pct(idle, 99) * 1000:.0f} ms,"
+            f" max {max(idle) * 1000:.0f} ms (goal: 5 s)"
         )
         polling = Watcher(
             watcher.engine,
@@ -172,10 +183,11 @@ def main() -> None:
             watcher.settings.model_copy(update={"listen_poll_seconds": args.poll}),
             idle=False,
         )
-        polled = latencies(server, polling, people[args.replies + args.latency :], args.latency, BIG)
+        polled = latencies(server, polling, people[args.replies + args.latency :], args.latency, BIG, args.poll)
         print(
             f"reply APPEND -> enrollment ended, polling every {args.poll:g} s: p50 {pct(polled, 50) * 1000:.0f} ms,"
-            f" p99 {pct(polled, 99) * 1000:.0f} ms (goal: within the interval; p99/interval {pct(polled, 99) / args.poll:.2f})"
+            f" p99 {pct(polled, 99) * 1000:.0f} ms, max {max(polled) * 1000:.0f} ms"
+            f" (goal: within the interval; max/interval {max(polled) / args.poll:.2f}; at most the interval and one pass)"
         )
 
 
