@@ -49,6 +49,7 @@ from bot.mail import mailboxes, sent_copies
 from bot.services import connections, digest, enrollments, queue, suppression, sync, unsubscribe
 from bot.services.drafts import draft_for, not_built
 from bot.settings import Settings
+from bot.store import locks
 from bot.store.models import Campaign, Enrollment, EnrollmentStatus, Mailbox, Person, Rep, Send, Step, SyncEvent
 
 log = logging.getLogger(__name__)
@@ -416,6 +417,8 @@ class Scheduler:
         suppressed = suppression.suppressed_among(work.session, [to for email in chunk for to in email.recipients])
         if not suppressed:
             return chunk
+        if locks.row_locks(work.session):
+            self._commit(work)  # the claims' rows go first: ending takes each enrollment before its sends (see _record)
         kept = []
         for email in chunk:
             reason = next((suppressed[to] for to in email.recipients if to in suppressed), None)
@@ -466,8 +469,18 @@ class Scheduler:
             work.waiting.clear()
 
     def _record(self, work: _Pass, outcomes: list[Outcome]) -> None:
-        """Store what the servers said (the caller commits)."""
+        """Store what the servers said (the caller commits).
+
+        In a transaction of its own that takes the outcomes' enrollments before their
+        sends (bot/services/enrollments.py, `lock`), so that a reply ending several
+        enrollments at once and this worker never wait on each other.
+        """
         session = work.session
+        if not outcomes:
+            return
+        if locks.row_locks(session):
+            self._commit(work)  # the rows this transaction holds (claims, task marks) go first
+        enrollments.lock_many(session, (work.claimed[outcome.email.send_id].enrollment_id for outcome in outcomes))
         delivered: list[tuple[Send, dt.datetime]] = []
         own: dict[int, Email] = {}  # sent through the rep's own mailbox: its Sent folder may want a copy
         with session.no_autoflush:

@@ -23,7 +23,7 @@ from bot.core import rules
 from bot.services import progress, suppression
 from bot.services.errors import EnrollmentError
 from bot.services.people import Invalid, PersonInput, normalize_email
-from bot.store import bulk
+from bot.store import bulk, locks
 from bot.store.models import (
     ACTIVE_STATUSES,
     Campaign,
@@ -519,6 +519,19 @@ def lock(session: Session, enrollment: Enrollment) -> None:
     """
     session.flush()
     session.refresh(enrollment, with_for_update={"key_share": True})
+
+
+def lock_many(session: Session, enrollment_ids: Iterable[int]) -> None:
+    """Hold these enrollments' rows until commit, taken in id order as every writer takes several.
+
+    For a caller about to change their sends (the scheduler recording outcomes), so
+    that it takes each enrollment before its sends, as `lock` says. On SQLite
+    BEGIN IMMEDIATE already makes writers take turns: nothing to do.
+    """
+    ids = sorted(set(enrollment_ids))
+    if ids and locks.row_locks(session):
+        statement = core_select(ENROLLMENT.c.id).where(ENROLLMENT.c.id.in_(ids)).order_by(ENROLLMENT.c.id)
+        session.execute(statement.with_for_update(key_share=True))
 
 
 def _sends(session: Session, enrollment: Enrollment, statuses: Sequence[str]) -> list[Send]:

@@ -10,7 +10,12 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 
+def row_locks(session: Session) -> bool:
+    """Whether writers hold rows, not the whole database (PostgreSQL): then the order they take them in matters."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def lock(session: Session, name: str) -> None:
     """Hold the lock called `name` until the session's transaction ends."""
-    if session.get_bind().dialect.name == "postgresql":
+    if row_locks(session):
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
