@@ -510,6 +510,9 @@ class Scheduler:
                         queue.mark_failed(session, send, self.worker_id, now, error.reason)
                     work.result.failed += 1
                     work.after_commit.append(_later(self.notifier.send_failed, send.id))
+            if delivered:  # recorded at one instant, the last acceptance (milliseconds apart): one UPDATE
+                last = max(at for _, at in delivered)
+                delivered = [(send, last) for send, _ in delivered]
             sent = queue.mark_sent(session, delivered, self.worker_id)
             if own:
                 recorded = {send.id for send in sent}
