@@ -225,6 +225,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL"))
     args = parser.parse_args()
+    if args.latency_ms <= 0:
+        parser.error("--latency-ms must be above 0: the run with L = 0 is part of every run")
     logging.basicConfig(level=logging.ERROR)
     count, latency, c = args.emails, args.latency_ms / 1000, args.connections
     runs: dict[str, Run] = {}
