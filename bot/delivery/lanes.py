@@ -159,9 +159,10 @@ class Lane:
             connection.open()
         except DeliveryError as error:
             with self._ready:
-                if error.slow_down and self.open > 0:
+                staying = self.open - self._leaving  # connections that go on handing over
+                if error.slow_down and staying > 0:
                     # Too many connections for this server: go on with those it took.
-                    self.server_takes = self.open
+                    self.server_takes = staying
                     self.threads.remove(threading.current_thread())
                     raise _Fewer() from None
             raise
