@@ -2,7 +2,7 @@
 
 A rep who connected a mailbox of their own sends through it, within its limits (its
 provider's preset, or what an admin set); one connected over OAuth 2.0 logs in with
-XOAUTH2, its access tokens kept by one `Tokens` per process. It is never silently swapped for the relay:
+XOAUTH2, its access tokens kept in memory by a `Tokens` (bot/mail/oauth.py). It is never silently swapped for the relay:
 while it is broken, the rep's emails wait. Every other rep's emails go through the
 company relay (`SMTP_URL`, with `SMTP_MAX_CONNECTIONS`, `SMTP_PER_MINUTE`,
 `SMTP_PER_DAY`), or into the outbox folder when no relay is set.

@@ -39,8 +39,11 @@ from bot.clock import UTC, Clock
 from bot.core.inbound import InboundKind, classify
 from bot.listen import leases
 from bot.mail import mailboxes
-from bot.mail.urls import Security, ServerUrl, parse_imap_url
+from bot.mail.check import LoginFailed, open_imap
+from bot.mail.oauth import Tokens
+from bot.mail.urls import ServerUrl, parse_imap_url
 from bot.services import replies
+from bot.services.errors import ServiceError
 from bot.settings import Settings
 from bot.store import bulk
 from bot.store.models import Mailbox, MailboxCursor, MailboxState
@@ -52,7 +55,7 @@ CURSOR = MailboxCursor.__table__  # type: ignore[attr-defined]  # SQLModel sets 
 FOLDER = "INBOX"
 CHUNK = 200  # messages fetched, acted on and committed with the cursor at once
 REIDLE = 29 * 60.0  # RFC 2177: servers may drop an IDLE after 30 minutes (heartbeats are shorter anyway)
-ERRORS = (OSError, imaplib.IMAP4.error, ssl.SSLError)
+ERRORS = (OSError, imaplib.IMAP4.error, ssl.SSLError, LoginFailed)
 
 
 @dataclass(frozen=True)
@@ -82,18 +85,25 @@ class ReadResult:
         return f"read {self.read} inbound message{'' if self.read == 1 else 's'}" + (f": {acted}" if acted else "")
 
 
-def watched_mailboxes(session: Session, settings: Settings, now: dt.datetime) -> list[Watched]:
+def watched_mailboxes(session: Session, settings: Settings, now: dt.datetime, tokens: Tokens) -> list[Watched]:
     """Every connected mailbox with IMAP, and the bounce mailbox when BOUNCE_IMAP_URL is set.
 
     A first read starts the day before the mailbox was connected (the bounce mailbox:
     the day before it is first read), so nothing that came back meanwhile is missed.
+    OAuth mailboxes log in with XOAUTH2, their access tokens from `tokens`. A mailbox
+    whose login cannot be read (SECRET_KEY changed) is logged and left out: the others
+    are watched all the same.
     """
     key = settings.secret_key
     watched = []
     for mailbox in session.exec(
         select(Mailbox).where(col(Mailbox.state) == MailboxState.CONNECTED).order_by(col(Mailbox.slack_user_id))
     ):
-        server = mailboxes.imap_server(mailbox, key)  # OAuth mailboxes will log in through it too
+        try:
+            server = mailboxes.imap_server(mailbox, key, tokens)
+        except ServiceError as exc:
+            log.warning("rep:%s: the mailbox is not watched: %s", mailbox.slack_user_id, exc)
+            continue
         if server is not None:
             since = (mailbox.created_at - dt.timedelta(days=1)).date()
             watched.append(Watched(f"rep:{mailbox.slack_user_id}", mailbox.slack_user_id, server, since))
@@ -101,22 +111,6 @@ def watched_mailboxes(session: Session, settings: Settings, now: dt.datetime) ->
         since = (now - dt.timedelta(days=1)).date()
         watched.append(Watched(replies.BOUNCES, None, parse_imap_url(settings.bounce_imap_url), since))
     return watched
-
-
-def open_imap(server: ServerUrl) -> IMAPClient:
-    """Connect and log in (password or app password)."""
-    context = ssl.create_default_context()
-    client = IMAPClient(
-        server.host, port=server.port, ssl=server.security is Security.TLS, ssl_context=context, timeout=server.timeout
-    )
-    try:
-        if server.security is Security.STARTTLS:
-            client.starttls(context)
-        client.login(server.username or "", server.password or "")
-    except BaseException:
-        client.shutdown()
-        raise
-    return client
 
 
 class Reader:
@@ -244,6 +238,7 @@ class Watcher:
         self.engine = engine
         self.clock = clock
         self.settings = settings
+        self.tokens = Tokens(settings, clock)  # OAuth mailboxes' access tokens, renewed as needed
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.queued = queued
         self.use_idle = idle
@@ -255,7 +250,7 @@ class Watcher:
 
     def mailboxes(self) -> list[Watched]:
         with Session(self.engine) as session:
-            return watched_mailboxes(session, self.settings, self.clock.now())
+            return watched_mailboxes(session, self.settings, self.clock.now(), self.tokens)
 
     # --- once -----------------------------------------------------------------------
     def read_all(self) -> ReadResult:

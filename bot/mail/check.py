@@ -12,6 +12,7 @@ gets one renewed token more (an access token may expire between two logins).
 from __future__ import annotations
 
 import ast
+import functools
 import imaplib
 import re
 import smtplib
@@ -44,9 +45,23 @@ def xoauth2(user: str, token: str) -> str:
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
 
 
+def tls_context() -> ssl.SSLContext:
+    """What every TLS connection checks the server with: the trusted certificates, read once.
+
+    Reading them takes tens of milliseconds, too much for each connection and each
+    poll; read again only when SSL_CERT_FILE or SSL_CERT_DIR names others.
+    """
+    return _tls_context(ssl.get_default_verify_paths())
+
+
+@functools.cache
+def _tls_context(paths: ssl.DefaultVerifyPaths) -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
 def open_smtp(server: ServerUrl) -> smtplib.SMTP:
     """A connection that said EHLO, secured itself as the URL says and logged in if it names a user."""
-    context = ssl.create_default_context()
+    context = tls_context()
     if server.security is Security.TLS:
         smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=context)
     else:
@@ -109,14 +124,14 @@ def open_imap(server: ServerUrl) -> IMAPClient:
             server.host,
             port=server.port,
             ssl=server.security is Security.TLS,
-            ssl_context=ssl.create_default_context(),
+            ssl_context=tls_context(),
             timeout=server.timeout,
         )
     except OSError as exc:
         raise LoginFailed(unreachable(server, exc)) from None
     try:
         if server.security is Security.STARTTLS:
-            client.starttls(ssl.create_default_context())
+            client.starttls(tls_context())
         if server.bearer is not None:
             try:
                 client.oauth2_login(server.username or "", server.bearer(False))

@@ -1,0 +1,105 @@
+"""A mailbox connected over OAuth 2.0 is watched too: XOAUTH2 on a real Dovecot whose oauth2
+passdb checks each token at the fake provider's introspection endpoint (tests/support/fake_oauth.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.clock import FixedClock
+from bot.listen.watcher import Watcher
+from bot.mail import mailboxes
+from bot.mail.mailboxes import Provider
+from bot.mail.urls import Security, parse_imap_url, parse_smtp_url
+from bot.settings import load_settings
+from bot.store.models import EnrollmentStatus, SendStatus
+from tests.e2e.listening import sent_email, state
+from tests.support import inbound_samples as samples
+from tests.support.dovecot import Dovecot
+from tests.support.factories import REP_ID, make_rep
+from tests.support.fake_oauth import CLIENT_ID, CLIENT_SECRET, FakeAuthServer
+from tests.support.tls import Certificate, self_signed
+
+USER = "rita@seller.example"
+OTHER_REP = "U0OTHER01"
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeAuthServer]:
+    with FakeAuthServer(consenting=USER) as fake:
+        yield fake
+
+
+@pytest.fixture
+def dovecot(cert: Certificate, fake: FakeAuthServer) -> Iterator[Dovecot]:
+    with Dovecot(users={USER: ""}, cert=cert, introspection_url=f"{fake.url}/introspect") as server:
+        yield server
+
+
+def test_a_reply_in_an_oauth_mailbox_ends_the_campaign_and_a_mailbox_that_cannot_be_read_stops_no_other(
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    dovecot: Dovecot,
+    fake: FakeAuthServer,
+    cert: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))  # trusted as a real certificate would be
+    key = Fernet.generate_key().decode()
+    settings = load_settings(
+        _env_file=None,
+        secret_key=key,
+        google_client_id=CLIENT_ID,
+        google_client_secret=CLIENT_SECRET,
+        oauth_base_url=fake.url,
+    )
+    sent = sent_email(session, "ada@engines.example", clock.now())
+    refresh_token = f"refresh-watch-{len(fake.refresh_tokens)}"
+    fake.refresh_tokens[refresh_token] = USER
+    mailboxes.set_oauth_mailbox(
+        session,
+        REP_ID,
+        provider=Provider.GOOGLE,
+        user=USER,
+        refresh_token=refresh_token,
+        smtp=("127.0.0.1", 1, Security.TLS),
+        imap=("127.0.0.1", dovecot.tls_port or 0, Security.TLS),
+        key=settings.secret_key,
+        now=clock.now() - dt.timedelta(days=1),
+    )
+    # Another rep's mailbox, its password encrypted under a key the bot no longer has:
+    make_rep(session, OTHER_REP)
+    mailboxes.set_mailbox(
+        session,
+        OTHER_REP,
+        smtp=parse_smtp_url("smtp://bo%40seller.example@127.0.0.1:2525"),
+        imap=parse_imap_url(f"imap://bo%40seller.example@127.0.0.1:{dovecot.port}"),
+        password="s3cret",
+        provider=None,
+        limits=mailboxes.Limits(),
+        key=SecretStr(Fernet.generate_key().decode()),
+        now=clock.now(),
+    )
+    session.commit()
+    dovecot.deliver(USER, samples.gmail_reply("ada@engines.example", sent.message_id))
+
+    result = Watcher(engine, clock, settings).read_all()
+
+    reason = "replied at 2026-12-02 09:00 UTC"
+    assert state(engine, sent) == (EnrollmentStatus.REPLIED, reason, SendStatus.CANCELLED, reason)
+    assert str(result) == "read 1 inbound message: 1 reply"
+    assert refresh_token not in dovecot.log
