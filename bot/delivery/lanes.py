@@ -40,6 +40,7 @@ class Lane:
         self.server_takes: int | None = None  # fewer, once the server refused one more
         self.open = 0  # connections open now
         self._leaving = 0  # threads gone from `threads` to come down to `connections`, their connection not yet closed
+        self._opening = 0  # threads connecting now
         self._ready = threading.Condition()
         self._closing = False
 
@@ -105,7 +106,8 @@ class Lane:
         """The next email; None when the lane closes, or when this thread is one too many (its share shrank)."""
         with self._ready:
             while True:
-                if len(self.threads) > self.connections:
+                # One too many: a thread yet to connect goes first, then one with a connection.
+                if (self.open - self._leaving if connected else len(self.threads)) > self.connections:
                     self.threads.remove(threading.current_thread())
                     self._leaving += connected
                     return None
@@ -155,11 +157,16 @@ class Lane:
     def _open(self) -> Connection:
         """A new connection, logged in; _Fewer when the server takes fewer than the limit allows."""
         connection = self.route.connect()
+        with self._ready:
+            self._opening += 1
         try:
             connection.open()
         except DeliveryError as error:
             with self._ready:
-                staying = self.open - self._leaving  # connections that go on handing over
+                self._opening -= 1
+                # Connections that go on handing over: those open and not closing, and
+                # those other threads are opening now (the server took them first).
+                staying = self.open - self._leaving + self._opening
                 if error.slow_down and staying > 0:
                     # Too many connections for this server: go on with those it took.
                     self.server_takes = staying
@@ -167,6 +174,7 @@ class Lane:
                     raise _Fewer() from None
             raise
         with self._ready:
+            self._opening -= 1
             self.open += 1
         return connection
 
