@@ -26,10 +26,11 @@ from sqlalchemy import exists, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from bot.store.bulk import in_values, skipping_locked
+from bot.store.bulk import in_values, skipping_locked, upsert
 from bot.store.models import Enrollment, Person, SalesforceCursor, SalesforceSync, Send, SyncEvent, SyncOutcome
 
 SYNC = SalesforceSync.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
+CURSOR = SalesforceCursor.__table__  # type: ignore[attr-defined]  # as SYNC
 # Salesforce busy or down: try again after these (the last one over and over).
 RETRY_DELAYS = (
     dt.timedelta(seconds=30),
@@ -178,17 +179,16 @@ def send_of_task(session: Session, task_id: str) -> int | None:
 
 
 def read_to(session: Session, name: str) -> dt.datetime | None:
-    cursor = session.get(SalesforceCursor, name)
-    return cursor.read_to if cursor else None
+    return session.exec(select(SalesforceCursor.read_to).where(SalesforceCursor.name == name)).first()
 
 
 def set_read_to(session: Session, name: str, at: dt.datetime) -> None:
-    cursor = session.get(SalesforceCursor, name)
-    if cursor is None:
-        session.add(SalesforceCursor(name=name, read_to=at))
-    else:
-        cursor.read_to = at
-    session.flush()
+    """Where the poll called `name` has read to.
+
+    Two syncers may poll at once: one statement, whichever writes first (a poll read
+    twice changes nothing in Salesforce or here).
+    """
+    upsert(session, CURSOR, {"name": name, "read_to": at}, ["name"])
 
 
 @dataclass

@@ -303,6 +303,7 @@ def test_a_task_completed_in_salesforce_is_done_here_and_the_campaign_goes_on(
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # neither syncer's pass fails
 def test_two_syncers_on_postgresql_sync_each_event_once(
     session, clock, scheduler, engine, sf_settings, salesforce, crm
 ):
