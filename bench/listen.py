@@ -153,7 +153,7 @@ def main() -> None:
             new += [newsletter(old + n) for n in range(args.new - args.replies)]
             append_all(server, user, new)
             nexts = []
-            for _ in range(3):  # the new ones, then passes with nothing new
+            for _ in range(10):  # the new ones, then passes with nothing new (the best of them counts)
                 nexts.append(pass_seconds(watcher))
             replied = sum(ended(watcher, enrollment_id) for enrollment_id, _ in people[: args.replies])
             results[user] = (old, appended, first, read, nexts, replied, watcher, people)
@@ -162,14 +162,16 @@ def main() -> None:
         print(f"  first pass (catch-up): {first:.2f} s, {read:,} messages, {read / first:,.0f} msgs/s")
         print(
             f"  next pass ({nexts[0][1]} new, {replied}/{args.replies} replies acted on): {nexts[0][0] * 1000:.1f} ms;"
-            f" then nothing new: {nexts[1][0] * 1000:.1f} ms, {nexts[2][0] * 1000:.1f} ms"
+            f" then nothing new: {min(p[0] for p in nexts[1:]) * 1000:.1f} ms (best of {len(nexts) - 1})"
         )
         small = results[SMALL][4]
         print(
-            f"mailbox of 100 old messages: next pass {small[0][0] * 1000:.1f} ms; nothing new: {small[1][0] * 1000:.1f} ms"
+            f"mailbox of 100 old messages: next pass {small[0][0] * 1000:.1f} ms;"
+            f" nothing new: {min(p[0] for p in small[1:]) * 1000:.1f} ms"
         )
         print(
-            f"  ratio next pass 10,000-old / 100-old: {nexts[0][0] / small[0][0]:.2f} (new), {nexts[1][0] / small[1][0]:.2f} (nothing new)"
+            f"  ratio next pass 10,000-old / 100-old: {nexts[0][0] / small[0][0]:.2f} (new),"
+            f" {min(p[0] for p in nexts[1:]) / min(p[0] for p in small[1:]):.2f} (nothing new)"
         )
 
         idle = latencies(server, watcher, people[args.replies : args.replies + args.latency], args.latency, BIG, 1.0)
