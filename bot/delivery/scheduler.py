@@ -111,6 +111,9 @@ class _Pass:
     claimed: dict[int, Send] = field(default_factory=dict)  # waiting, or marked `sending` and not recorded
     full: set[str] = field(default_factory=set)  # mailboxes at a limit: nothing more this pass
     shares: dict[str, dt.datetime] = field(default_factory=dict)  # mailbox -> when its share was last asked for
+    over: set[str] = field(
+        default_factory=set
+    )  # mailboxes whose lane held more connections than its share when last asked
     starved: set[str] = field(default_factory=set)  # mailboxes whose connections other workers hold all of
     renewed_at: dt.datetime | None = None  # when the shares' lease was last renewed
     planned: bool = False  # emails recorded sent since the last claim planned next steps (maybe due now)
@@ -327,29 +330,40 @@ class Scheduler:
     def _ask_shares(self, work: _Pass) -> None:
         """This worker's share of each mailbox's connections: asked for when its lane is new, then every SHARE_EVERY.
 
-        In a commit of its own, the mailboxes in order, so that two workers never wait
-        on each other's locks.
+        Also at once when a lane that held more than its share has come down to it: the
+        stored share counts those connections until then, and another worker waits for
+        them. In a commit of its own, the mailboxes in order, so that two workers never
+        wait on each other's locks.
         """
         now = self.clock.now()
         due = [
             lane
             for key, lane in sorted(work.lanes.lanes.items())
-            if lane.route.shared and (key not in work.shares or now >= work.shares[key] + SHARE_EVERY)
+            if lane.route.shared
+            and (
+                key not in work.shares
+                or now >= work.shares[key] + SHARE_EVERY
+                or (key in work.over and lane.in_use <= lane.granted)
+            )
         ]
         for lane in due:
-            limit = lane.route.limits.connections
+            limit, open_now = lane.route.limits.connections, lane.in_use
             granted = connections.share(
                 work.session,
                 lane.route.key,
                 self.worker_id,
                 limit=limit,
                 wanted=limit,
-                open_now=lane.in_use,
+                open_now=open_now,
                 now=now,
                 lease=self.lease,
             )
             lane.allow(granted)
             work.shares[lane.route.key] = work.renewed_at = now
+            if open_now > granted:
+                work.over.add(lane.route.key)
+            else:
+                work.over.discard(lane.route.key)
         if due:
             self._commit(work)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -17,11 +18,12 @@ from sqlmodel import Session
 
 from bot.clock import FixedClock
 from bot.delivery.ports import Limits, Route
-from bot.delivery.scheduler import Scheduler
+from bot.delivery.scheduler import SHARE_EVERY, Scheduler
 from bot.delivery.transports import SmtpTransport
+from bot.services import connections
 from bot.services.queue import RETRY_DELAYS
 from bot.settings import load_settings
-from bot.store.models import Send, SendStatus
+from bot.store.models import ConnectionShare, Send, SendStatus
 from tests.support.due_emails import due_email, reload
 from tests.support.notifier import RecordingNotifier
 from tests.support.smtp_sink import SmtpSink
@@ -199,6 +201,61 @@ def test_two_workers_together_never_exceed_a_limit(
         assert len(sink.messages) == 10 * (minute + 1), "exactly the limit each minute, across both workers"
         clock.advance(minutes=1)
     assert set(sink.counts().values()) == {1}
+
+
+def test_a_worker_over_its_share_hands_the_rest_over_once_it_has_closed_them(
+    engine: Engine, session: Session, clock: FixedClock, make_scheduler: MakeScheduler
+):
+    """Not a SHARE_EVERY later: the clock stands still, and the other worker gets its share all the same."""
+    due_emails(session, clock, 250)
+    session.commit()
+    lease = dt.timedelta(minutes=5)
+
+    def others_ask() -> int:
+        with Session(engine) as other:
+            granted = connections.share(
+                other, "relay", "worker-2", limit=4, wanted=4, open_now=0, now=clock.now(), lease=lease
+            )
+            other.commit()
+        return granted
+
+    def counted() -> int | None:
+        with Session(engine) as other:
+            row = other.get(ConnectionShare, ("relay", "worker-1"))
+            return None if row is None else row.connections
+
+    with SmtpSink(latency=0.02, max_connections=4) as server:
+        worker = make_scheduler(url=server.url, limits=Limits(connections=4))
+        errors: list[BaseException] = []
+        thread = threading.Thread(target=lambda: _collect(errors, worker.tick))
+        thread.start()
+        try:
+            _wait_for(lambda: server.most_connections == 4 and len(server.messages) >= 20)
+            assert others_ask() == 0, "worker-1 holds all four"
+            clock.advance(
+                seconds=SHARE_EVERY.total_seconds()
+            )  # worker-1 asks again and learns its share is two; then time stands still
+            _wait_for(lambda: counted() in (2, None))
+            assert counted() == 2, "worker-1 gave two back while its pass went on"
+            assert others_ask() == 2
+        finally:
+            thread.join(60)
+    assert errors == [] and server.refused_connections == 0
+
+
+def _collect(errors: list[BaseException], call: Callable[[], object]) -> None:
+    try:
+        call()
+    except BaseException as exc:  # the test fails on it
+        errors.append(exc)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll for an event, bounded: the test fails rather than hangs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
 
 
 def test_retries_still_grow_for_real_failures(
