@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,11 @@ DIGEST_EVERY = dt.timedelta(minutes=1)  # cron's resolution
 SLOW_DOWN = dt.timedelta(minutes=1)  # how long a mailbox that asked to slow down waits
 RELAY_LOGIN_RETRY = dt.timedelta(minutes=5)  # how long the relay waits after refusing our login
 SHARE_EVERY = dt.timedelta(seconds=1)  # how often a worker asks again for its share of a mailbox's connections
+# A worker granted none of a mailbox's connections (others hold them all) asks again,
+# STARVED_AGAIN seconds apart, STARVED_ASKS times before it leaves that mailbox's emails to
+# the others: they see it asking within SHARE_EVERY and come down to their fair shares.
+STARVED_ASKS = 8
+STARVED_AGAIN = SHARE_EVERY.total_seconds() / 4
 
 
 @dataclass
@@ -111,9 +117,11 @@ class _Pass:
     claimed: dict[int, Send] = field(default_factory=dict)  # waiting, or marked `sending` and not recorded
     full: set[str] = field(default_factory=set)  # mailboxes at a limit: nothing more this pass
     shares: dict[str, dt.datetime] = field(default_factory=dict)  # mailbox -> when its share was last asked for
-    over: set[str] = field(
-        default_factory=set
-    )  # mailboxes whose lane held more connections than its share when last asked
+    # mailboxes whose lane held more connections than its share when last asked
+    over: set[str] = field(default_factory=set)
+    # mailbox -> asks in a row granted no connection, and when the last was (time.monotonic(): the
+    # others come down in real time, whatever the clock says)
+    starving: dict[str, tuple[int, float]] = field(default_factory=dict)
     starved: set[str] = field(default_factory=set)  # mailboxes whose connections other workers hold all of
     renewed_at: dt.datetime | None = None  # when the shares' lease was last renewed
     planned: bool = False  # emails recorded sent since the last claim planned next steps (maybe due now)
@@ -247,6 +255,8 @@ class Scheduler:
                         work.planned, claimable = False, True
                     else:
                         self._commit(work)  # what was taken went elsewhere (tasks, failures)
+                        if self._waiting_for_shares(work):
+                            stop.wait(STARVED_AGAIN)
                 self._commit(work)
             finally:
                 self._release(work)
@@ -306,8 +316,11 @@ class Scheduler:
         while work.waiting and len(chunk) < CHUNK:
             send = work.waiting.popleft()
             lane = self._lane(work, send.rep_id)
-            if not lane.connections:  # other workers hold all of them: they take its emails this pass
-                work.starved.add(lane.route.key)
+            if not lane.connections:  # other workers hold all of them
+                if work.starving.get(lane.route.key, (0, 0.0))[0] < STARVED_ASKS:
+                    kept.append(send)  # they come down to their shares soon
+                    continue
+                work.starved.add(lane.route.key)  # they take its emails this pass
                 work.full.add(lane.route.key)
             if lane.held or lane.route.key in work.full:  # held in the store now, or left to other workers
                 queue.release(work.session, [send.id], self.worker_id)  # type: ignore[list-item]  # a stored row's id: int | None on the model, never None here
@@ -344,6 +357,11 @@ class Scheduler:
                 key not in work.shares
                 or now >= work.shares[key] + SHARE_EVERY
                 or (key in work.over and lane.in_use <= lane.granted)
+                or (
+                    key in work.starving
+                    and key not in work.full
+                    and time.monotonic() >= work.starving[key][1] + STARVED_AGAIN
+                )
             )
         ]
         for lane in due:
@@ -364,8 +382,18 @@ class Scheduler:
                 work.over.add(lane.route.key)
             else:
                 work.over.discard(lane.route.key)
+            if granted:
+                work.starving.pop(lane.route.key, None)
+            else:
+                work.starving[lane.route.key] = (work.starving.get(lane.route.key, (0, 0.0))[0] + 1, time.monotonic())
         if due:
             self._commit(work)
+
+    def _waiting_for_shares(self, work: _Pass) -> bool:
+        """Nothing to hand over or record but emails for mailboxes whose connections other workers hold, for now."""
+        return bool(work.waiting) and all(
+            self._lane(work, send.rep_id).route.key in work.starving for send in work.waiting
+        )
 
     def _compose(self, work: _Pass, send: Send, route: Route) -> Email | None:
         session, now = work.session, self.clock.now()

@@ -17,6 +17,7 @@ import imaplib
 import re
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -49,9 +50,15 @@ def tls_context() -> ssl.SSLContext:
     """What every TLS connection checks the server with: the trusted certificates, read once.
 
     Reading them takes tens of milliseconds, too much for each connection and each
-    poll; read again only when SSL_CERT_FILE or SSL_CERT_DIR names others.
+    poll; read again only when SSL_CERT_FILE or SSL_CERT_DIR names others. Read by
+    one thread: the others (a lane's connections open at once) wait for it.
     """
-    return _tls_context(ssl.get_default_verify_paths())
+    paths = ssl.get_default_verify_paths()
+    with _TLS_READ:
+        return _tls_context(paths)
+
+
+_TLS_READ = threading.Lock()
 
 
 @functools.cache
@@ -61,15 +68,14 @@ def _tls_context(paths: ssl.DefaultVerifyPaths) -> ssl.SSLContext:
 
 def open_smtp(server: ServerUrl) -> smtplib.SMTP:
     """A connection that said EHLO, secured itself as the URL says and logged in if it names a user."""
-    context = tls_context()
     if server.security is Security.TLS:
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=context)
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=tls_context())
     else:
         smtp = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
     try:
         smtp.ehlo()
         if server.security is Security.STARTTLS:
-            smtp.starttls(context=context)
+            smtp.starttls(context=tls_context())
             smtp.ehlo()
         if server.bearer is not None:
             _smtp_xoauth2(smtp, server.username or "", server.bearer)
@@ -124,7 +130,7 @@ def open_imap(server: ServerUrl) -> IMAPClient:
             server.host,
             port=server.port,
             ssl=server.security is Security.TLS,
-            ssl_context=tls_context(),
+            ssl_context=tls_context() if server.security is Security.TLS else None,
             timeout=server.timeout,
         )
     except OSError as exc:

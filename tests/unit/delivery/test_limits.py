@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from bot.clock import FixedClock
 from bot.delivery.ports import Limits, Route
-from bot.delivery.scheduler import SHARE_EVERY, Scheduler
+from bot.delivery.scheduler import SHARE_EVERY, Scheduler, TickResult
 from bot.delivery.transports import SmtpTransport
 from bot.services import connections
 from bot.services.queue import RETRY_DELAYS
@@ -243,7 +243,41 @@ def test_a_worker_over_its_share_hands_the_rest_over_once_it_has_closed_them(
     assert errors == [] and server.refused_connections == 0
 
 
-def _collect(errors: list[BaseException], call: Callable[[], object]) -> None:
+def test_a_worker_granted_no_connection_waits_in_its_pass_for_the_others_to_come_down(
+    engine: Engine, session: Session, clock: FixedClock, sink: SmtpSink, make_scheduler: MakeScheduler
+):
+    due_emails(session, clock, 10)
+    session.commit()
+    lease = dt.timedelta(minutes=5)
+
+    def other_holds(open_now: int) -> int:
+        with Session(engine) as other:
+            granted = connections.share(
+                other, "relay", "worker-2", limit=4, wanted=4, open_now=open_now, now=clock.now(), lease=lease
+            )
+            other.commit()
+        return granted
+
+    def asking() -> bool:
+        with Session(engine) as other:
+            return other.get(ConnectionShare, ("relay", "worker-1")) is not None
+
+    assert other_holds(open_now=4) == 4
+    worker = make_scheduler(limits=Limits(connections=4))
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: _collect(results, lambda: results.append(worker.tick())))
+    thread.start()
+    try:
+        _wait_for(asking)
+        assert other_holds(open_now=2) == 2, "worker-2 sees worker-1 asking and comes down to its share"
+    finally:
+        thread.join(60)
+    [result] = results
+    assert isinstance(result, TickResult) and result.sent == 10, "in the same pass, not left for the next"
+    assert len(sink.messages) == 10
+
+
+def _collect(errors: list, call: Callable[[], object]) -> None:
     try:
         call()
     except BaseException as exc:  # the test fails on it

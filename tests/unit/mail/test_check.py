@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
+import threading
+from pathlib import Path
+
 import pytest
 
 from bot.delivery.ports import DeliveryError, Email
@@ -113,3 +117,36 @@ def test_the_relay_transport_logs_in_the_same_way_and_keeps_the_password_out_of_
     assert server.logins == [USER] and len(server.messages) == 1
     assert error.value.refused_login and not error.value.retry, "the mailbox waits; the email uses no retry"
     assert error.value.reason == "the mail server refused the login: 535 5.7.8 No such login •••"
+
+
+def test_connections_opening_at_once_read_the_trusted_certificates_once(
+    smtp_server: SmtpLogin, trusted: Certificate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """A lane opens its connections together: one reads the certificates, the others wait for it."""
+    fresh = tmp_path / "trusted.pem"  # certificates not read yet in this process
+    fresh.write_bytes(Path(trusted.cert).read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(fresh))
+    reads = []
+    create = ssl.create_default_context
+
+    def counted(*args: object, **kwargs: object) -> ssl.SSLContext:
+        reads.append(1)
+        return create(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    server = parse_smtp_url(smtp_url(smtp_server))
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def connect() -> None:
+        start.wait()
+        try:
+            check_smtp(server)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=connect) for _ in range(8)]
+    [thread.start() for thread in threads]
+    [thread.join() for thread in threads]
+
+    assert errors == [] and len(reads) == 1
