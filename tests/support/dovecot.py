@@ -43,10 +43,19 @@ def require_dovecot() -> None:
 
 class Dovecot:
     def __init__(
-        self, users: dict[str, str], *, cert: Certificate | None = None, introspection_url: str | None = None
+        self,
+        users: dict[str, str],
+        *,
+        cert: Certificate | None = None,
+        introspection_url: str | None = None,
+        storage: str = "maildir",
     ) -> None:
         self.folder = Path("/nonexistent")
         self.users = users
+        # How Dovecot keeps the mail: "maildir" (a file a message, which `deliver` writes), or
+        # "sdbox", its own indexed storage: EXAMINE then costs the same however full the
+        # folder, as on large servers (Maildir rescans a folder that changed in the last seconds).
+        self.storage = storage
         # Set: logins are XOAUTH2 / OAUTHBEARER only, each token checked at this RFC 7662 endpoint
         # (Dovecot's oauth2 passdb); `users` then only names the mailboxes to make.
         self.introspection_url = introspection_url
@@ -65,6 +74,7 @@ class Dovecot:
 
     def deliver(self, user: str, message: bytes) -> None:
         """Put a message in the user's INBOX, as a delivery agent would (Maildir's new/)."""
+        assert self.storage == "maildir", "deliver writes Maildir files; APPEND with an IMAP client instead"
         new = self.maildir(user) / "new"
         new.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns()}.test.{socket.gethostname()}"
@@ -78,7 +88,9 @@ class Dovecot:
             "".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in self.users.items())
         )
         for user in self.users:
-            self.maildir(user).mkdir(parents=True, exist_ok=True)
+            (self.maildir(user) if self.storage == "maildir" else self.folder / "home" / user).mkdir(
+                parents=True, exist_ok=True
+            )
         if self.introspection_url:
             (self.folder / "oauth2.conf.ext").write_text(
                 f"introspection_mode = post\nintrospection_url = {self.introspection_url}\n"
@@ -134,7 +146,7 @@ userdb {{
   driver = static
   args = uid={owner.pw_uid} gid={owner.pw_gid} home={self.folder}/home/%u
 }}
-mail_location = maildir:~/Maildir
+mail_location = {"maildir:~/Maildir" if self.storage == "maildir" else f"{self.storage}:~/mail"}
 first_valid_uid = {owner.pw_uid}
 first_valid_gid = {owner.pw_gid}
 service imap-login {{
