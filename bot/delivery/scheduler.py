@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.background import Background
 from bot.clock import Clock, SystemClock
 from bot.core.rules import StepKind
 from bot.delivery.lanes import Lane, Lanes
@@ -130,8 +131,10 @@ class _Pass:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
-class Scheduler:
+class Scheduler(Background):
     """Delivers due sends; also the Deliverer behind the Slack app's Send button."""
+
+    thread_name = "scheduler"
 
     def __init__(
         self,
@@ -158,8 +161,7 @@ class Scheduler:
         self._next_digests: dt.datetime | None = None
         # The loop and the Send button take turns: each pass holds its mailboxes' connections.
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # --- one pass ---------------------------------------------------------------------
     def tick(self, stop: threading.Event | None = None) -> TickResult:
@@ -211,21 +213,6 @@ class Scheduler:
                 log.exception("scheduler pass failed; trying again in %ss", self.settings.scheduler_interval)
             stop.wait(self.settings.scheduler_interval)
         log.info("scheduler %s stopped", self.worker_id)
-
-    def start(self) -> None:
-        """Run the loop in a background thread (for `bot serve`)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop the background loop after the emails in flight."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
     # --- the pipeline -------------------------------------------------------------------
     def _deliver(self, claim: Callable[[Session, int, set[str]], list[int]], stop: threading.Event) -> TickResult:

@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from sqlalchemy import CursorResult, Engine, or_, update
 from sqlmodel import Session, col, select
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.mail import mailboxes
 from bot.mail.check import LoginFailed, answer, close_imap, imap_words, open_imap
@@ -161,16 +162,17 @@ def append_once(client: IMAPClient, folder: str, copy: SentCopy) -> None:
     client.append(folder, copy.data, flags=(SEEN,), msg_time=copy.sent_at)
 
 
-class SentCopier:
+class SentCopier(Background):
     """Appends due copies to their reps' Sent folders, one IMAP login per rep per round."""
+
+    thread_name = "sent-copies"
 
     def __init__(self, engine: Engine, clock: Clock, key: SecretStr | None, worker_id: str | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.key = key
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def drain(self, stop: threading.Event | None = None) -> int:
         """Append every copy due now; the number appended."""
@@ -240,17 +242,3 @@ class SentCopier:
             except Exception:  # a database outage must not end the thread
                 log.exception("appending sent copies failed; trying again")
             stop.wait(POLL_SECONDS)
-
-    def start(self) -> None:
-        """Run in a background thread (for `bot serve` and `bot worker`)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, args=(self._stop,), name="sent-copies", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the copy in flight; the rest wait in the table for the next start."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.background import Background
 from bot.clock import UTC, Clock
 from bot.salesforce.client import Client, SalesforceDown, SalesforceRefused
 from bot.services import sync, tasks
@@ -84,8 +85,10 @@ class _Pass:
     owner: dict[str, str | None] = field(default_factory=dict)  # rep email -> User Id
 
 
-class Syncer:
+class Syncer(Background):
     """Syncs pass after pass beside the scheduler (`bot serve`, `bot worker`), or once (`bot tick`)."""
+
+    thread_name = "salesforce"
 
     def __init__(
         self,
@@ -100,8 +103,7 @@ class Syncer:
         self.engine, self.clock, self.settings, self.batch = engine, clock, settings, batch
         self.client = client or Client(settings)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # --- one pass -------------------------------------------------------------------------
     def sync(self) -> SyncResult:
@@ -325,19 +327,6 @@ class Syncer:
             except Exception:  # a database outage must not end the loop
                 log.exception("Salesforce sync pass failed; trying again in %ss", self.settings.salesforce_interval)
             stop.wait(self.settings.salesforce_interval)
-
-    def start(self) -> None:
-        """Run the loop in a thread of its own, off the delivery path."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, args=(self._stop,), name="salesforce", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
 
 def syncer_for(settings: Settings, engine: Engine, clock: Clock) -> Syncer | None:

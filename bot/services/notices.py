@@ -19,10 +19,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, or_, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import CursorResult, delete, or_, update
 from sqlmodel import Session, col, select
 
+from bot.store import bulk
 from bot.store.models import Notice, NoticeKind, Send
 
 NOTICE = Notice.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models but does not declare it
@@ -91,31 +91,11 @@ def claim_due(
     session: Session, now: dt.datetime, worker_id: str, *, limit: int, lease: dt.timedelta = DEFAULT_LEASE
 ) -> list[Notice]:
     """Lease up to `limit` due notices to this poster, oldest first: at most one per rep, its oldest."""
-    earlier = aliased(NOTICE)
-    oldest_of_its_rep = ~exists().where(
-        earlier.c.rep_id == NOTICE.c.rep_id, earlier.c.done_at.is_(None), earlier.c.id < NOTICE.c.id
-    )
-    due = (
-        select(NOTICE.c.id)
-        .where(
-            NOTICE.c.done_at.is_(None),
-            NOTICE.c.next_at <= now,
-            or_(NOTICE.c.lease_until.is_(None), NOTICE.c.lease_until < now),
-            oldest_of_its_rep,
-        )
-        .order_by(NOTICE.c.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)  # several posters: each skips what another is claiming
-    statement = (
-        update(NOTICE)
-        .where(NOTICE.c.id.in_(due.scalar_subquery()))
-        .values(lease_until=now + lease, claimed_by=worker_id)
-        .returning(NOTICE.c.id)
-    )
-    ids = list(session.execute(statement).scalars())
-    return list(session.exec(select(Notice).where(col(Notice.id).in_(ids)).order_by(col(Notice.id)))) if ids else []
+    ids = bulk.claim_oldest(session, NOTICE, "rep_id", now=now, worker_id=worker_id, limit=limit, lease=lease)
+    if not ids:
+        return []
+    query = select(Notice).where(col(Notice.id).in_(ids)).order_by(col(Notice.id))
+    return list(session.exec(query.execution_options(populate_existing=True)))
 
 
 def posted(session: Session, notices: Sequence[Notice], now: dt.datetime) -> None:

@@ -22,11 +22,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, or_, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.store.bulk import in_values, skipping_locked, upsert
+from bot.store.bulk import claim_oldest, in_values, upsert
 from bot.store.models import Enrollment, Person, SalesforceCursor, SalesforceSync, Send, SyncEvent, SyncOutcome
 
 SYNC = SalesforceSync.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models at runtime; its type doesn't declare it
@@ -93,28 +92,9 @@ def claim_due(
     session: Session, now: dt.datetime, worker_id: str, *, limit: int, lease: dt.timedelta = DEFAULT_LEASE
 ) -> list[SalesforceSync]:
     """Lease up to `limit` due items to this syncer, oldest first: at most one per send, its oldest."""
-    earlier = aliased(SYNC)
-    oldest_of_its_send = ~exists().where(
-        earlier.c.send_id == SYNC.c.send_id, earlier.c.done_at.is_(None), earlier.c.id < SYNC.c.id
+    ids = claim_oldest(
+        session, SYNC, "send_id", now=now, worker_id=worker_id, limit=limit, lease=lease, attempts=SYNC.c.attempts + 1
     )
-    due = (
-        select(SYNC.c.id)
-        .where(
-            SYNC.c.done_at.is_(None),
-            SYNC.c.next_at <= now,
-            or_(SYNC.c.lease_until.is_(None), SYNC.c.lease_until < now),
-            oldest_of_its_send,
-        )
-        .order_by(SYNC.c.id)
-        .limit(limit)
-    )
-    statement = (
-        update(SYNC)
-        .where(SYNC.c.id.in_(skipping_locked(session, due).scalar_subquery()))
-        .values(lease_until=now + lease, claimed_by=worker_id, attempts=SYNC.c.attempts + 1)
-        .returning(SYNC.c.id)
-    )
-    ids = list(session.execute(statement).scalars())
     if not ids:
         return []
     query = select(SalesforceSync).where(col(SalesforceSync.id).in_(ids)).order_by(col(SalesforceSync.id))

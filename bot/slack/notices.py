@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.delivery.ports import Notifier
 from bot.services import notices
@@ -102,8 +103,10 @@ class QueuedNotifier:
         self.queued()
 
 
-class NoticePoster:
+class NoticePoster(Background):
     """Posts due notices through `slack` (a SlackNotifier whose client does not sleep on 429s)."""
+
+    thread_name = "notice-poster"
 
     def __init__(
         self,
@@ -120,8 +123,7 @@ class NoticePoster:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease = lease
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def drain(self, stop: threading.Event | None = None) -> int:
         """Post every notice due now; stop early when Slack is busy or down. The number posted."""
@@ -199,21 +201,11 @@ class NoticePoster:
                 log.exception("posting notices failed; trying again")
             self._wake.wait(POLL_SECONDS)
 
-    def start(self) -> None:
-        """Run in a background thread (for `bot serve` and `bot worker`)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="notice-poster", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the notice in flight; the rest wait in the queue for the next start."""
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._wake.set()  # not waiting POLL_SECONDS first
+        super().stop(timeout)
 
 
 def _groups(claimed: list[Notice]) -> list[list[Notice]]:

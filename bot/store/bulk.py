@@ -1,20 +1,23 @@
 """SQL that PostgreSQL and SQLite write differently, in one place, for the services.
 
 Many rows in one statement, `IN` any number of values, inserts that skip or update a
-row that exists (`ON CONFLICT`), and claims that skip rows another worker holds.
+row that exists (`ON CONFLICT`), and claims that skip rows another worker holds (the
+work queues' too).
 PostgreSQL gets arrays (`unnest`, `= ANY`), SQLite `json_each`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Dialect, Index, Select, Table, any_, bindparam, cast, func, true
+from sqlalchemy import Column, Dialect, Index, Select, Table, any_, bindparam, cast, exists, func, or_, true, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 
@@ -106,6 +109,47 @@ def upsert(session: Session, table: Table, values: dict[str, Any], key: list[str
     statement = _insert(session)(table).values(**values)
     changed = {name: statement.excluded[name] for name in values if name not in key}
     session.execute(statement.on_conflict_do_update(index_elements=key, set_=changed))
+
+
+def claim_oldest(
+    session: Session,
+    table: Table,
+    per: str,
+    *,
+    now: dt.datetime,
+    worker_id: str,
+    limit: int,
+    lease: dt.timedelta,
+    **values: Any,
+) -> list[int]:
+    """Lease up to `limit` due rows of a work queue to `worker_id`, oldest first; their ids.
+
+    A work queue's rows have `done_at`, `next_at`, `lease_until` and `claimed_by`. Only
+    the oldest row not done of each `per` (a rep's notices, a send's sync items) is due,
+    so that each one's rows go in order. `values`: more columns the claim sets.
+    """
+    earlier = aliased(table)
+    oldest_of_its_kind = ~exists().where(
+        earlier.c[per] == table.c[per], earlier.c.done_at.is_(None), earlier.c.id < table.c.id
+    )
+    due = (
+        core_select(table.c.id)
+        .where(
+            table.c.done_at.is_(None),
+            table.c.next_at <= now,
+            or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+            oldest_of_its_kind,
+        )
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    statement = (
+        update(table)
+        .where(table.c.id.in_(skipping_locked(session, due).scalar_subquery()))
+        .values(lease_until=now + lease, claimed_by=worker_id, **values)
+        .returning(table.c.id)
+    )
+    return list(session.execute(statement).scalars())
 
 
 def skipping_locked(session: Session, query: Select[Any]) -> Select[Any]:
