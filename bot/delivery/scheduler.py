@@ -278,7 +278,10 @@ class Scheduler(Background):
         ids = claim(work.session, wanted, busy | left)
         if not ids:
             return bool(busy)  # the reps skipped may have more once their lanes have room
-        sends = _load(work.session, ids)
+        # A send in hand whose claim ran out while it waited, and that nobody else took, is
+        # claimed again (its lease renewed): it stays in hand once.
+        fresh = [send_id for send_id in ids if send_id not in work.claimed]
+        sends = _load(work.session, fresh) if fresh else []
         for send in sends:
             self._lane(work, send.rep_id)  # its share of the mailbox's connections is asked for before it is taken
         work.waiting.extend(sends)

@@ -91,7 +91,7 @@ def test_an_admin_sets_lists_and_removes_a_mailbox_with_the_password_on_stdin(bo
         )
         assert (done.returncode, done.stderr) == (0, ""), done.stderr
         assert done.stdout == "U123: mailbox pat@seller.example set (logged in), provider google\n"
-        assert smtp_server.logins == [USER] and f"Login: user=<{USER}>" in imap.log
+        assert smtp_server.logins == [USER] and imap.logged(f"Login: user=<{USER}>")
 
     listed = bot("list")
     assert listed.returncode == 0

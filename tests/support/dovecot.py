@@ -69,6 +69,16 @@ class Dovecot:
         path = self.folder / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def logged(self, text: str, timeout: float = 10.0) -> bool:
+        """Whether the log says `text`, waiting for it (bounded): Dovecot's log process
+        writes a line a moment after what it tells of."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def maildir(self, user: str) -> Path:
         return self.folder / "home" / user / "Maildir"
 

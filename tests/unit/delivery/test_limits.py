@@ -277,6 +277,36 @@ def test_a_worker_granted_no_connection_waits_in_its_pass_for_the_others_to_come
     assert len(sink.messages) == 10
 
 
+def test_sends_whose_claim_ran_out_while_they_waited_for_a_connection_go_once(
+    engine: Engine, session: Session, clock: FixedClock, sink: SmtpSink, make_scheduler: MakeScheduler
+):
+    """The worker claims them again (nobody else took them): each is in hand once, and sent once."""
+    due_emails(session, clock, 30)
+    session.commit()
+    worker = make_scheduler(limits=Limits(connections=2))
+    with Session(engine) as other:
+        connections.share(
+            other, "relay", "worker-2", limit=2, wanted=2, open_now=2, now=clock.now(), lease=worker.lease
+        )
+        other.commit()
+
+    def asking() -> bool:
+        with Session(engine) as other:
+            return other.get(ConnectionShare, ("relay", "worker-1")) is not None
+
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: _collect(results, lambda: results.append(worker.tick())))
+    thread.start()
+    try:
+        _wait_for(asking)
+        clock.advance(seconds=worker.lease.total_seconds() + 1)  # worker-2 is gone, and so are worker-1's claims
+    finally:
+        thread.join(60)
+    [result] = results
+    assert isinstance(result, TickResult) and result.sent == 30
+    assert len(sink.messages) == 30 and set(sink.counts().values()) == {1}
+
+
 def _collect(errors: list, call: Callable[[], object]) -> None:
     try:
         call()

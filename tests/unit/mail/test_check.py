@@ -82,7 +82,7 @@ def test_imap_login_is_accepted(imap_server: Dovecot, trusted: Certificate, tls:
 
     check_imap(parse_imap_url(url).with_password(PASSWORD))
 
-    assert f"Login: user=<{USER}>" in imap_server.log
+    assert imap_server.logged(f"Login: user=<{USER}>")
 
 
 def test_a_refused_imap_login_gives_the_servers_words_and_never_the_password(
