@@ -130,6 +130,10 @@ class _Pass:
     sent_ids: list[int] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
+    def denied(self, mailbox: str) -> int:
+        """Asks in a row this pass that were granted none of the mailbox's connections."""
+        return self.starving.get(mailbox, (0, 0.0))[0]
+
 
 class Scheduler(Background):
     """Delivers due sends; also the Deliverer behind the Slack app's Send button."""
@@ -307,7 +311,7 @@ class Scheduler(Background):
             send = work.waiting.popleft()
             lane = self._lane(work, send.rep_id)
             if not lane.connections:  # other workers hold all of them
-                if work.starving.get(lane.route.key, (0, 0.0))[0] < STARVED_ASKS:
+                if work.denied(lane.route.key) < STARVED_ASKS:
                     kept.append(send)  # they come down to their shares soon
                     continue
                 work.starved.add(lane.route.key)  # they take its emails this pass
@@ -375,7 +379,7 @@ class Scheduler(Background):
             if granted:
                 work.starving.pop(lane.route.key, None)
             else:
-                work.starving[lane.route.key] = (work.starving.get(lane.route.key, (0, 0.0))[0] + 1, time.monotonic())
+                work.starving[lane.route.key] = (work.denied(lane.route.key) + 1, time.monotonic())
         if due:
             self._commit(work)
 
