@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.clock import Clock, SystemClock
@@ -19,7 +20,7 @@ from bot.delivery import transports
 from bot.delivery.ports import Connection, Limits, Route
 from bot.delivery.transports import OutboxTransport, SmtpTransport
 from bot.mail import mailboxes
-from bot.mail.oauth import Tokens
+from bot.mail.oauth import Keeper, Tokens
 from bot.mail.urls import parse_smtp_url
 from bot.settings import Settings
 from bot.store.models import Mailbox
@@ -64,9 +65,10 @@ class Mailboxes:
         return Route(mailboxes.mailbox_key(rep_id), lambda: SmtpTransport(server), in_force)
 
 
-def router_for(settings: Settings, clock: Clock | None = None) -> Mailboxes:
+def router_for(settings: Settings, engine: Engine, clock: Clock | None = None) -> Mailboxes:
     """Reps' own mailboxes, and the relay (or the outbox folder) for everyone else."""
-    return Mailboxes(relay_for(settings), settings, Tokens(settings, clock or SystemClock()))
+    tokens = Tokens(settings, clock or SystemClock(), Keeper(engine, settings.secret_key))
+    return Mailboxes(relay_for(settings), settings, tokens)
 
 
 def relay_for(settings: Settings) -> Relay:

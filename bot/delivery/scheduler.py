@@ -722,4 +722,4 @@ def build_scheduler(
 ) -> Scheduler:
     """A scheduler delivering through reps' own mailboxes and the relay (SMTP_URL), or into ./outbox/ (no notifier: logs only)."""
     clock = clock or SystemClock()
-    return Scheduler(engine, clock, router_for(settings, clock), notifier or LoggingNotifier(), settings)
+    return Scheduler(engine, clock, router_for(settings, engine, clock), notifier or LoggingNotifier(), settings)

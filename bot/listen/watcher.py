@@ -40,7 +40,7 @@ from bot.core.inbound import InboundKind, classify
 from bot.listen import leases
 from bot.mail import mailboxes
 from bot.mail.check import LoginFailed, open_imap
-from bot.mail.oauth import Tokens
+from bot.mail.oauth import Keeper, Tokens
 from bot.mail.urls import ServerUrl, parse_imap_url
 from bot.services import replies
 from bot.services.errors import ServiceError
@@ -238,7 +238,7 @@ class Watcher:
         self.engine = engine
         self.clock = clock
         self.settings = settings
-        self.tokens = Tokens(settings, clock)  # OAuth mailboxes' access tokens, renewed as needed
+        self.tokens = Tokens(settings, clock, Keeper(engine, settings.secret_key))  # OAuth mailboxes' access tokens
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.queued = queued
         self.use_idle = idle

@@ -245,6 +245,20 @@ def mark_broken(session: Session, mailbox: Mailbox, error: str, now: dt.datetime
     session.flush()
 
 
+def keep_rotated(session: Session, rep_id: str, old: str, new: str, key: SecretStr | None) -> bool:
+    """Store `new`, the refresh token the provider handed in place of `old`, while the rep's mailbox holds `old`.
+
+    A mailbox reconnected or removed since is left as it is. Whether it was stored.
+    """
+    mailbox = session.get(Mailbox, rep_id, with_for_update=True)
+    if mailbox is None or mailbox.auth != MailboxAuth.OAUTH or credentials.decrypt(mailbox.secret, key) != old:
+        return False
+    mailbox.secret = credentials.encrypt(new, key)
+    session.add(mailbox)
+    session.flush()
+    return True
+
+
 def smtp_server(mailbox: Mailbox, key: SecretStr | None, tokens: Tokens | None = None) -> ServerUrl:
     """Where and how to log in to send: the decrypted password, or (OAuth) a bearer from `tokens`."""
     return _with_login(smtp_address(mailbox), mailbox, key, tokens)
@@ -271,4 +285,4 @@ def _with_login(server: ServerUrl, mailbox: Mailbox, key: SecretStr | None, toke
         raise MailboxError(
             f"{mailbox.slack_user_id}'s mailbox logs in with OAuth 2.0: it needs the access tokens of bot/mail/oauth.py"
         )
-    return dataclasses.replace(server, bearer=tokens.bearer(Provider(mailbox.provider), secret))
+    return dataclasses.replace(server, bearer=tokens.bearer(Provider(mailbox.provider), secret, mailbox.slack_user_id))

@@ -13,7 +13,8 @@ How a rep connects one:
 Sending and reading log in with XOAUTH2 (bot/mail/check.py) with access tokens from
 `Tokens`: kept in memory only, renewed before they expire, and once more when a server
 refuses one. A renewal the provider refuses (consent revoked, password changed) is a
-TokenRefused: the scheduler marks the mailbox broken and tells the rep once.
+TokenRefused: the scheduler marks the mailbox broken and tells the rep once. A refresh
+token the provider rotates on renewal is stored again, encrypted (`Keeper`).
 
 The providers' endpoints are the table below. OAUTH_BASE_URL (tests only) puts both
 providers' endpoints under one server: BASE/google/authorize, BASE/google/token,
@@ -27,6 +28,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import logging
 import secrets
 import threading
 from collections.abc import Callable
@@ -37,11 +39,13 @@ import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from cryptography.fernet import InvalidToken
-from sqlalchemy import delete
+from pydantic import SecretStr
+from sqlalchemy import Engine, delete
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from bot.clock import Clock
-from bot.mail import credentials
+from bot.mail import credentials, mailboxes
 from bot.mail.check import TokenRefused, TokenUnavailable
 from bot.mail.mailboxes import Provider
 from bot.mail.urls import Security
@@ -50,6 +54,8 @@ from bot.store.models import OAuthState
 
 if TYPE_CHECKING:
     from bot.settings import Settings
+
+log = logging.getLogger(__name__)
 
 STATE_TTL = dt.timedelta(minutes=10)  # from the click on Connect to the provider's redirect
 START_LINK_TTL = dt.timedelta(days=1)  # a Connect or Reconnect link in Slack (the Home tab redraws it on each open)
@@ -251,25 +257,35 @@ def email_of(id_token: str | None) -> str | None:
     return address if isinstance(address, str) and "@" in address else None
 
 
-class Tokens:
-    """Access tokens of every OAuth mailbox of this process, in memory only, renewed as needed."""
+# Where a refresh token the provider rotated goes: keep(rep id, the refresh token it replaces, the new one).
+Keep = Callable[[str, str, str], None]
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+
+class Tokens:
+    """Access tokens of every OAuth mailbox of this process, in memory only, renewed as needed.
+
+    A provider may hand a new refresh token with a renewal (Microsoft does, and the first
+    one ends 90 days after the consent): it is used from then on, and handed to `keep`
+    to be stored in the rep's mailbox.
+    """
+
+    def __init__(self, settings: Settings, clock: Clock, keep: Keep | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.keep = keep
         self._lock = threading.Lock()
         # by digest of the refresh token: (access token, expires at, the refresh token to use next)
         self._cache: dict[str, tuple[str, dt.datetime, str]] = {}
 
-    def bearer(self, provider: Provider, refresh_token: str) -> Callable[[bool], str]:
-        """The access token of a mailbox as a login needs it: `bearer(renew)`."""
+    def bearer(self, provider: Provider, refresh_token: str, rep_id: str = "") -> Callable[[bool], str]:
+        """The access token of `rep_id`'s mailbox as a login needs it: `bearer(renew)`."""
 
         def token(renew: bool = False) -> str:
-            return self.access_token(provider, refresh_token, renew=renew)
+            return self.access_token(provider, refresh_token, renew=renew, rep_id=rep_id)
 
         return token
 
-    def access_token(self, provider: Provider, refresh_token: str, *, renew: bool = False) -> str:
+    def access_token(self, provider: Provider, refresh_token: str, *, renew: bool = False, rep_id: str = "") -> str:
         """A current access token; renewed when it expires soon, or when `renew` (a server refused it)."""
         key = digest(refresh_token)
         with self._lock:  # one renewal for all the connections of a mailbox
@@ -278,8 +294,13 @@ class Tokens:
                 return cached[0]
             latest = cached[2] if cached is not None else refresh_token
             access, expires_at, rotated = self._renew(ENDPOINTS[provider], latest)
-            self._cache[key] = (access, expires_at, rotated or latest)
-            return access
+            newest = rotated or latest
+            self._cache[key] = (access, expires_at, newest)
+            if newest != latest:  # the mailbox read from the store once `keep` has it: no renewal then
+                self._cache[digest(newest)] = (access, expires_at, newest)
+        if newest != latest and self.keep is not None and rep_id:
+            self.keep(rep_id, refresh_token, newest)
+        return access
 
     def _renew(self, endpoints: Endpoints, refresh_token: str) -> tuple[str, dt.datetime, str | None]:
         _, token_url = urls(self.settings, endpoints)
@@ -298,8 +319,44 @@ class Tokens:
         if not access:
             raise TokenUnavailable(f"{endpoints.name}'s token endpoint gave no access token")
         expires_in = int(token.get("expires_in") or 3600)
-        # Microsoft may hand a new refresh token: used from then on (in this process).
         return access, self.clock.now() + dt.timedelta(seconds=expires_in), token.get("refresh_token")
+
+
+class Keeper:
+    """A `Keep` that stores each rotated refresh token in the rep's mailbox, so a restart starts from it.
+
+    Each is stored in a short transaction of its own, on a thread of its own: the login
+    that renewed may run while this process's scheduler holds the database (SQLite) or
+    the mailbox's row and waits for that login. One that cannot be stored is logged; the
+    token stays in use in memory, and the next renewal hands another.
+    """
+
+    def __init__(self, engine: Engine, key: SecretStr | None) -> None:
+        self.engine = engine
+        self.key = key
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def __call__(self, rep_id: str, old: str, new: str) -> None:
+        thread = threading.Thread(target=self._store, args=(rep_id, old, new), name="keep-refresh-token", daemon=True)
+        with self._lock:
+            self._threads = [*(t for t in self._threads if t.is_alive()), thread]
+        thread.start()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the tokens handed so far are stored."""
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
+
+    def _store(self, rep_id: str, old: str, new: str) -> None:
+        try:
+            with Session(self.engine) as session:
+                mailboxes.keep_rotated(session, rep_id, old, new, self.key)
+                session.commit()
+        except (SQLAlchemyError, ServiceError) as exc:
+            log.warning("%s's renewed refresh token could not be stored (%s)", rep_id, type(exc).__name__)
 
 
 def digest(secret: str) -> str:

@@ -8,7 +8,8 @@
   redirect URI with a one-time code and the state.
 - POST /<provider>/token: `authorization_code` (the code once, its redirect URI, and a
   verifier matching its challenge) or `refresh_token`; a revoked grant answers
-  `invalid_grant` as Google and Microsoft do. Every token it hands out is random;
+  `invalid_grant` as Google and Microsoft do. With `rotating`, a renewal also hands a new
+  refresh token, the old one staying good until retired, as Microsoft does. Every token it hands out is random;
   `fake.user_of(access_token)` says whose a current one is (the SMTP server asks).
 - POST /introspect (RFC 7662): `{"active": true, "email": ...}` for a current access
   token, for Dovecot's oauth2 passdb.
@@ -42,6 +43,7 @@ class Code:
 class FakeAuthServer:
     consenting: str = "rita@seller.example"  # whose account "logs in" at the consent page
     expires_in: int = 3600
+    rotating: bool = False  # a renewal hands a new refresh token too (Microsoft)
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
@@ -70,6 +72,11 @@ class FakeAuthServer:
         """Every access token handed out so far stops working (their hour is up)."""
         with self._lock:
             self.access_tokens.clear()
+
+    def retire(self, refresh_token: str) -> None:
+        """That refresh token's lifetime is up (Microsoft's: 90 days); the ones it was renewed into are not."""
+        with self._lock:
+            self.refresh_tokens.pop(refresh_token, None)
 
     def revoke(self, user: str) -> None:
         """The user withdrew consent (or changed their password): their grants and tokens are gone."""
@@ -115,7 +122,11 @@ class FakeAuthServer:
                 if user is None:
                     return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
                 self.refreshes += 1
-                return 200, self._access(user)
+                answer = self._access(user)
+                if self.rotating:
+                    answer["refresh_token"] = self._new()
+                    self.refresh_tokens[answer["refresh_token"]] = user
+                return 200, answer
         return 400, {"error": "unsupported_grant_type"}
 
     def introspect(self, form: dict[str, str]) -> dict[str, Any]:

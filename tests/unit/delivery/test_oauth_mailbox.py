@@ -14,11 +14,11 @@ from sqlmodel import Session
 
 from bot.clock import FixedClock
 from bot.delivery.routes import Mailboxes, Relay
-from bot.delivery.scheduler import Scheduler
+from bot.delivery.scheduler import Scheduler, build_scheduler
 from bot.delivery.transports import SmtpTransport
-from bot.mail import mailboxes
+from bot.mail import credentials, mailboxes
 from bot.mail.mailboxes import Provider
-from bot.mail.oauth import Tokens
+from bot.mail.oauth import Keeper, Tokens
 from bot.mail.urls import Security
 from bot.settings import Settings, load_settings
 from bot.store.models import Mailbox, MailboxState, SendStatus
@@ -59,6 +59,8 @@ def settings(fake: FakeAuthServer) -> Settings:
         secret_key=Fernet.generate_key().decode(),
         google_client_id=CLIENT_ID,
         google_client_secret=CLIENT_SECRET,
+        microsoft_client_id=CLIENT_ID,
+        microsoft_client_secret=CLIENT_SECRET,
         public_url="https://bot.example.com",
         oauth_base_url=fake.url,
     )
@@ -72,11 +74,18 @@ def grant(fake: FakeAuthServer, user: str = USER) -> str:
     return token
 
 
-def connect(session: Session, settings: Settings, server: SmtpXOAuth2, refresh_token: str, clock: FixedClock) -> None:
+def connect(
+    session: Session,
+    settings: Settings,
+    server: SmtpXOAuth2,
+    refresh_token: str,
+    clock: FixedClock,
+    provider: Provider = Provider.GOOGLE,
+) -> None:
     mailboxes.set_oauth_mailbox(
         session,
         REP_ID,
-        provider=Provider.GOOGLE,
+        provider=provider,
         user=USER,
         refresh_token=refresh_token,
         smtp=("127.0.0.1", server.port, Security.STARTTLS),
@@ -213,6 +222,60 @@ def test_a_revoked_consent_breaks_only_that_mailbox_and_the_rep_is_told_once(
     connect(session, settings, own, grant(fake), clock)  # the rep connects it again
     assert bot.tick().sent == 3 and len(own.messages) == 3
     assert {reload(session, send).status for send in sends} == {SendStatus.SENT}
+
+
+def stored_refresh_token(engine: Engine, settings: Settings) -> str:
+    with Session(engine) as session:
+        mailbox = session.get(Mailbox, REP_ID)
+        assert mailbox is not None
+        return credentials.decrypt(mailbox.secret, settings.secret_key)
+
+
+def test_a_refresh_token_microsoft_rotates_is_stored_so_a_restart_outlives_the_first_one(
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    notifier: RecordingNotifier,
+    fake: FakeAuthServer,
+    own: SmtpXOAuth2,
+    settings: Settings,
+):
+    fake.rotating = True
+    first = grant(fake)
+    connect(session, settings, own, first, clock, Provider.MICROSOFT365)
+    bot = build_scheduler(settings, engine, notifier, clock)  # as `bot worker` and `bot serve` build it
+    due_email(session, clock.now(), "early@buyer.example")
+    session.commit()
+
+    assert bot.tick().sent == 1
+    bot.router.tokens.keep.settle()  # type: ignore[attr-defined]  # the Mailboxes router's Keeper
+    rotated = stored_refresh_token(engine, settings)
+    assert rotated != first and fake.refresh_tokens.get(rotated) == USER, "the one Microsoft handed on renewal"
+
+    fake.retire(first)  # its 90 days are up
+    restarted = build_scheduler(settings, engine, notifier, clock)
+    due_email(session, clock.now(), "later@buyer.example")
+    session.commit()
+    assert restarted.tick().sent == 1, "the restarted worker renews with the stored token"
+    assert notifier.told("mailbox_broken") == []
+    assert len(own.messages) == 2
+
+
+def test_a_rotated_refresh_token_never_overwrites_a_mailbox_connected_again(
+    engine: Engine, session: Session, clock: FixedClock, fake: FakeAuthServer, own: SmtpXOAuth2, settings: Settings
+):
+    first, again = grant(fake), grant(fake)
+    connect(session, settings, own, first, clock, Provider.MICROSOFT365)
+    connect(session, settings, own, again, clock, Provider.MICROSOFT365)  # the rep reconnected meanwhile
+    keeper = Keeper(engine, settings.secret_key)
+
+    keeper(REP_ID, first, "rotated-from-the-first")
+    keeper.settle()
+
+    assert stored_refresh_token(engine, settings) == again
+    keeper(REP_ID, again, "rotated-from-the-second")
+    keeper.settle()
+    assert stored_refresh_token(engine, settings) == "rotated-from-the-second"
 
 
 def test_the_refresh_token_is_stored_encrypted(
