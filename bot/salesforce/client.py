@@ -134,7 +134,7 @@ class Client:
                 )
                 sf = Salesforce(instance=instance, session_id=token, session=self.http, version=API_VERSION)
         except SalesforceAuthenticationFailed as exc:
-            raise LoginRefused(f"Salesforce refused the login: {exc.message}") from None
+            raise LoginRefused(f"Salesforce refused the login ({exc.code}): {exc.auth_message}") from None
         except requests.RequestException as exc:
             raise SalesforceDown(f"no answer from Salesforce's login: {type(exc).__name__}") from None
         log.info("logged in to Salesforce at %s as %s", sf.sf_instance, settings.salesforce_username)

@@ -1,5 +1,10 @@
 """A fake Salesforce on loopback, over HTTPS, shaped as Salesforce's REST API documents it.
 
+- `POST /services/Soap/u/NN.N`: the SOAP API's `login` (user name, and the password
+  with the security token after it): a `loginResponse` whose `serverUrl` is on
+  INSTANCE, or a SOAP fault `INVALID_LOGIN`. The client only sends it to
+  `*.salesforce.com`: `reach_salesforce_com(port)` routes those names here, and the
+  certificate must name SALESFORCE_NAMES.
 - `POST /services/oauth2/token`: the OAuth 2.0 JWT bearer flow (`grant_type`
   `urn:ietf:params:oauth:grant-type:jwt-bearer`, `assertion` an RS256 JWT whose
   signature, `iss`, `sub` and `aud` it checks): `{"access_token", "instance_url", ...}`,
@@ -28,14 +33,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import jwt
+import urllib3.util.connection
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.tls import Certificate
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+INSTANCE = "acme.my.salesforce.com"  # where a SOAP login sends the client on
+SALESFORCE_NAMES = ("login.salesforce.com", "*.my.salesforce.com")
+PARTNER = "{urn:partner.soap.sforce.com}"
+SOAP_FAULT = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:sf="urn:fault.partner.soap.sforce.com"><soapenv:Body><soapenv:Fault>
+<faultcode>sf:INVALID_LOGIN</faultcode>
+<faultstring>INVALID_LOGIN: Invalid username, password, security token; or user locked out.</faultstring>
+<detail><sf:LoginFault><sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>
+<sf:exceptionMessage>Invalid username, password, security token; or user locked out.</sf:exceptionMessage>
+</sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
+SOAP_LOGIN = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">
+<soapenv:Body><loginResponse><result><passwordExpired>false</passwordExpired>
+<serverUrl>https://{instance}/services/Soap/u/59.0/00Dfake</serverUrl><sessionId>{session}</sessionId>
+<userId>{user}</userId></result></loginResponse></soapenv:Body></soapenv:Envelope>"""
 PREFIX = {"Contact": "003", "Lead": "00Q", "User": "005", "Task": "00T", "Account": "001"}
 STAMP = "%Y-%m-%dT%H:%M:%S.000+0000"
 CONDITION = re.compile(r"(\w+)\s*(=|>=|<=|>|<)\s*('(?:[^'\\]|\\.)*'|[^\s']+)")
@@ -43,6 +66,20 @@ SOQL = re.compile(
     r"SELECT (?P<fields>.+?) FROM (?P<object>\w+)(?: WHERE (?P<where>.+?))?(?: ORDER BY (?P<order>\w+))?(?: LIMIT (?P<limit>\d+))?$",
     re.S,
 )
+
+
+def reach_salesforce_com(monkeypatch: Any, port: int) -> None:
+    """Connections to `*.salesforce.com:443` reach the fake on `port` instead (as a hosts file
+    would send them), so the client's own SOAP login URL is used unchanged."""
+    create = urllib3.util.connection.create_connection
+
+    def rerouted(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        host, at = address
+        if host.endswith(".salesforce.com") and at == 443:
+            address = ("127.0.0.1", port)
+        return create(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", rerouted)
 
 
 def connected_app_key(folder: Path) -> tuple[Path, Any]:
@@ -61,6 +98,8 @@ class FakeSalesforce:
     public_key: Any  # the connected app's certificate's key: checks the JWT's signature
     client_id: str = "3MVG9fake.consumer.key"
     username: str = "integration@acme.example"
+    password: str = "correct-horse-battery"  # a SOAP login's, with security_token after it
+    security_token: str = "fakeSecurityToken0123"
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {name: {} for name in PREFIX})
     # Failure injection: every data call answers this (None: work), or only the next n.
@@ -157,6 +196,18 @@ class FakeSalesforce:
             "scope": "api",
         }
 
+    def soap_login(self, body: bytes) -> tuple[int, str]:
+        envelope = ElementTree.fromstring(body)
+        username = envelope.findtext(f".//{PARTNER}username")
+        password = envelope.findtext(f".//{PARTNER}password")
+        if username != self.username or password != self.password + self.security_token:
+            return 500, SOAP_FAULT
+        session = "00D" + secrets.token_hex(16)
+        with self._lock:
+            self.tokens.add(session)
+            self.logins += 1
+        return 200, SOAP_LOGIN.format(instance=INSTANCE, session=session, user=self.user_id)
+
     def data(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, token: str | None
     ) -> tuple[int, Any]:
@@ -244,6 +295,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         with fake._lock:
             fake.calls.append((method, self.path))
+        if url.path.startswith("/services/Soap/u/") and method == "POST":
+            status, xml = fake.soap_login(raw)
+            self._answer(status, xml.encode(), "text/xml;charset=UTF-8")
+            return
         if url.path == "/services/oauth2/token" and method == "POST":
             form = {key: values[0] for key, values in parse_qs(raw.decode()).items()}
             status, answer = fake.token(form)
@@ -260,9 +315,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, answer = 404, [{"message": "not found", "errorCode": "NOT_FOUND"}]
         payload = b"" if answer is None else json.dumps(answer).encode()
+        self._answer(status, payload, "application/json;charset=UTF-8")
+
+    def _answer(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
         if payload:
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

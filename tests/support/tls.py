@@ -29,8 +29,8 @@ class Certificate:
         return context
 
 
-def self_signed(folder: Path) -> Certificate:
-    """A certificate valid for 127.0.0.1 and localhost, written to `folder`."""
+def self_signed(folder: Path, names: tuple[str, ...] = ()) -> Certificate:
+    """A certificate valid for 127.0.0.1, localhost and `names` (host names, wildcards too), written to `folder`."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -43,7 +43,12 @@ def self_signed(folder: Path) -> Certificate:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(x509.DNSName(name) for name in ("localhost", *names)),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)

@@ -9,13 +9,13 @@ import pytest
 from bot.clock import FixedClock
 from bot.services import sync
 from bot.settings import Settings, load_settings
-from tests.support.fake_salesforce import FakeSalesforce, connected_app_key
+from tests.support.fake_salesforce import SALESFORCE_NAMES, FakeSalesforce, connected_app_key
 from tests.support.tls import Certificate, self_signed
 
 
 @pytest.fixture(scope="session")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    return self_signed(tmp_path_factory.mktemp("tls"))
+    return self_signed(tmp_path_factory.mktemp("tls"), SALESFORCE_NAMES)
 
 
 @pytest.fixture(scope="session")
