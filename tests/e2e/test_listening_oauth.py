@@ -17,6 +17,7 @@ from bot.clock import FixedClock
 from bot.listen.watcher import Watcher
 from bot.mail import mailboxes
 from bot.mail.mailboxes import Provider
+from bot.mail.oauth import Keeper
 from bot.mail.urls import Security, parse_imap_url, parse_smtp_url
 from bot.settings import load_settings
 from bot.store.models import EnrollmentStatus, SendStatus
@@ -103,3 +104,51 @@ def test_a_reply_in_an_oauth_mailbox_ends_the_campaign_and_a_mailbox_that_cannot
     assert state(engine, sent) == (EnrollmentStatus.REPLIED, reason, SendStatus.CANCELLED, reason)
     assert str(result) == "read 1 inbound message: 1 reply"
     assert refresh_token not in dovecot.log
+
+
+def test_a_refresh_token_rotated_while_reading_is_stored_so_the_next_worker_reads_on(
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    dovecot: Dovecot,
+    fake: FakeAuthServer,
+    cert: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))
+    monkeypatch.setattr(fake, "rotating", True)  # as Microsoft does
+    settings = load_settings(
+        _env_file=None,
+        secret_key=Fernet.generate_key().decode(),
+        microsoft_client_id=CLIENT_ID,
+        microsoft_client_secret=CLIENT_SECRET,
+        oauth_base_url=fake.url,
+    )
+    first = f"refresh-watch-{len(fake.refresh_tokens)}"
+    fake.refresh_tokens[first] = USER
+    mailboxes.set_oauth_mailbox(
+        session,
+        REP_ID,
+        provider=Provider.MICROSOFT365,
+        user=USER,
+        refresh_token=first,
+        smtp=("127.0.0.1", 1, Security.TLS),
+        imap=("127.0.0.1", dovecot.tls_port or 0, Security.TLS),
+        key=settings.secret_key,
+        now=clock.now() - dt.timedelta(days=1),
+    )
+    early = sent_email(session, "ada@engines.example", clock.now())
+    later = sent_email(session, "bob@engines.example", clock.now())
+    session.commit()
+    dovecot.deliver(USER, samples.gmail_reply("ada@engines.example", early.message_id))
+    watcher = Watcher(engine, clock, settings)
+    assert str(watcher.read_all()) == "read 1 inbound message: 1 reply"
+    keeper = watcher.tokens.keep
+    assert isinstance(keeper, Keeper)
+    keeper.settle()
+
+    fake.retire(first)  # its 90 days are up
+    dovecot.deliver(USER, samples.gmail_reply("bob@engines.example", later.message_id))
+
+    assert str(Watcher(engine, clock, settings).read_all()) == "read 1 inbound message: 1 reply"
+    assert state(engine, later)[0] == EnrollmentStatus.REPLIED

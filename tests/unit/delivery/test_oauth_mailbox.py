@@ -248,7 +248,9 @@ def test_a_refresh_token_microsoft_rotates_is_stored_so_a_restart_outlives_the_f
     session.commit()
 
     assert bot.tick().sent == 1
-    bot.router.tokens.keep.settle()  # type: ignore[attr-defined]  # the Mailboxes router's Keeper
+    assert isinstance(bot.router, Mailboxes) and isinstance(bot.router.tokens.keep, Keeper)
+    keeper = bot.router.tokens.keep
+    keeper.settle()
     rotated = stored_refresh_token(engine, settings)
     assert rotated != first and fake.refresh_tokens.get(rotated) == USER, "the one Microsoft handed on renewal"
 
