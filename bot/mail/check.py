@@ -87,15 +87,16 @@ def open_smtp(server: ServerUrl) -> smtplib.SMTP:
     return smtp
 
 
-def _smtp_xoauth2(smtp: smtplib.SMTP, user: str, bearer: Callable[[bool], str]) -> None:
+def _smtp_xoauth2(smtp: smtplib.SMTP, user: str, bearer: Callable[[str | None], str]) -> None:
     def auth(token: str) -> None:
         # A server that refuses sends a 334 challenge (its error, as JSON) and wants an empty answer.
         smtp.auth("XOAUTH2", lambda challenge=None: xoauth2(user, token) if challenge is None else "")
 
+    token = bearer(None)
     try:
-        auth(bearer(False))
+        auth(token)
     except smtplib.SMTPAuthenticationError:
-        auth(bearer(True))  # expired since it was renewed, or revoked: a renewal tells which
+        auth(bearer(token))  # expired since it was renewed, or revoked: a renewal tells which
 
 
 def check_smtp(server: ServerUrl) -> None:
@@ -139,10 +140,11 @@ def open_imap(server: ServerUrl) -> IMAPClient:
         if server.security is Security.STARTTLS:
             client.starttls(tls_context())
         if server.bearer is not None:
+            token = server.bearer(None)
             try:
-                client.oauth2_login(server.username or "", server.bearer(False))
+                client.oauth2_login(server.username or "", token)
             except imaplib.IMAP4.error:
-                client.oauth2_login(server.username or "", server.bearer(True))  # expired meanwhile, or revoked
+                client.oauth2_login(server.username or "", server.bearer(token))  # expired meanwhile, or revoked
         else:
             client.login(server.username or "", server.password or "")
     except imaplib.IMAP4.error as exc:  # imapclient's LoginError is one

@@ -277,20 +277,26 @@ class Tokens:
         # by digest of the refresh token: (access token, expires at, the refresh token to use next)
         self._cache: dict[str, tuple[str, dt.datetime, str]] = {}
 
-    def bearer(self, provider: Provider, refresh_token: str, rep_id: str = "") -> Callable[[bool], str]:
-        """The access token of `rep_id`'s mailbox as a login needs it: `bearer(renew)`."""
+    def bearer(self, provider: Provider, refresh_token: str, rep_id: str = "") -> Callable[[str | None], str]:
+        """The access token of `rep_id`'s mailbox as a login needs it: `bearer(refused)`."""
 
-        def token(renew: bool = False) -> str:
-            return self.access_token(provider, refresh_token, renew=renew, rep_id=rep_id)
+        def token(refused: str | None = None) -> str:
+            return self.access_token(provider, refresh_token, refused=refused, rep_id=rep_id)
 
         return token
 
-    def access_token(self, provider: Provider, refresh_token: str, *, renew: bool = False, rep_id: str = "") -> str:
-        """A current access token; renewed when it expires soon, or when `renew` (a server refused it)."""
+    def access_token(
+        self, provider: Provider, refresh_token: str, *, refused: str | None = None, rep_id: str = ""
+    ) -> str:
+        """A current access token, renewed when it expires soon or is `refused`, the one a server just refused.
+
+        One renewal serves every connection of the mailbox: a connection refused the token
+        another one has renewed since gets the new one.
+        """
         key = digest(refresh_token)
-        with self._lock:  # one renewal for all the connections of a mailbox
+        with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and not renew and self.clock.now() < cached[1] - RENEW_BEFORE:
+            if cached is not None and cached[0] != refused and self.clock.now() < cached[1] - RENEW_BEFORE:
                 return cached[0]
             latest = cached[2] if cached is not None else refresh_token
             access, expires_at, rotated = self._renew(ENDPOINTS[provider], latest)

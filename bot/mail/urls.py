@@ -49,8 +49,9 @@ class ServerUrl:
     username: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
-    # OAuth 2.0 mailboxes log in with XOAUTH2: bearer(renew) gives the access token (bot/mail/oauth.py).
-    bearer: Callable[[bool], str] | None = dataclasses.field(default=None, repr=False, compare=False)
+    # OAuth 2.0 mailboxes log in with XOAUTH2: bearer(refused) gives the access token, a newer one
+    # than `refused` when a server refused that one (bot/mail/oauth.py).
+    bearer: Callable[[str | None], str] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def address(self) -> str:

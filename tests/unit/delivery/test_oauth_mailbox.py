@@ -143,8 +143,8 @@ def test_an_access_token_expiring_mid_batch_is_renewed_without_losing_or_doublin
     sends = [due_email(session, clock.now(), f"p{n}@buyer.example") for n in range(20)]
     connect(session, settings, own, grant(fake), clock)
     # One connection: each hang-up is followed by exactly one login with the stale token.
-    # (With several, a renewal racing another connection's hang-up was once seen to hold
-    # the mailbox for a minute: not yet explained, so not asserted here.)
+    # (With several, each hang-up here would also expire the token another connection has
+    # just renewed, which no provider does: see the test below.)
     mailbox = session.get(Mailbox, REP_ID)
     assert mailbox is not None
     mailbox.max_connections = 1
@@ -157,6 +157,53 @@ def test_an_access_token_expiring_mid_batch_is_renewed_without_losing_or_doublin
     assert len(own.messages) == 20 and set(own.counts().values()) == {1}, "each email once"
     assert {reload(session, send).status for send in sends} == {SendStatus.SENT}
     assert notifier.told("mailbox_broken") == []
+
+
+def test_an_access_token_expiring_under_several_connections_is_renewed_once_for_all(
+    engine: Engine,
+    session: Session,
+    clock: FixedClock,
+    sink: SmtpSink,
+    notifier: RecordingNotifier,
+    fake: FakeAuthServer,
+    own: SmtpXOAuth2,
+    settings: Settings,
+):
+    # Google's three connections; the server hangs up every 4 emails, and the token's hour
+    # is up at the first hang-up: the connections opened after it share one renewal.
+    expired: list[bool] = []
+
+    def hour_up_once() -> None:
+        if not expired:
+            expired.append(True)
+            fake.expire_access_tokens()
+
+    own.hang_up_every = 4
+    own.on_hang_up = hour_up_once
+    sends = [due_email(session, clock.now(), f"p{n}@buyer.example") for n in range(40)]
+    connect(session, settings, own, grant(fake), clock)
+
+    result = scheduler(engine, clock, sink, settings, notifier).tick()
+
+    assert (result.sent, result.failed, result.uncertain, result.held) == (40, 0, 0, 0)
+    assert expired and own.refused >= 1 and fake.refreshes == 2, "one renewal, then one for the hour that was up"
+    assert len(own.messages) == 40 and set(own.counts().values()) == {1}, "each email once"
+    assert {reload(session, send).status for send in sends} == {SendStatus.SENT}
+    assert notifier.told("mailbox_broken") == []
+
+
+def test_connections_refused_the_same_token_share_one_renewal(
+    fake: FakeAuthServer, settings: Settings, clock: FixedClock
+):
+    bearer = Tokens(settings, clock).bearer(Provider.GOOGLE, grant(fake))
+    stale = bearer(None)
+    assert bearer(None) == stale and fake.refreshes == 1, "one token for every connection"
+    fake.expire_access_tokens()
+
+    renewed = {bearer(stale) for _ in range(3)}  # three connections, each refused `stale`
+
+    assert len(renewed) == 1 and fake.user_of(renewed.pop()) == USER
+    assert fake.refreshes == 2
 
 
 def test_an_access_token_is_renewed_before_it_expires(
