@@ -6,12 +6,14 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session, col, select
 
 from bot.clock import FixedClock
 from bot.delivery.scheduler import Scheduler
 from bot.delivery.transports import SmtpTransport
+from bot.services import enrollments
 from bot.services.queue import LOST_WORKER
 from bot.store.models import Enrollment, EnrollmentStatus, Send, SendStatus
 from tests.support.due_emails import due_email, reload, seed_due_emails
@@ -395,3 +397,41 @@ def test_an_email_that_cannot_be_built_fails_alone_and_the_rest_go_out(
     )
     assert reload(session, fine).status == SendStatus.SENT and len(sink.messages) == 1
     assert notifier.told("send_failed") == [broken.id]
+
+
+@pytest.mark.postgres
+def test_a_worker_recording_what_the_server_said_takes_the_enrollments_before_the_sends(
+    engine: Engine, session: Session, clock: FixedClock, sink: SmtpSink, make_scheduler: Callable[..., Scheduler]
+):
+    """So that a reply ending several enrollments (each before its sends) and a worker never wait on each other."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite's writers take turns)")
+    ended, other = (
+        due_email(session, clock.now(), "ada@buyer.example"),
+        due_email(session, clock.now(), "bob@buyer.example"),
+    )
+    session.commit()
+    worker, results = make_scheduler(), []
+    with Session(engine) as reply:
+        enrollments.lock_many(reply, [ended.enrollment_id])  # a reply ending it has taken it: its sends come next
+        pid = reply.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        thread = threading.Thread(target=lambda: results.append(worker.tick()))
+        thread.start()
+        with engine.connect() as watch:
+            waits = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+            for _ in range(6_000):
+                if watch.execute(waits, {"pid": pid}).scalar_one():
+                    break
+                thread.join(0.005)
+                assert thread.is_alive(), "the worker never waited for the enrollment"
+            else:
+                raise AssertionError("the worker never waited for the enrollment")
+        assert len(sink.messages) == 2, "both emails handed over: the worker waits to record them"
+
+        # It holds neither email's row meanwhile: the reply takes its sends without waiting.
+        held = select(Send.id).where(col(Send.id).in_([ended.id, other.id])).with_for_update(nowait=True)
+        assert len(reply.exec(held).all()) == 2
+        reply.commit()
+    thread.join(30)
+    assert results and results[0].sent == 2
+    assert {reload(session, send).status for send in (ended, other)} == {SendStatus.SENT}
