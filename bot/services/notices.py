@@ -6,7 +6,8 @@ A notice's way through the queue:
         --> Slack is busy or unreachable (429, 5xx, no connection) --> waiting again,
             at Retry-After or after a growing delay, never given up
         --> Slack refused it (channel_not_found, invalid_blocks...) --> waiting again,
-            then done with its error after GIVE_UP_AFTER tries
+            then done with its error after GIVE_UP_AFTER tries (a task message: at
+            once, as the scheduler posts it again later)
 
 Only the oldest waiting notice of each rep is due, so a rep's notices are posted in
 the order they were queued, whatever the number of posters. These functions take a
@@ -116,7 +117,8 @@ def not_posted(
     `busy`: Slack was busy or unreachable, which passes; such a notice is never given up.
     """
     attempts = notice.attempts + 1
-    if not busy and attempts >= GIVE_UP_AFTER:
+    # A task message is posted again by the scheduler, later (queue.REPOST_AFTER): not here too.
+    if not busy and (attempts >= GIVE_UP_AFTER or notice.kind == NoticeKind.TASK_DUE):
         _set(session, [notice], attempts=attempts, done_at=now, lease_until=None, last_error=error)
         return True
     delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]

@@ -7,7 +7,7 @@ storm of 429s never holds up an email. `NoticePoster` (a thread of `bot serve` a
 each rep's in order (bot/services/notices.py). A notice Slack does not take now
 waits (until Retry-After, or a growing delay) and is posted later; only one Slack
 refuses for what it is (channel_not_found, invalid_blocks) is given up, after a few
-tries, and logged.
+tries (a task message after one: the scheduler posts it again later), and logged.
 
 If a poster is killed between Slack's answer and recording it, the notice is posted
 again once its lease runs out: a task message is then redrawn in place, not doubled.

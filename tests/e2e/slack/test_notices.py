@@ -201,6 +201,27 @@ def test_a_notice_slack_refuses_for_what_it_is_is_given_up_after_a_few_tries_and
     assert first is not None and first.done_at is not None and first.last_error == "200 invalid_blocks"
 
 
+def test_a_task_message_slack_refuses_is_tried_once_then_again_15_minutes_later(
+    session: Session, engine: Engine, clock: FixedClock, fake_slack: FakeSlack, settings: Settings, sink: SmtpSink
+) -> None:
+    make_task(session, due_at=clock.now(), status="planned")
+    session.close()
+    fake_slack.fail("chat.postMessage", "invalid_blocks", times=1000)
+    notifier, poster = queued_slack(engine, settings, clock)
+    bot = scheduler(engine, clock, sink, settings, notifier)
+
+    def tries_after(minutes: int) -> int:
+        clock.advance(minutes=minutes)
+        bot.tick()
+        poster.drain()
+        return len(dms(fake_slack, REP_ID))
+
+    assert bot.tick().tasks == 1
+    poster.drain()
+    assert len(dms(fake_slack, REP_ID)) == 1
+    assert [tries_after(1), tries_after(13), tries_after(2), tries_after(1)] == [1, 1, 2, 2], "once each time"
+
+
 def test_bot_tick_posts_what_slack_refused_at_its_next_pass(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path,
