@@ -245,18 +245,17 @@ def mark_broken(session: Session, mailbox: Mailbox, error: str, now: dt.datetime
     session.flush()
 
 
-def keep_rotated(session: Session, rep_id: str, old: str, new: str, key: SecretStr | None) -> bool:
+def keep_rotated(session: Session, rep_id: str, old: str, new: str, key: SecretStr | None) -> None:
     """Store `new`, the refresh token the provider handed in place of `old`, while the rep's mailbox holds `old`.
 
-    A mailbox reconnected or removed since is left as it is. Whether it was stored.
+    A mailbox reconnected or removed since is left as it is.
     """
     mailbox = session.get(Mailbox, rep_id, with_for_update=True)
     if mailbox is None or mailbox.auth != MailboxAuth.OAUTH or credentials.decrypt(mailbox.secret, key) != old:
-        return False
+        return
     mailbox.secret = credentials.encrypt(new, key)
     session.add(mailbox)
     session.flush()
-    return True
 
 
 def smtp_server(mailbox: Mailbox, key: SecretStr | None, tokens: Tokens | None = None) -> ServerUrl:

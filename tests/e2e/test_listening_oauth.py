@@ -19,7 +19,7 @@ from bot.mail import mailboxes
 from bot.mail.mailboxes import Provider
 from bot.mail.oauth import Keeper
 from bot.mail.urls import Security, parse_imap_url, parse_smtp_url
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from bot.store.models import EnrollmentStatus, SendStatus
 from tests.e2e.listening import sent_email, state
 from tests.support import inbound_samples as samples
@@ -49,6 +49,26 @@ def dovecot(cert: Certificate, fake: FakeAuthServer) -> Iterator[Dovecot]:
         yield server
 
 
+def connect(
+    session: Session, fake: FakeAuthServer, dovecot: Dovecot, settings: Settings, clock: FixedClock, provider: Provider
+) -> str:
+    """The rep's mailbox on Dovecot over OAuth, connected yesterday, as a finished consent leaves it: its refresh token."""
+    refresh_token = f"refresh-watch-{len(fake.refresh_tokens)}"
+    fake.refresh_tokens[refresh_token] = USER
+    mailboxes.set_oauth_mailbox(
+        session,
+        REP_ID,
+        provider=provider,
+        user=USER,
+        refresh_token=refresh_token,
+        smtp=("127.0.0.1", 1, Security.TLS),
+        imap=("127.0.0.1", dovecot.tls_port or 0, Security.TLS),
+        key=settings.secret_key,
+        now=clock.now() - dt.timedelta(days=1),
+    )
+    return refresh_token
+
+
 def test_a_reply_in_an_oauth_mailbox_ends_the_campaign_and_a_mailbox_that_cannot_be_read_stops_no_other(
     engine: Engine,
     session: Session,
@@ -69,19 +89,7 @@ def test_a_reply_in_an_oauth_mailbox_ends_the_campaign_and_a_mailbox_that_cannot
         oauth_base_url=fake.url,
     )
     sent = sent_email(session, "ada@engines.example", clock.now())
-    refresh_token = f"refresh-watch-{len(fake.refresh_tokens)}"
-    fake.refresh_tokens[refresh_token] = USER
-    mailboxes.set_oauth_mailbox(
-        session,
-        REP_ID,
-        provider=Provider.GOOGLE,
-        user=USER,
-        refresh_token=refresh_token,
-        smtp=("127.0.0.1", 1, Security.TLS),
-        imap=("127.0.0.1", dovecot.tls_port or 0, Security.TLS),
-        key=settings.secret_key,
-        now=clock.now() - dt.timedelta(days=1),
-    )
+    refresh_token = connect(session, fake, dovecot, settings, clock, Provider.GOOGLE)
     # Another rep's mailbox, its password encrypted under a key the bot no longer has:
     make_rep(session, OTHER_REP)
     mailboxes.set_mailbox(
@@ -124,19 +132,7 @@ def test_a_refresh_token_rotated_while_reading_is_stored_so_the_next_worker_read
         microsoft_client_secret=CLIENT_SECRET,
         oauth_base_url=fake.url,
     )
-    first = f"refresh-watch-{len(fake.refresh_tokens)}"
-    fake.refresh_tokens[first] = USER
-    mailboxes.set_oauth_mailbox(
-        session,
-        REP_ID,
-        provider=Provider.MICROSOFT365,
-        user=USER,
-        refresh_token=first,
-        smtp=("127.0.0.1", 1, Security.TLS),
-        imap=("127.0.0.1", dovecot.tls_port or 0, Security.TLS),
-        key=settings.secret_key,
-        now=clock.now() - dt.timedelta(days=1),
-    )
+    first = connect(session, fake, dovecot, settings, clock, Provider.MICROSOFT365)
     early = sent_email(session, "ada@engines.example", clock.now())
     later = sent_email(session, "bob@engines.example", clock.now())
     session.commit()
